@@ -1,0 +1,441 @@
+//! Multi-view augmentation: every image of a batch becomes `views` random views, as CLAMP needs
+//! (each image a small "sub-manifold" of views).
+//!
+//! The pipeline follows the reference's CIFAR recipe, in this order: random resized crop (resampled
+//! bilinearly back to the full size), horizontal flip, colour jitter (brightness, contrast,
+//! saturation in random order; no hue), grayscale (RGB only), 3x3 Gaussian blur, additive
+//! Gaussian noise. Every step but the noise keeps values in [0, 1]. The noise is added last and
+//! **not clamped**, so it stays zero-mean with exactly the requested std (clamping would brighten
+//! black pixels); outputs may therefore leave [0, 1] when `noise_std > 0`.
+//!
+//! Views are reproducible: view `v` of batch position `i` draws from its own RNG seeded from
+//! `(seed, i, v)`, so the result does not depend on how rayon schedules the work.
+
+use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
+use rayon::prelude::*;
+
+use crate::data::ImageSet;
+
+/// The blur's sigma is drawn uniformly from this range (as the reference).
+pub const BLUR_SIGMA_RANGE: (f32, f32) = (0.1, 2.0);
+/// Attempts at drawing a crop inside the image before falling back to a centre crop.
+const CROP_ATTEMPTS: usize = 10;
+
+/// Parameters of the view pipeline. Probabilities are per view.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AugmentConfig {
+    /// Crop area as a fraction of the image, drawn uniformly. `(1, 1)` disables cropping.
+    pub crop_scale: (f32, f32),
+    /// Crop aspect ratio (width / height), drawn log-uniformly.
+    pub crop_ratio: (f32, f32),
+    /// Probability of a horizontal flip.
+    pub flip_prob: f32,
+    /// Probability of applying colour jitter.
+    pub jitter_prob: f32,
+    /// Jitter strengths: each factor is drawn from `[max(0, 1 - s), 1 + s]`.
+    pub brightness: f32,
+    pub contrast: f32,
+    pub saturation: f32,
+    /// Probability of converting an RGB view to gray (ignored for one channel).
+    pub grayscale_prob: f32,
+    /// Probability of a 3x3 Gaussian blur with sigma in [`BLUR_SIGMA_RANGE`].
+    pub blur_prob: f32,
+    /// Std of additive Gaussian noise (in [0, 1] pixel units), applied to every pixel, unclamped.
+    pub noise_std: f32,
+}
+
+impl Default for AugmentConfig {
+    /// The reference recipe with jitter strengths 0.4 (gentler than CIFAR's 0.8; suits 28x28 gray).
+    fn default() -> Self {
+        AugmentConfig {
+            crop_scale: (0.08, 1.0),
+            crop_ratio: (3.0 / 4.0, 4.0 / 3.0),
+            flip_prob: 0.5,
+            jitter_prob: 0.8,
+            brightness: 0.4,
+            contrast: 0.4,
+            saturation: 0.4,
+            grayscale_prob: 0.2,
+            blur_prob: 0.5,
+            noise_std: 0.0,
+        }
+    }
+}
+
+impl AugmentConfig {
+    /// Every augmentation off: each view is the original image.
+    pub fn none() -> Self {
+        AugmentConfig {
+            crop_scale: (1.0, 1.0),
+            crop_ratio: (1.0, 1.0),
+            flip_prob: 0.0,
+            jitter_prob: 0.0,
+            brightness: 0.0,
+            contrast: 0.0,
+            saturation: 0.0,
+            grayscale_prob: 0.0,
+            blur_prob: 0.0,
+            noise_std: 0.0,
+        }
+    }
+
+    /// Gaussian noise of the given std and nothing else (the toy set's views).
+    pub fn noise_only(std: f32) -> Self {
+        AugmentConfig {
+            noise_std: std,
+            ..Self::none()
+        }
+    }
+
+    /// The reference CIFAR-10 recipe (jitter strengths 0.8).
+    pub fn cifar_reference() -> Self {
+        AugmentConfig {
+            brightness: 0.8,
+            contrast: 0.8,
+            saturation: 0.8,
+            ..Self::default()
+        }
+    }
+
+    /// Checks every field; the error names the field, its value and the allowed range.
+    pub fn validate(&self) -> Result<(), String> {
+        let (lo, hi) = self.crop_scale;
+        if !(lo > 0.0 && lo <= hi && hi <= 1.0) {
+            return Err(format!(
+                "crop_scale = ({lo}, {hi}): need 0 < min <= max <= 1"
+            ));
+        }
+        let (lo, hi) = self.crop_ratio;
+        if !(lo > 0.0 && lo <= hi && hi.is_finite()) {
+            return Err(format!(
+                "crop_ratio = ({lo}, {hi}): need 0 < min <= max, finite"
+            ));
+        }
+        let probabilities = [
+            ("flip_prob", self.flip_prob),
+            ("jitter_prob", self.jitter_prob),
+            ("grayscale_prob", self.grayscale_prob),
+            ("blur_prob", self.blur_prob),
+        ];
+        for (name, p) in probabilities {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(format!("{name} = {p}: a probability must be in [0, 1]"));
+            }
+        }
+        let strengths = [
+            ("brightness", self.brightness),
+            ("contrast", self.contrast),
+            ("saturation", self.saturation),
+            ("noise_std", self.noise_std),
+        ];
+        for (name, s) in strengths {
+            if !(s >= 0.0 && s.is_finite()) {
+                return Err(format!("{name} = {s}: must be finite and >= 0"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Random views of the images `indices` of `set`, as floats laid out
+/// `[views, indices.len(), channels, height, width]` (view-major: view `v` of image `indices[i]`
+/// starts at `(v * indices.len() + i) * pixels_per_image`). Values are in [0, 1] except for the
+/// unclamped noise. Runs in parallel; the same `seed` gives the same output.
+/// An invalid `cfg` does not panic but gives unspecified views: call [`AugmentConfig::validate`].
+/// Panics if an index is out of range, like slice indexing.
+pub fn make_views(
+    set: &ImageSet,
+    indices: &[usize],
+    views: usize,
+    cfg: &AugmentConfig,
+    seed: u64,
+) -> Vec<f32> {
+    let pixels = set.pixels_per_image();
+    let batch = indices.len();
+    let mut out = vec![0.0f32; views * batch * pixels];
+    if pixels == 0 {
+        return out;
+    }
+    out.par_chunks_mut(pixels).enumerate().for_each_init(
+        || vec![0.0f32; pixels],
+        |scratch, (slot, view)| {
+            let (v, i) = (slot / batch, slot % batch);
+            let mut rng = view_rng(seed, i, v);
+            augment_into(set, set.image(indices[i]), cfg, &mut rng, view, scratch);
+        },
+    );
+    out
+}
+
+/// The images `indices` as floats in [0, 1], `[n, channels, height, width]`, unaugmented.
+pub fn plain_batch(set: &ImageSet, indices: &[usize]) -> Vec<f32> {
+    indices
+        .iter()
+        .flat_map(|&i| set.image(i))
+        .map(|&p| p as f32 / 255.0)
+        .collect()
+}
+
+/// SplitMix64 finaliser: spreads nearby inputs (i, v) over unrelated seeds.
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+fn view_rng(seed: u64, position: usize, view: usize) -> SmallRng {
+    let key = splitmix64(splitmix64(splitmix64(seed) ^ position as u64) ^ view as u64);
+    SmallRng::seed_from_u64(key)
+}
+
+/// Uniform in `[lo, hi)`; never panics, even on an empty or reversed range.
+fn uniform(rng: &mut SmallRng, (lo, hi): (f32, f32)) -> f32 {
+    lo + (hi - lo) * rng.random::<f32>()
+}
+
+fn chance(rng: &mut SmallRng, probability: f32) -> bool {
+    rng.random::<f32>() < probability
+}
+
+/// One view of `image` (CHW bytes) written into `out` (CHW floats).
+fn augment_into(
+    set: &ImageSet,
+    image: &[u8],
+    cfg: &AugmentConfig,
+    rng: &mut SmallRng,
+    out: &mut [f32],
+    scratch: &mut [f32],
+) {
+    let (channels, height, width) = (set.channels, set.height, set.width);
+    let crop = sample_crop(height, width, cfg, rng);
+    let flip = chance(rng, cfg.flip_prob);
+    resample_crop(image, channels, height, width, crop, flip, out);
+    if chance(rng, cfg.jitter_prob) {
+        color_jitter(out, channels, cfg, rng);
+    }
+    if channels == 3 && chance(rng, cfg.grayscale_prob) {
+        to_grayscale(out);
+    }
+    if chance(rng, cfg.blur_prob) {
+        let sigma = uniform(rng, BLUR_SIGMA_RANGE);
+        blur3x3(out, scratch, channels, height, width, sigma);
+    }
+    if cfg.noise_std > 0.0 {
+        for x in out.iter_mut() {
+            *x += cfg.noise_std * rng.sample::<f32, _>(StandardNormal);
+        }
+    }
+}
+
+/// A rectangle of the source image, in pixels.
+#[derive(Clone, Copy, Debug)]
+struct Crop {
+    top: usize,
+    left: usize,
+    height: usize,
+    width: usize,
+}
+
+/// torchvision's RandomResizedCrop rule: area fraction uniform in `crop_scale`, log-uniform aspect
+/// ratio; after 10 misses, a centre crop at the nearest allowed ratio.
+fn sample_crop(height: usize, width: usize, cfg: &AugmentConfig, rng: &mut SmallRng) -> Crop {
+    let centred = |h: usize, w: usize| Crop {
+        top: (height - h) / 2,
+        left: (width - w) / 2,
+        height: h,
+        width: w,
+    };
+    if cfg.crop_scale.0 >= 1.0 {
+        return centred(height, width); // scale 1 means the whole image, whatever the ratio
+    }
+    let area = (height * width) as f32;
+    let log_ratio = (cfg.crop_ratio.0.ln(), cfg.crop_ratio.1.ln());
+    for _ in 0..CROP_ATTEMPTS {
+        let target_area = area * uniform(rng, cfg.crop_scale);
+        let aspect = uniform(rng, log_ratio).exp();
+        // `as usize` maps NaN and negatives to 0, which the bounds check rejects.
+        let w = (target_area * aspect).sqrt().round() as usize;
+        let h = (target_area / aspect).sqrt().round() as usize;
+        if (1..=width).contains(&w) && (1..=height).contains(&h) {
+            let top = rng.random_range(0..=height - h);
+            let left = rng.random_range(0..=width - w);
+            return Crop {
+                top,
+                left,
+                height: h,
+                width: w,
+            };
+        }
+    }
+    let image_ratio = width as f32 / height as f32;
+    if image_ratio < cfg.crop_ratio.0 {
+        centred(
+            ((width as f32 / cfg.crop_ratio.0).round() as usize).clamp(1, height),
+            width,
+        )
+    } else if image_ratio > cfg.crop_ratio.1 {
+        centred(
+            height,
+            ((height as f32 * cfg.crop_ratio.1).round() as usize).clamp(1, width),
+        )
+    } else {
+        centred(height, width)
+    }
+}
+
+/// Bilinear sample positions (half-pixel centres, edge-clamped) mapping `dst_len` output pixels
+/// onto `src_len` source pixels starting at `offset`: (first index, second index, weight of second).
+fn sample_positions(
+    dst_len: usize,
+    src_len: usize,
+    offset: usize,
+    mirror: bool,
+) -> Vec<(usize, usize, f32)> {
+    let scale = src_len as f32 / dst_len as f32;
+    (0..dst_len)
+        .map(|d| {
+            let d = if mirror { dst_len - 1 - d } else { d };
+            let s = ((d as f32 + 0.5) * scale - 0.5).clamp(0.0, (src_len - 1) as f32);
+            let i0 = s.floor() as usize;
+            let i1 = (i0 + 1).min(src_len - 1);
+            (offset + i0, offset + i1, s - i0 as f32)
+        })
+        .collect()
+}
+
+/// Resizes the crop back to the full size (bilinear), optionally mirrored, bytes -> [0, 1].
+/// With the whole image and no flip every weight is 0, so the copy is exact.
+fn resample_crop(
+    image: &[u8],
+    channels: usize,
+    height: usize,
+    width: usize,
+    crop: Crop,
+    flip: bool,
+    out: &mut [f32],
+) {
+    let columns = sample_positions(width, crop.width, crop.left, flip);
+    let rows = sample_positions(height, crop.height, crop.top, false);
+    let plane = height * width;
+    for c in 0..channels {
+        let src = &image[c * plane..(c + 1) * plane];
+        let dst = &mut out[c * plane..(c + 1) * plane];
+        for (y, &(y0, y1, fy)) in rows.iter().enumerate() {
+            let (row0, row1) = (
+                &src[y0 * width..(y0 + 1) * width],
+                &src[y1 * width..(y1 + 1) * width],
+            );
+            for (x, &(x0, x1, fx)) in columns.iter().enumerate() {
+                let top = row0[x0] as f32 * (1.0 - fx) + row0[x1] as f32 * fx;
+                let bottom = row1[x0] as f32 * (1.0 - fx) + row1[x1] as f32 * fx;
+                dst[y * width + x] = (top * (1.0 - fy) + bottom * fy) / 255.0;
+            }
+        }
+    }
+}
+
+/// ITU-R 601 luma, as torchvision's grayscale.
+fn luma(r: f32, g: f32, b: f32) -> f32 {
+    0.299 * r + 0.587 * g + 0.114 * b
+}
+
+/// Brightness, contrast and saturation (RGB only) in random order, each a blend clamped to [0, 1].
+fn color_jitter(img: &mut [f32], channels: usize, cfg: &AugmentConfig, rng: &mut SmallRng) {
+    let plane = img.len() / channels;
+    let factor = |rng: &mut SmallRng, strength: f32| {
+        uniform(rng, ((1.0 - strength).max(0.0), 1.0 + strength))
+    };
+    let mut order = [0u8, 1, 2];
+    order.shuffle(rng);
+    for step in order {
+        match step {
+            0 if cfg.brightness > 0.0 => {
+                let f = factor(rng, cfg.brightness);
+                img.iter_mut().for_each(|x| *x = (*x * f).clamp(0.0, 1.0));
+            }
+            1 if cfg.contrast > 0.0 => {
+                let f = factor(rng, cfg.contrast);
+                let mean = if channels == 3 {
+                    (0..plane)
+                        .map(|p| luma(img[p], img[plane + p], img[2 * plane + p]))
+                        .sum::<f32>()
+                        / plane as f32
+                } else {
+                    img.iter().sum::<f32>() / img.len() as f32
+                };
+                img.iter_mut()
+                    .for_each(|x| *x = (mean + (*x - mean) * f).clamp(0.0, 1.0));
+            }
+            2 if cfg.saturation > 0.0 && channels == 3 => {
+                let f = factor(rng, cfg.saturation);
+                for p in 0..plane {
+                    let gray = luma(img[p], img[plane + p], img[2 * plane + p]);
+                    for c in 0..3 {
+                        let x = &mut img[c * plane + p];
+                        *x = (gray + (*x - gray) * f).clamp(0.0, 1.0);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Replaces R, G and B with the luma.
+fn to_grayscale(img: &mut [f32]) {
+    let plane = img.len() / 3;
+    for p in 0..plane {
+        let gray = luma(img[p], img[plane + p], img[2 * plane + p]);
+        for c in 0..3 {
+            img[c * plane + p] = gray;
+        }
+    }
+}
+
+/// Mirror index at the borders (`-1 -> 1`, `n -> n - 2`), like torchvision's reflect padding.
+fn reflect(i: isize, n: usize) -> usize {
+    let last = n as isize - 1;
+    let r = if i < 0 {
+        -i
+    } else if i > last {
+        2 * last - i
+    } else {
+        i
+    };
+    r.clamp(0, last) as usize
+}
+
+/// Separable 3x3 Gaussian blur of every channel, reflect-padded.
+fn blur3x3(
+    img: &mut [f32],
+    scratch: &mut [f32],
+    channels: usize,
+    height: usize,
+    width: usize,
+    sigma: f32,
+) {
+    let edge = (-1.0 / (2.0 * sigma * sigma)).exp();
+    let (side, centre) = (edge / (1.0 + 2.0 * edge), 1.0 / (1.0 + 2.0 * edge));
+    let plane = height * width;
+    for c in 0..channels {
+        let range = c * plane..(c + 1) * plane;
+        let (src, tmp) = (&mut img[range.clone()], &mut scratch[range]);
+        for y in 0..height {
+            for x in 0..width {
+                let at = |dx: isize| src[y * width + reflect(x as isize + dx, width)];
+                tmp[y * width + x] = side * (at(-1) + at(1)) + centre * at(0);
+            }
+        }
+        for y in 0..height {
+            for x in 0..width {
+                let at = |dy: isize| tmp[reflect(y as isize + dy, height) * width + x];
+                // The clamp only absorbs rounding: the weights sum to 1.
+                src[y * width + x] = (side * (at(-1) + at(1)) + centre * at(0)).clamp(0.0, 1.0);
+            }
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! Where training runs: burn's WGPU backend or its pure-Rust CPU backend (`flex`), chosen at
+//! start-up. `auto` takes WGPU on a hardware GPU and the CPU backend when the only adapter is a
+//! software rasterizer (lavapipe, llvmpipe): there the CPU backend is several times faster per
+//! step and leaves the rasterizer its cores. It always says which it picked, and why.
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use burn::backend::wgpu::WgpuDevice;
+use burn::backend::{Autodiff, Flex, Wgpu};
+use burn::tensor::backend::AutodiffBackend;
+
+use crate::config::BackendChoice;
+
+/// The CPU training backend.
+pub type CpuBackend = Autodiff<Flex>;
+/// The GPU training backend.
+pub type WgpuBackend = Autodiff<Wgpu>;
+
+/// What `resolve` decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BackendKind {
+    Cpu,
+    Wgpu,
+}
+
+/// The backend to use, the adapter it found, and a line for the log.
+#[derive(Clone, Debug)]
+pub struct ResolvedBackend {
+    pub kind: BackendKind,
+    /// e.g. "wgpu (llvmpipe (LLVM 15.0.7, 256 bits), Vulkan, Cpu)".
+    pub description: String,
+    /// Set when the request could not be honoured (no adapter: CPU instead).
+    pub warning: Option<String>,
+}
+
+/// Information about the best wgpu adapter, if there is one.
+#[derive(Clone, Debug)]
+pub struct AdapterSummary {
+    pub name: String,
+    pub backend: String,
+    pub software: bool,
+}
+
+/// Looks for a wgpu adapter without creating a device.
+pub fn probe_adapter() -> Option<AdapterSummary> {
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let adapter = block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+        power_preference: wgpu::PowerPreference::HighPerformance,
+        ..Default::default()
+    }))
+    .ok()?;
+    let info = adapter.get_info();
+    Some(AdapterSummary {
+        name: info.name,
+        backend: format!("{:?}", info.backend),
+        software: info.device_type == wgpu::DeviceType::Cpu,
+    })
+}
+
+/// Decides the backend for `choice`.
+pub fn resolve(choice: BackendChoice) -> ResolvedBackend {
+    let cpu = |description: String, warning: Option<String>| ResolvedBackend {
+        kind: BackendKind::Cpu,
+        description,
+        warning,
+    };
+    if choice == BackendChoice::Cpu {
+        return cpu("cpu (burn flex, as asked)".into(), None);
+    }
+    let Some(adapter) = probe_adapter() else {
+        return cpu(
+            "cpu (burn flex)".into(),
+            Some("no WGPU adapter found (install a Vulkan driver, e.g. mesa-vulkan-drivers): training on the CPU".into()),
+        );
+    };
+    let label = format!(
+        "{} on {}{}",
+        adapter.name,
+        adapter.backend,
+        if adapter.software { ", software" } else { "" }
+    );
+    if choice == BackendChoice::Auto && adapter.software {
+        return cpu(
+            format!("cpu (burn flex): auto chose it over the software adapter {label}"),
+            None,
+        );
+    }
+    ResolvedBackend {
+        kind: BackendKind::Wgpu,
+        description: format!("wgpu ({label})"),
+        warning: None,
+    }
+}
+
+/// Code generic over the training backend, run on the one `resolve` chose.
+pub trait BackendTask {
+    type Output;
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output;
+}
+
+/// Runs `task` on the resolved backend.
+pub fn run_on<T: BackendTask>(backend: &ResolvedBackend, task: T) -> T::Output {
+    match backend.kind {
+        BackendKind::Cpu => task.run::<CpuBackend>(Default::default()),
+        BackendKind::Wgpu => task.run::<WgpuBackend>(WgpuDevice::default()),
+    }
+}
+
+/// Drives a future that completes without a reactor (wgpu's native futures do).
+fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let mut context = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(value) = future.as_mut().poll(&mut context) {
+            return value;
+        }
+        std::thread::yield_now();
+    }
+}

@@ -1,0 +1,21 @@
+//! clamp: Contrastive Learning As Manifold Packing (Zhang, Heeger & Martiniani, NeurIPS 2025),
+//! as a library that reads like the paper, a command line, and (feature `viewer`) a live viewer.
+//!
+//! The core (everything but `viewer`) has no Bevy in it: `loss` and `readout` (the packing and
+//! its jamming read-out), `model`, `data` and `augment`, `train` (the steerable loop), `eval`
+//! (probes), `simclr` (the comparison loss) and `physics` (jamming of plain soft spheres).
+
+pub mod analyze;
+pub mod augment;
+pub mod backend;
+pub mod cli;
+pub mod config;
+pub mod data;
+pub mod eval;
+pub mod loss;
+pub mod model;
+pub mod npy;
+pub mod optim;
+pub mod readout;
+pub mod simclr;
+pub mod train;

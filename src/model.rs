@@ -1,0 +1,268 @@
+//! The network: an encoder (backbone) whose features are probed, and a projector MLP whose
+//! outputs are packed by the CLAMP loss. As the reference: the projector is Linear + ReLU with no
+//! batch norm; the encoder is a CIFAR-style ResNet-18 (3x3 stem, no max-pool) or, for the live
+//! demo, a small CNN of conv / batch-norm / ReLU blocks.
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::Tensor;
+use burn::tensor::activation::relu;
+use burn::tensor::backend::Backend;
+use burn::tensor::module::{adaptive_avg_pool2d, max_pool2d};
+use serde::{Deserialize, Serialize};
+
+/// Which backbone to build.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EncoderKind {
+    /// Three conv blocks (width, 2x width, 4x width), max-pooling between them: fast on a CPU.
+    SmallCnn,
+    /// CIFAR-style ResNet-18: 3x3 stem, no max-pool, four stages of two basic blocks.
+    Resnet18,
+}
+
+impl std::str::FromStr for EncoderKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "small-cnn" => Ok(Self::SmallCnn),
+            "resnet18" => Ok(Self::Resnet18),
+            other => Err(format!(
+                "unknown encoder '{other}' (choose small-cnn or resnet18)"
+            )),
+        }
+    }
+}
+
+/// Shape of the network.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    pub encoder: EncoderKind,
+    /// Input channels (1 for Fashion-MNIST, 3 for CIFAR).
+    pub channels: usize,
+    /// Channels of the first conv block (small CNN) or stage (ResNet-18: 64 in the reference).
+    pub width: usize,
+    /// Hidden width of the projector MLP.
+    pub projector_hidden: usize,
+    /// Embedding dimension d, the space the spheres are packed in.
+    pub embedding_dim: usize,
+}
+
+/// conv 3x3 -> batch norm -> ReLU.
+#[derive(Module, Debug)]
+pub struct ConvBlock<B: Backend> {
+    conv: Conv2d<B>,
+    norm: BatchNorm<B>,
+}
+
+impl<B: Backend> ConvBlock<B> {
+    fn new(input: usize, output: usize, stride: usize, device: &B::Device) -> Self {
+        Self {
+            conv: Conv2dConfig::new([input, output], [3, 3])
+                .with_stride([stride, stride])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .with_bias(false)
+                .init(device),
+            norm: BatchNormConfig::new(output).init(device),
+        }
+    }
+
+    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        relu(self.norm.forward(self.conv.forward(x)))
+    }
+}
+
+/// The small CNN: three conv blocks, 2x2 max-pooling after the first two, global average pool.
+#[derive(Module, Debug)]
+pub struct SmallCnn<B: Backend> {
+    blocks: Vec<ConvBlock<B>>,
+}
+
+impl<B: Backend> SmallCnn<B> {
+    fn new(channels: usize, width: usize, device: &B::Device) -> Self {
+        let widths = [channels, width, 2 * width, 4 * width];
+        let blocks = widths
+            .windows(2)
+            .map(|w| ConvBlock::new(w[0], w[1], 1, device))
+            .collect();
+        Self { blocks }
+    }
+
+    fn forward(&self, mut x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let last = self.blocks.len() - 1;
+        for (i, block) in self.blocks.iter().enumerate() {
+            x = block.forward(x);
+            if i < last {
+                x = max_pool2d(x, [2, 2], [2, 2], [0, 0], [1, 1], false);
+            }
+        }
+        x
+    }
+}
+
+/// ResNet basic block: two 3x3 convs with a (projected when the shape changes) shortcut.
+#[derive(Module, Debug)]
+pub struct BasicBlock<B: Backend> {
+    first: ConvBlock<B>,
+    second_conv: Conv2d<B>,
+    second_norm: BatchNorm<B>,
+    shortcut: Option<(Conv2d<B>, BatchNorm<B>)>,
+}
+
+impl<B: Backend> BasicBlock<B> {
+    fn new(input: usize, output: usize, stride: usize, device: &B::Device) -> Self {
+        let shortcut = (stride != 1 || input != output).then(|| {
+            (
+                Conv2dConfig::new([input, output], [1, 1])
+                    .with_stride([stride, stride])
+                    .with_bias(false)
+                    .init(device),
+                BatchNormConfig::new(output).init(device),
+            )
+        });
+        Self {
+            first: ConvBlock::new(input, output, stride, device),
+            second_conv: Conv2dConfig::new([output, output], [3, 3])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .with_bias(false)
+                .init(device),
+            second_norm: BatchNormConfig::new(output).init(device),
+            shortcut,
+        }
+    }
+
+    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let residual = match &self.shortcut {
+            Some((conv, norm)) => norm.forward(conv.forward(x.clone())),
+            None => x.clone(),
+        };
+        let y = self
+            .second_norm
+            .forward(self.second_conv.forward(self.first.forward(x)));
+        relu(y + residual)
+    }
+}
+
+/// CIFAR-style ResNet-18.
+#[derive(Module, Debug)]
+pub struct ResNet18<B: Backend> {
+    stem: ConvBlock<B>,
+    blocks: Vec<BasicBlock<B>>,
+}
+
+impl<B: Backend> ResNet18<B> {
+    fn new(channels: usize, width: usize, device: &B::Device) -> Self {
+        let mut blocks = Vec::new();
+        let mut input = width;
+        for (stage, multiplier) in [1, 2, 4, 8].into_iter().enumerate() {
+            let output = width * multiplier;
+            let stride = if stage == 0 { 1 } else { 2 };
+            blocks.push(BasicBlock::new(input, output, stride, device));
+            blocks.push(BasicBlock::new(output, output, 1, device));
+            input = output;
+        }
+        Self {
+            stem: ConvBlock::new(channels, width, 1, device),
+            blocks,
+        }
+    }
+
+    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.blocks
+            .iter()
+            .fold(self.stem.forward(x), |x, block| block.forward(x))
+    }
+}
+
+/// Side of the pooling grid of the small CNN's features.
+const SMALL_CNN_GRID: usize = 2;
+
+/// Backbone: exactly one of the two is present.
+#[derive(Module, Debug)]
+pub struct Encoder<B: Backend> {
+    small_cnn: Option<SmallCnn<B>>,
+    resnet18: Option<ResNet18<B>>,
+}
+
+impl<B: Backend> Encoder<B> {
+    /// Features `[N, feature_dim]`: the small CNN's last maps averaged onto a 2x2 grid (a
+    /// little layout survives, which the linear probe uses), ResNet-18's globally averaged.
+    pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
+        let (maps, grid) = match (&self.small_cnn, &self.resnet18) {
+            (Some(cnn), _) => (cnn.forward(images), SMALL_CNN_GRID),
+            (None, Some(resnet)) => (resnet.forward(images), 1),
+            (None, None) => unreachable!("an encoder always holds one backbone"),
+        };
+        let [n, c, _, _] = maps.dims();
+        adaptive_avg_pool2d(maps, [grid, grid]).reshape([n, c * grid * grid])
+    }
+}
+
+/// The projector: Linear -> ReLU -> Linear, no batch norm (as the reference).
+#[derive(Module, Debug)]
+pub struct Projector<B: Backend> {
+    hidden: Linear<B>,
+    output: Linear<B>,
+}
+
+impl<B: Backend> Projector<B> {
+    pub fn forward(&self, features: Tensor<B, 2>) -> Tensor<B, 2> {
+        self.output.forward(relu(self.hidden.forward(features)))
+    }
+}
+
+/// Encoder + projector.
+#[derive(Module, Debug)]
+pub struct ClampModel<B: Backend> {
+    pub encoder: Encoder<B>,
+    pub projector: Projector<B>,
+}
+
+impl ModelConfig {
+    /// Dimension of the encoder features (what the probes see).
+    pub fn feature_dim(&self) -> usize {
+        match self.encoder {
+            EncoderKind::SmallCnn => 4 * self.width * SMALL_CNN_GRID * SMALL_CNN_GRID,
+            EncoderKind::Resnet18 => 8 * self.width,
+        }
+    }
+
+    pub fn init<B: Backend>(&self, device: &B::Device) -> ClampModel<B> {
+        let encoder = match self.encoder {
+            EncoderKind::SmallCnn => Encoder {
+                small_cnn: Some(SmallCnn::new(self.channels, self.width, device)),
+                resnet18: None,
+            },
+            EncoderKind::Resnet18 => Encoder {
+                small_cnn: None,
+                resnet18: Some(ResNet18::new(self.channels, self.width, device)),
+            },
+        };
+        let projector = Projector {
+            hidden: LinearConfig::new(self.feature_dim(), self.projector_hidden).init(device),
+            output: LinearConfig::new(self.projector_hidden, self.embedding_dim).init(device),
+        };
+        // Parameters are drawn lazily, on first use: materialise them now, while the caller
+        // holds the seed, so a clone saved before the first step has the weights training uses.
+        let model = ClampModel { encoder, projector };
+        let record = model.clone().into_record();
+        model.load_record(record)
+    }
+}
+
+impl<B: Backend> ClampModel<B> {
+    /// Embeddings `[N, d]` of images `[N, C, H, W]`.
+    pub fn embed(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
+        self.projector.forward(self.encoder.forward(images))
+    }
+
+    /// Projector outputs of `views` (`[m, B, C, H, W]` flattened to `[m * B, C, H, W]`), shaped
+    /// `[m, B, d]` for the loss.
+    pub fn project_views(&self, views: Tensor<B, 4>, view_count: usize) -> Tensor<B, 3> {
+        let n = views.dims()[0];
+        let embeddings = self.embed(views);
+        let d = embeddings.dims()[1];
+        embeddings.reshape([view_count, n / view_count, d])
+    }
+}

@@ -1,0 +1,414 @@
+//! The training loop, written by hand (not burn's `Learner`) so that it can pause, take a single
+//! step, and change the packing hyperparameters, the learning rate or the weight decay between
+//! two steps. [`Trainer`] owns the model, the optimizer and the device; [`session`] runs one on
+//! its own thread behind a command channel.
+
+pub mod checkpoint;
+pub mod inputs;
+pub mod session;
+
+pub use inputs::TrainingData;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::module::AutodiffModule;
+use burn::optim::GradientsParams;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{ElementConversion, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+use crate::augment::make_views;
+use crate::config::{LossKind, TrainConfig};
+use crate::eval::{Features, KNN_K, ProbeSettings, knn_accuracy, linear_probe_accuracy};
+use crate::loss::{Packing, PackingParams};
+use crate::model::ClampModel;
+use crate::optim::{ModelOptimizer, scheduled_lr};
+use crate::readout::{PackingMetrics, PackingReadout};
+use crate::simclr::nt_xent;
+
+/// What one optimisation step did.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StepReport {
+    /// Steps completed, this one included.
+    pub step: usize,
+    /// The objective that was minimised (CLAMP or SimCLR).
+    pub loss: f64,
+    /// Packing read-out of this batch (always CLAMP's, whatever the objective).
+    pub packing: PackingMetrics,
+    pub alpha: f64,
+    pub radius_scale: f64,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub seconds: f64,
+    pub images_per_sec: f64,
+}
+
+/// Accuracy of the frozen features.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ProbeReport {
+    pub step: usize,
+    pub knn_acc: f64,
+    pub linear_acc: f64,
+    pub seconds: f64,
+}
+
+/// The state of the fixed evaluation spheres at one step, for the viewer and the recorder.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub step: usize,
+    pub params: PackingParams,
+    pub readout: PackingReadout,
+    /// Class of each sphere.
+    pub labels: Vec<u16>,
+    /// Index of each sphere's image in the evaluation set.
+    pub images: Vec<usize>,
+}
+
+/// A training failure that should stop the steps but not the program.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TrainError {
+    /// The loss or the read-out went NaN or infinite.
+    NotFinite { step: usize, what: String },
+}
+
+impl std::fmt::Display for TrainError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NotFinite { step, what } => write!(
+                f,
+                "{what} became NaN or infinite at step {step}: lower the learning rate or reset"
+            ),
+        }
+    }
+}
+
+static INIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Derives independent seeds from the run seed (SplitMix64 finaliser).
+pub fn mix_seed(seed: u64, stream: u64) -> u64 {
+    let mut z = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A deterministic permutation of `0..n` (Fisher-Yates driven by SplitMix64).
+pub fn permutation(n: usize, seed: u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        let j = (mix_seed(seed, i as u64) % (i as u64 + 1)) as usize;
+        order.swap(i, j);
+    }
+    order
+}
+
+/// Model, optimizer, data and the live hyperparameters.
+pub struct Trainer<B: AutodiffBackend> {
+    pub config: TrainConfig,
+    pub data: Arc<TrainingData>,
+    pub device: B::Device,
+    model: ClampModel<B>,
+    optimizer: ModelOptimizer<ClampModel<B>, B>,
+    step: usize,
+    total_steps: usize,
+    params: PackingParams,
+    base_lr: f64,
+    weight_decay: f64,
+}
+
+impl<B: AutodiffBackend> Trainer<B> {
+    /// A fresh model initialised from the config's seed.
+    pub fn new(config: TrainConfig, data: Arc<TrainingData>, device: B::Device) -> Self {
+        let model = {
+            // burn's initialisers draw from a process-wide generator: hold it while seeding and
+            // drawing, so trainers built on other threads cannot interleave their draws.
+            let _guard = INIT_LOCK
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            B::seed(&device, config.seed);
+            config.model(data.train.channels).init::<B>(&device)
+        };
+        let optimizer = ModelOptimizer::new(config.optimizer, config.weight_decay);
+        let total_steps = config.total_steps(data.train.len);
+        Self {
+            params: config.packing(),
+            base_lr: config.lr,
+            weight_decay: config.weight_decay,
+            total_steps,
+            config,
+            data,
+            device,
+            model,
+            optimizer,
+            step: 0,
+        }
+    }
+
+    pub fn step_count(&self) -> usize {
+        self.step
+    }
+
+    pub fn total_steps(&self) -> usize {
+        self.total_steps
+    }
+
+    pub fn params(&self) -> PackingParams {
+        self.params
+    }
+
+    pub fn model(&self) -> &ClampModel<B> {
+        &self.model
+    }
+
+    /// Images per step as the network sees them (views included).
+    fn batch_size(&self) -> usize {
+        self.config.batch.min(self.data.train.len)
+    }
+
+    /// The images of step `step`: consecutive slices of a fresh permutation every epoch, a pure
+    /// function of (seed, step) so a resumed run sees the same batches.
+    pub fn batch_indices(&self, step: usize) -> Vec<usize> {
+        let n = self.data.train.len;
+        let batch = self.batch_size();
+        let per_epoch = (n / batch).max(1);
+        let order = permutation(n, mix_seed(self.config.seed, (step / per_epoch) as u64));
+        let start = (step % per_epoch) * batch;
+        order[start..start + batch].to_vec()
+    }
+
+    /// Normalised network input `[count, C, H, W]` from `[0, 1]` pixels.
+    fn input_tensor<K: Backend>(
+        &self,
+        pixels: Vec<f32>,
+        count: usize,
+        device: &K::Device,
+    ) -> Tensor<K, 4> {
+        let set = &self.data.train;
+        let (c, h, w) = (set.channels, set.height, set.width);
+        let plane = h * w;
+        let mut pixels = pixels;
+        for (k, value) in pixels.iter_mut().enumerate() {
+            let channel = (k / plane) % c;
+            *value = (*value - self.data.channel_mean[channel]) / self.data.channel_std[channel];
+        }
+        Tensor::from_data(TensorData::new(pixels, [count, c, h, w]), device)
+    }
+
+    /// Projector outputs `[m, B, d]` of the augmented views of step `step`.
+    fn step_projections(&self, step: usize) -> Tensor<B, 3> {
+        let indices = self.batch_indices(step);
+        let views = self.config.views;
+        let pixels = make_views(
+            &self.data.train,
+            &indices,
+            views,
+            &self.data.augment,
+            mix_seed(self.config.seed ^ 0xA5A5, step as u64),
+        );
+        let input = self.input_tensor::<B>(pixels, views * indices.len(), &self.device);
+        self.model.project_views(input, views)
+    }
+
+    fn objective(
+        &self,
+        projections: Tensor<B, 3>,
+        params: &PackingParams,
+    ) -> (Tensor<B, 1>, Packing<B>) {
+        let packing = Packing::new(projections.clone(), params);
+        let loss = match self.config.loss {
+            LossKind::Clamp => packing.loss.clone(),
+            LossKind::Simclr => nt_xent(projections, self.config.temperature),
+        };
+        (loss, packing)
+    }
+
+    /// The loss the next step would report with `params`, without changing anything.
+    pub fn preview_loss(&self, params: &PackingParams) -> f64 {
+        let (loss, _) = self.objective(self.step_projections(self.step), params);
+        loss.into_scalar().elem::<f64>()
+    }
+
+    /// Learning rate of the next step (schedule included).
+    pub fn current_lr(&self) -> f64 {
+        scheduled_lr(
+            self.base_lr,
+            self.batch_size(),
+            self.step,
+            self.config.warmup_steps,
+            self.total_steps,
+        )
+    }
+
+    /// One optimisation step.
+    pub fn step(&mut self) -> Result<StepReport, TrainError> {
+        let started = Instant::now();
+        let projections = self.step_projections(self.step);
+        let (loss, packing) = self.objective(projections, &self.params);
+        // Read out before backward: the packing tensors belong to the graph backward consumes.
+        let readout = packing.readout();
+        let loss_value = match self.config.loss {
+            LossKind::Clamp => readout.metrics.loss,
+            LossKind::Simclr => loss.clone().into_scalar().elem::<f64>(),
+        };
+        if !loss_value.is_finite() {
+            return Err(TrainError::NotFinite {
+                step: self.step + 1,
+                what: "the loss".into(),
+            });
+        }
+        let lr = self.current_lr();
+        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        self.model = self.optimizer.step(lr, self.model.clone(), grads);
+        self.step += 1;
+        let seconds = started.elapsed().as_secs_f64();
+        Ok(StepReport {
+            step: self.step,
+            loss: loss_value,
+            packing: readout.metrics,
+            alpha: self.params.alpha,
+            radius_scale: self.params.radius_scale,
+            lr,
+            weight_decay: self.weight_decay,
+            seconds,
+            images_per_sec: (self.batch_size() * self.config.views) as f64 / seconds.max(1e-9),
+        })
+    }
+
+    /// Changes alpha / r_s / the energy form for the next step.
+    pub fn set_params(&mut self, params: PackingParams) -> Result<(), String> {
+        params.validate()?;
+        self.params = params;
+        Ok(())
+    }
+
+    /// Changes the base learning rate (for a batch of 256) for the next step.
+    pub fn set_lr(&mut self, lr: f64) -> Result<(), String> {
+        crate::loss::check_range("lr", lr, (1e-7, 100.0))?;
+        self.base_lr = lr;
+        Ok(())
+    }
+
+    /// Changes the weight decay for the next step, keeping the optimizer's moments.
+    pub fn set_weight_decay(&mut self, weight_decay: f64) -> Result<(), String> {
+        crate::loss::check_range("weight_decay", weight_decay, (0.0, 1.0))?;
+        let kind = self.optimizer.kind();
+        let old = std::mem::replace(&mut self.optimizer, ModelOptimizer::new(kind, 0.0));
+        self.optimizer = old.with_weight_decay(weight_decay);
+        self.weight_decay = weight_decay;
+        Ok(())
+    }
+
+    /// The fixed evaluation spheres: `views` augmented views (always the same ones) of the
+    /// snapshot images, embedded in inference mode.
+    pub fn snapshot(&self) -> Snapshot {
+        let model = self.model.valid();
+        let device = &self.device;
+        let set = &self.data.test;
+        let images = self.data.snapshot_images.clone();
+        let views = self.config.views;
+        let pixels = make_views(
+            set,
+            &images,
+            views,
+            &self.data.augment,
+            mix_seed(self.config.seed, u64::MAX),
+        );
+        let input = self.input_tensor::<B::InnerBackend>(pixels, views * images.len(), device);
+        let projections =
+            embed_in_chunks(&model, input, 1024).reshape([views, images.len(), self.config.dim]);
+        let readout = Packing::new(projections, &self.params).readout();
+        Snapshot {
+            step: self.step,
+            params: self.params,
+            readout,
+            labels: images.iter().map(|&i| set.labels[i]).collect(),
+            images,
+        }
+    }
+
+    /// Encoder features of `indices` of the train (`test = false`) or test split.
+    pub fn features(&self, test: bool, indices: &[usize]) -> Features {
+        let set = if test {
+            &self.data.test
+        } else {
+            &self.data.train
+        };
+        let encoder = self.model.valid().encoder;
+        let mut values = Vec::new();
+        for chunk in indices.chunks(512) {
+            let pixels = crate::augment::plain_batch(set, chunk);
+            let input = self.input_tensor::<B::InnerBackend>(pixels, chunk.len(), &self.device);
+            values.extend(encoder.forward(input).into_data().iter::<f32>());
+        }
+        Features {
+            dim: values.len() / indices.len().max(1),
+            values,
+            labels: indices.iter().map(|&i| set.labels[i]).collect(),
+        }
+    }
+
+    /// kNN and linear-probe accuracy of the frozen encoder (probe subsets from the config).
+    pub fn probe(&self) -> ProbeReport {
+        let started = Instant::now();
+        let train_n = self.config.probe_train_images.min(self.data.train.len);
+        let test_n = self.config.probe_test_images.min(self.data.test.len);
+        let train_idx: Vec<usize> =
+            permutation(self.data.train.len, mix_seed(self.config.seed, 7))[..train_n].to_vec();
+        let test_idx: Vec<usize> = (0..test_n).collect();
+        let train = self.features(false, &train_idx);
+        let test = self.features(true, &test_idx);
+        let classes = self.data.train.num_classes();
+        let inner_device = self.device.clone();
+        ProbeReport {
+            step: self.step,
+            knn_acc: knn_accuracy::<B::InnerBackend>(&train, &test, classes, KNN_K, &inner_device),
+            linear_acc: linear_probe_accuracy(&train, &test, classes, &ProbeSettings::default()),
+            seconds: started.elapsed().as_secs_f64(),
+        }
+    }
+
+    /// Replaces model and optimizer state (used by checkpoints and tests).
+    pub fn restore(
+        &mut self,
+        model: ClampModel<B>,
+        optimizer: ModelOptimizer<ClampModel<B>, B>,
+        step: usize,
+        params: PackingParams,
+        base_lr: f64,
+        weight_decay: f64,
+    ) {
+        self.model = model;
+        self.optimizer = optimizer;
+        self.step = step;
+        self.params = params;
+        self.base_lr = base_lr;
+        self.weight_decay = weight_decay;
+    }
+
+    pub fn base_lr(&self) -> f64 {
+        self.base_lr
+    }
+
+    pub fn weight_decay(&self) -> f64 {
+        self.weight_decay
+    }
+
+    pub fn optimizer(&self) -> &ModelOptimizer<ClampModel<B>, B> {
+        &self.optimizer
+    }
+}
+
+/// Embeddings of a large input in chunks, so memory stays bounded.
+fn embed_in_chunks<K: Backend>(
+    model: &ClampModel<K>,
+    input: Tensor<K, 4>,
+    chunk: usize,
+) -> Tensor<K, 2> {
+    let n = input.dims()[0];
+    let parts: Vec<Tensor<K, 2>> = (0..n)
+        .step_by(chunk)
+        .map(|start| model.embed(input.clone().slice(start..(start + chunk).min(n))))
+        .collect();
+    Tensor::cat(parts, 0)
+}

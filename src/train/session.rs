@@ -1,0 +1,301 @@
+//! A [`Trainer`] on its own thread. The owner sends [`Command`]s; the thread answers with small
+//! [`Event`]s on a bounded channel and publishes the latest [`Snapshot`] in a one-slot mailbox.
+//! Neither side ever waits on the other: a full event channel or an unread snapshot is simply
+//! overwritten or dropped, so a slow viewer cannot stall training and a slow step cannot stall
+//! the viewer.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TryRecvError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use burn::tensor::backend::AutodiffBackend;
+
+use super::{ProbeReport, Snapshot, StepReport, Trainer, checkpoint};
+use crate::loss::PackingParams;
+
+/// What the owner can ask of the training thread; each applies before the next step.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    SetAlpha(f64),
+    SetRadiusScale(f64),
+    SetLearningRate(f64),
+    SetWeightDecay(f64),
+    Pause,
+    Resume,
+    /// One step, then paused.
+    Step,
+    /// Back to the initial weights (same seed), paused state kept.
+    Reset,
+    /// Run the kNN and linear probes now.
+    Probe,
+    SaveCheckpoint(PathBuf),
+    Stop,
+}
+
+/// What the training thread reports.
+#[derive(Clone, Debug)]
+pub enum Event {
+    Step(StepReport),
+    Probe(ProbeReport),
+    /// A command was applied: the parameters now in force.
+    Params {
+        params: PackingParams,
+        lr: f64,
+        weight_decay: f64,
+    },
+    Paused(bool),
+    Saved(PathBuf),
+    /// A rejected command or a failed step; training pauses on a failed step.
+    Error(String),
+}
+
+/// One-slot mailbox: the writer replaces, the reader takes the newest.
+#[derive(Default)]
+pub struct Latest<T>(Mutex<Option<T>>);
+
+impl<T> Latest<T> {
+    pub fn put(&self, value: T) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(value);
+        }
+    }
+
+    pub fn take(&self) -> Option<T> {
+        self.0.lock().ok().and_then(|mut slot| slot.take())
+    }
+}
+
+/// Pacing of the training thread.
+#[derive(Clone, Debug)]
+pub struct SessionOptions {
+    /// Start paused (a teaching demo may want to explain first).
+    pub start_paused: bool,
+    /// At most this many snapshots per second (they cost a forward pass of the spheres).
+    pub snapshots_per_sec: f64,
+    /// Optional pause after each step, to leave cores to a renderer.
+    pub step_delay: Duration,
+    /// Probe every this many steps (0: only on request).
+    pub probe_every: usize,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        Self {
+            start_paused: false,
+            snapshots_per_sec: 10.0,
+            step_delay: Duration::ZERO,
+            probe_every: 0,
+        }
+    }
+}
+
+/// The owner's side of a training thread.
+pub struct Session {
+    commands: Sender<Command>,
+    events: Receiver<Event>,
+    snapshots: Arc<Latest<Snapshot>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Session {
+    /// Starts `make_trainer()` on a new thread (the trainer is built there, so a GPU device is
+    /// created on the thread that uses it).
+    pub fn spawn<B, F>(make_trainer: F, options: SessionOptions) -> Self
+    where
+        B: AutodiffBackend,
+        F: FnOnce() -> Trainer<B> + Send + 'static,
+    {
+        let (command_tx, command_rx) = mpsc::channel();
+        let (event_tx, event_rx) = mpsc::sync_channel(1024);
+        let snapshots = Arc::new(Latest::default());
+        let mailbox = snapshots.clone();
+        let thread = std::thread::Builder::new()
+            .name("clamp-trainer".into())
+            .spawn(move || {
+                let trainer = make_trainer();
+                run(trainer, command_rx, event_tx, mailbox, options);
+            })
+            .expect("spawning the training thread");
+        Self {
+            commands: command_tx,
+            events: event_rx,
+            snapshots,
+            thread: Some(thread),
+        }
+    }
+
+    /// Sends a command; false when the thread has ended.
+    pub fn send(&self, command: Command) -> bool {
+        self.commands.send(command).is_ok()
+    }
+
+    /// Events since the last call.
+    pub fn events(&self) -> Vec<Event> {
+        self.events.try_iter().collect()
+    }
+
+    /// Waits up to `timeout` for the next event.
+    pub fn next_event(&self, timeout: Duration) -> Option<Event> {
+        self.events.recv_timeout(timeout).ok()
+    }
+
+    /// The newest snapshot not yet taken.
+    pub fn take_snapshot(&self) -> Option<Snapshot> {
+        self.snapshots.take()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.commands.send(Command::Stop);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn emit(events: &SyncSender<Event>, event: Event) {
+    // Dropping an event is better than blocking training on a consumer that stopped reading.
+    let _ = events.try_send(event);
+}
+
+fn run<B: AutodiffBackend>(
+    mut trainer: Trainer<B>,
+    commands: Receiver<Command>,
+    events: SyncSender<Event>,
+    snapshots: Arc<Latest<Snapshot>>,
+    options: SessionOptions,
+) {
+    let mut paused = options.start_paused;
+    let mut single_steps = 0usize;
+    let min_snapshot_gap = Duration::from_secs_f64(1.0 / options.snapshots_per_sec.max(0.01));
+    let mut last_snapshot: Option<Instant> = None;
+    snapshots.put(trainer.snapshot());
+    emit(&events, Event::Paused(paused));
+
+    loop {
+        // Apply every pending command; when there is nothing to do, wait for one.
+        let idle = paused && single_steps == 0;
+        let next = if idle {
+            commands.recv().map_err(|_| TryRecvError::Disconnected)
+        } else {
+            commands.try_recv()
+        };
+        match next {
+            Ok(command) => {
+                if !apply(
+                    &mut trainer,
+                    command,
+                    &mut paused,
+                    &mut single_steps,
+                    &events,
+                    &snapshots,
+                ) {
+                    return;
+                }
+                continue;
+            }
+            Err(TryRecvError::Disconnected) => return,
+            Err(TryRecvError::Empty) => {}
+        }
+
+        match trainer.step() {
+            Ok(report) => {
+                let step = report.step;
+                emit(&events, Event::Step(report));
+                if single_steps > 0 {
+                    single_steps -= 1;
+                }
+                let due = last_snapshot.is_none_or(|t| t.elapsed() >= min_snapshot_gap);
+                if due || single_steps == 0 && paused {
+                    snapshots.put(trainer.snapshot());
+                    last_snapshot = Some(Instant::now());
+                }
+                if options.probe_every > 0 && step % options.probe_every == 0 {
+                    emit(&events, Event::Probe(trainer.probe()));
+                }
+            }
+            Err(error) => {
+                paused = true;
+                single_steps = 0;
+                emit(&events, Event::Error(error.to_string()));
+                emit(&events, Event::Paused(true));
+            }
+        }
+        if !options.step_delay.is_zero() {
+            std::thread::sleep(options.step_delay);
+        }
+    }
+}
+
+/// Applies one command; false means stop.
+fn apply<B: AutodiffBackend>(
+    trainer: &mut Trainer<B>,
+    command: Command,
+    paused: &mut bool,
+    single_steps: &mut usize,
+    events: &SyncSender<Event>,
+    snapshots: &Latest<Snapshot>,
+) -> bool {
+    let params = trainer.params();
+    let result = match command {
+        Command::SetAlpha(alpha) => trainer.set_params(PackingParams { alpha, ..params }),
+        Command::SetRadiusScale(radius_scale) => trainer.set_params(PackingParams {
+            radius_scale,
+            ..params
+        }),
+        Command::SetLearningRate(lr) => trainer.set_lr(lr),
+        Command::SetWeightDecay(wd) => trainer.set_weight_decay(wd),
+        Command::Pause | Command::Resume => {
+            *paused = command == Command::Pause;
+            emit(events, Event::Paused(*paused));
+            return true;
+        }
+        Command::Step => {
+            *paused = true;
+            *single_steps += 1;
+            return true;
+        }
+        Command::Reset => {
+            // Fresh weights from the run's seed, but the hyperparameters the user has dialled in.
+            let (lr, weight_decay) = (trainer.base_lr(), trainer.weight_decay());
+            *trainer = Trainer::new(
+                trainer.config.clone(),
+                trainer.data.clone(),
+                trainer.device.clone(),
+            );
+            let restored = trainer
+                .set_params(params)
+                .and_then(|()| trainer.set_lr(lr))
+                .and_then(|()| trainer.set_weight_decay(weight_decay));
+            snapshots.put(trainer.snapshot());
+            restored
+        }
+        Command::Probe => {
+            emit(events, Event::Probe(trainer.probe()));
+            return true;
+        }
+        Command::SaveCheckpoint(dir) => {
+            match checkpoint::save(trainer, &dir) {
+                Ok(()) => emit(events, Event::Saved(dir)),
+                Err(e) => emit(events, Event::Error(e)),
+            }
+            return true;
+        }
+        Command::Stop => return false,
+    };
+    match result {
+        Ok(()) => emit(
+            events,
+            Event::Params {
+                params: trainer.params(),
+                lr: trainer.base_lr(),
+                weight_decay: trainer.weight_decay(),
+            },
+        ),
+        Err(e) => emit(events, Event::Error(e)),
+    }
+    true
+}

@@ -1,0 +1,120 @@
+//! `clamp train` end to end on the toy dataset, and its refusals of bad configuration.
+
+use std::process::Command;
+
+fn clamp(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_clamp"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn train_writes_metrics_a_checkpoint_and_a_summary() {
+    let out = std::env::temp_dir().join(format!("clamp-cli-train-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let (code, stdout, stderr) = clamp(&[
+        "train",
+        "--dataset",
+        "toy",
+        "--backend",
+        "cpu",
+        "--steps",
+        "6",
+        "--views",
+        "4",
+        "--dim",
+        "3",
+        "--width",
+        "4",
+        "--radius-scale",
+        "2",
+        "--eval-every",
+        "3",
+        "--probe-train-images",
+        "10",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("data: toy"),
+        "the log names the data: {stderr}"
+    );
+    assert!(
+        stderr.contains("backend: cpu"),
+        "the log names the backend: {stderr}"
+    );
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    for key in [
+        "steps",
+        "loss",
+        "mean_contacts",
+        "activity",
+        "knn_acc",
+        "linear_acc",
+        "nearest_centroid_acc",
+        "images_per_sec",
+        "seconds",
+    ] {
+        assert!(summary[key].is_number(), "summary lacks {key}: {stdout}");
+    }
+    assert_eq!(summary["steps"], 6);
+
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = metrics
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let steps: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l.get("packing").is_some())
+        .collect();
+    let probes: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l.get("knn_acc").is_some())
+        .collect();
+    assert_eq!(steps.len(), 6);
+    assert_eq!(steps[5]["loss"], summary["loss"]);
+    // At initialisation, after step 3, at the end.
+    assert_eq!(
+        probes
+            .iter()
+            .map(|p| p["step"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        vec![0, 3, 6]
+    );
+    for file in ["model.mpk", "optimizer.mpk", "config.toml", "state.json"] {
+        assert!(
+            out.join("checkpoint").join(file).is_file(),
+            "checkpoint lacks {file}"
+        );
+    }
+}
+
+#[test]
+fn train_refuses_bad_configuration_before_training() {
+    let (code, _, stderr) = clamp(&["train", "--views", "1"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("--views") && stderr.contains("2 to 64"),
+        "{stderr}"
+    );
+
+    let (code, _, stderr) = clamp(&["train", "--backend", "tpu"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("--backend") && stderr.contains("tpu"),
+        "{stderr}"
+    );
+
+    let (code, _, stderr) = clamp(&["train", "--dataset", "/nonexistent/cifar"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("/nonexistent/cifar"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -1,0 +1,323 @@
+//! The training engine: commands apply at the very next step, checkpoints resume the exact loss
+//! trajectory, WGPU and CPU agree on a step, and the probes and SimCLR loss against references.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use burn::tensor::{Tensor, TensorData};
+use clamp::augment::AugmentConfig;
+use clamp::backend::{CpuBackend, WgpuBackend, probe_adapter};
+use clamp::config::{LossKind, TrainConfig};
+use clamp::data::{Split, load_fashion_mnist};
+use clamp::eval::{Features, ProbeSettings, knn_accuracy, linear_probe_accuracy};
+use clamp::loss::PackingParams;
+use clamp::optim::{OptimizerKind, scheduled_lr};
+use clamp::simclr::nt_xent;
+use clamp::train::session::{Command, Event, Session, SessionOptions};
+use clamp::train::{Trainer, TrainingData, checkpoint};
+
+/// A small run on the bundled Fashion-MNIST: 512 training and 128 test images.
+fn small_config() -> TrainConfig {
+    TrainConfig {
+        batch: 32,
+        views: 4,
+        dim: 8,
+        width: 8,
+        projector_hidden: 32,
+        radius_scale: 3.0,
+        snapshot_images: 64,
+        probe_train_images: 256,
+        probe_test_images: 128,
+        steps: 20,
+        warmup_steps: 2,
+        ..TrainConfig::default()
+    }
+}
+
+fn small_data(config: &TrainConfig) -> Arc<TrainingData> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/fashion-mnist");
+    let all = load_fashion_mnist(&dir, Split::Test).expect("bundled Fashion-MNIST");
+    let train = all.subset(&(0..512).collect::<Vec<_>>());
+    let test = all.subset(&(9000..9128).collect::<Vec<_>>());
+    let augment = AugmentConfig {
+        crop_scale: (config.crop_min, config.crop_max),
+        ..AugmentConfig::default()
+    };
+    Arc::new(TrainingData::new(train, test, "test subset".into(), augment, config).unwrap())
+}
+
+fn next_step(session: &Session) -> clamp::train::StepReport {
+    loop {
+        match session.next_event(Duration::from_secs(120)) {
+            Some(Event::Step(report)) => return report,
+            Some(Event::Error(e)) => panic!("training error: {e}"),
+            Some(_) => continue,
+            None => panic!("no step report within 120 s"),
+        }
+    }
+}
+
+#[test]
+fn alpha_command_changes_the_loss_at_the_next_step() {
+    let config = small_config();
+    let data = small_data(&config);
+
+    // The expected losses, computed directly: step 1 at alpha 2, then step 2's batch at alpha 3.
+    let mut direct = Trainer::<CpuBackend>::new(config.clone(), data.clone(), Default::default());
+    let first = direct.step().unwrap();
+    let at_alpha_3 = direct.preview_loss(&PackingParams {
+        alpha: 3.0,
+        ..config.packing()
+    });
+    let at_alpha_2 = direct.preview_loss(&config.packing());
+    assert!(
+        (at_alpha_3 - at_alpha_2).abs() > 1e-3,
+        "alpha must matter: {at_alpha_2} vs {at_alpha_3}"
+    );
+
+    let (c, d) = (config.clone(), data.clone());
+    let options = SessionOptions {
+        start_paused: true,
+        ..Default::default()
+    };
+    let session = Session::spawn(
+        move || Trainer::<CpuBackend>::new(c, d, Default::default()),
+        options,
+    );
+    session.send(Command::Step);
+    let report = next_step(&session);
+    assert_eq!(report.loss, first.loss);
+    session.send(Command::SetAlpha(3.0));
+    session.send(Command::Step);
+    let report = next_step(&session);
+    assert_eq!(report.alpha, 3.0);
+    assert_eq!(report.step, 2);
+    assert!(
+        (report.loss - at_alpha_3).abs() <= 1e-9 * at_alpha_3.abs(),
+        "step 2 reported {} but alpha 3 gives {at_alpha_3} (alpha 2: {at_alpha_2})",
+        report.loss
+    );
+
+    // r_s too, and a bad value is refused with a message naming it.
+    session.send(Command::SetRadiusScale(-1.0));
+    let mut refused = false;
+    while let Some(event) = session.next_event(Duration::from_secs(5)) {
+        if let Event::Error(message) = event {
+            assert!(message.contains("radius_scale"), "{message}");
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "a negative r_s must be refused");
+    let snapshot = session
+        .take_snapshot()
+        .expect("a snapshot after a single step");
+    assert_eq!(snapshot.readout.radii.len(), 64);
+}
+
+#[test]
+fn resuming_a_checkpoint_continues_the_loss_trajectory_exactly() {
+    let config = TrainConfig {
+        optimizer: OptimizerKind::Adam,
+        ..small_config()
+    };
+    let data = small_data(&config);
+    let dir = std::env::temp_dir().join(format!("clamp-resume-{}", std::process::id()));
+
+    let mut trainer = Trainer::<CpuBackend>::new(config.clone(), data.clone(), Default::default());
+    for _ in 0..3 {
+        trainer.step().unwrap();
+    }
+    trainer
+        .set_params(PackingParams {
+            alpha: 2.5,
+            ..config.packing()
+        })
+        .unwrap();
+    checkpoint::save(&trainer, &dir).unwrap();
+    let continued: Vec<f64> = (0..4).map(|_| trainer.step().unwrap().loss).collect();
+
+    let mut resumed =
+        checkpoint::load::<CpuBackend>(&dir, data.clone(), Default::default()).unwrap();
+    assert_eq!(resumed.step_count(), 3);
+    assert_eq!(resumed.params().alpha, 2.5);
+    let replayed: Vec<f64> = (0..4).map(|_| resumed.step().unwrap().loss).collect();
+    assert_eq!(
+        continued, replayed,
+        "resumed losses must equal the uninterrupted run's"
+    );
+
+    // LARS moments survive the checkpoint as well.
+    let config = TrainConfig {
+        optimizer: OptimizerKind::Lars,
+        lr: 0.5,
+        ..small_config()
+    };
+    let mut trainer = Trainer::<CpuBackend>::new(config, data.clone(), Default::default());
+    trainer.step().unwrap();
+    trainer.step().unwrap();
+    checkpoint::save(&trainer, &dir).unwrap();
+    let continued: Vec<f64> = (0..2).map(|_| trainer.step().unwrap().loss).collect();
+    let mut resumed = checkpoint::load::<CpuBackend>(&dir, data, Default::default()).unwrap();
+    let replayed: Vec<f64> = (0..2).map(|_| resumed.step().unwrap().loss).collect();
+    assert_eq!(continued, replayed);
+}
+
+#[test]
+fn a_corrupt_checkpoint_is_a_clear_error() {
+    let config = small_config();
+    let data = small_data(&config);
+    let dir = std::env::temp_dir().join(format!("clamp-corrupt-{}", std::process::id()));
+    let trainer = Trainer::<CpuBackend>::new(config, data.clone(), Default::default());
+    checkpoint::save(&trainer, &dir).unwrap();
+    std::fs::write(dir.join("model.mpk"), b"not a model").unwrap();
+    let error = checkpoint::load::<CpuBackend>(&dir, data, Default::default())
+        .err()
+        .expect("a corrupt model must not load");
+    assert!(error.contains("model.mpk"), "{error}");
+}
+
+#[test]
+fn wgpu_and_cpu_agree_on_a_training_step() {
+    let adapter = probe_adapter()
+        .expect("no WGPU adapter: install mesa-vulkan-drivers (lavapipe) to run the WGPU backend");
+    let config = small_config();
+    let data = small_data(&config);
+    let dir = std::env::temp_dir().join(format!("clamp-wgpu-{}", std::process::id()));
+    let cpu = Trainer::<CpuBackend>::new(config, data.clone(), Default::default());
+    checkpoint::save(&cpu, &dir).unwrap();
+    let mut gpu = checkpoint::load::<WgpuBackend>(&dir, data, Default::default()).unwrap();
+
+    let cpu_loss = cpu.preview_loss(&cpu.params());
+    let gpu_loss = gpu.preview_loss(&gpu.params());
+    let relative = (cpu_loss - gpu_loss).abs() / cpu_loss.abs();
+    println!(
+        "adapter {}: cpu loss {cpu_loss}, wgpu loss {gpu_loss}, rel diff {relative:.2e}",
+        adapter.name
+    );
+    assert!(relative <= 1e-3, "cpu {cpu_loss} vs wgpu {gpu_loss}");
+    let report = gpu.step().unwrap();
+    assert!(
+        (report.loss - gpu_loss).abs() <= 1e-9 * gpu_loss.abs(),
+        "the step reports the previewed loss"
+    );
+}
+
+#[test]
+fn simclr_matches_a_hand_written_nt_xent() {
+    let (m, b, d, t) = (3usize, 5usize, 4usize, 0.5f64);
+    let values: Vec<f64> = (0..m * b * d)
+        .map(|k| ((k * 37 % 17) as f64 - 8.0) / 5.0)
+        .collect();
+    let z: Vec<Vec<f64>> = (0..m * b)
+        .map(|r| {
+            let row = &values[r * d..(r + 1) * d];
+            let norm = row.iter().map(|x| x * x).sum::<f64>().sqrt();
+            row.iter().map(|x| x / norm).collect()
+        })
+        .collect();
+    let n = m * b;
+    let mut total = 0.0;
+    for a in 0..n {
+        let logits: Vec<f64> = (0..n)
+            .map(|k| z[a].iter().zip(&z[k]).map(|(x, y)| x * y).sum::<f64>() / t)
+            .collect();
+        let norm: f64 = (0..n)
+            .filter(|&k| k != a)
+            .map(|k| logits[k].exp())
+            .sum::<f64>()
+            .ln();
+        for p in (0..n).filter(|&p| p != a && p % b == a % b) {
+            total -= logits[p] - norm;
+        }
+    }
+    let want = total / (n * (m - 1)) as f64;
+    let x = Tensor::<clamp::backend::CpuBackend, 3>::from_data(
+        TensorData::new(
+            values.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+            [m, b, d],
+        ),
+        &Default::default(),
+    );
+    let got = nt_xent(x, t).into_scalar() as f64;
+    assert!((got - want).abs() < 1e-5 * want.abs(), "{got} vs {want}");
+    let _ = LossKind::Simclr;
+}
+
+fn clusters(per_class: usize, dim: usize, offset: usize) -> Features {
+    // Class c lives around axis c; a little deterministic jitter.
+    let mut values = Vec::new();
+    let mut labels = Vec::new();
+    for c in 0..3 {
+        for i in 0..per_class {
+            for k in 0..dim {
+                let jitter = (((i + offset) * 31 + k * 7) % 13) as f32 / 13.0 - 0.5;
+                values.push(if k == c { 2.0 } else { 0.0 } + 0.6 * jitter);
+            }
+            labels.push(c as u16);
+        }
+    }
+    Features {
+        values,
+        labels,
+        dim,
+    }
+}
+
+#[test]
+fn probes_classify_separable_clusters_and_fail_on_shuffled_labels() {
+    let device = Default::default();
+    let train = clusters(40, 5, 0);
+    let test = clusters(20, 5, 100);
+    assert_eq!(
+        knn_accuracy::<burn::backend::Flex>(&train, &test, 3, 20, &device),
+        1.0
+    );
+    let settings = ProbeSettings::default();
+    assert_eq!(linear_probe_accuracy(&train, &test, 3, &settings), 1.0);
+
+    // Labels unrelated to the features: both probes fall to chance on held-out data.
+    let mut shuffled = train.clone();
+    for (i, label) in shuffled.labels.iter_mut().enumerate() {
+        *label = ((i * 7) % 3) as u16;
+    }
+    let knn = knn_accuracy::<burn::backend::Flex>(&shuffled, &test, 3, 20, &device);
+    assert!(knn < 0.6, "kNN on shuffled labels {knn}");
+}
+
+#[test]
+fn learning_rate_schedule_warms_up_then_decays() {
+    // batch 512 doubles the base rate; warm-up is linear; the cosine ends at zero.
+    assert!((scheduled_lr(0.1, 512, 0, 10, 110) - 0.02).abs() < 1e-12);
+    assert!((scheduled_lr(0.1, 512, 9, 10, 110) - 0.2).abs() < 1e-12);
+    assert!((scheduled_lr(0.1, 512, 60, 10, 110) - 0.1).abs() < 1e-12);
+    assert!(scheduled_lr(0.1, 512, 110, 10, 110).abs() < 1e-12);
+}
+
+#[test]
+fn config_errors_name_the_key() {
+    let dir = std::env::temp_dir().join(format!("clamp-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("run.toml");
+    std::fs::write(&path, "batch = 64\nradius_scael = 3.0\n").unwrap();
+    let error = TrainConfig::from_toml_file(&path).unwrap_err();
+    assert!(
+        error.contains("radius_scael") && error.contains("run.toml"),
+        "{error}"
+    );
+    std::fs::write(&path, "views = 1\n").unwrap();
+    let error = TrainConfig::from_toml_file(&path).unwrap_err();
+    assert!(
+        error.contains("views") && error.contains("2 to 64"),
+        "{error}"
+    );
+    std::fs::write(&path, "alpha = 2.5\nseed = 9\n").unwrap();
+    let config = TrainConfig::from_toml_file(&path).unwrap();
+    assert_eq!(
+        (config.alpha, config.seed, config.batch),
+        (2.5, 9, TrainConfig::default().batch)
+    );
+    // A saved config reads back as the same run.
+    std::fs::write(&path, config.to_toml()).unwrap();
+    assert_eq!(TrainConfig::from_toml_file(&path).unwrap(), config);
+}
