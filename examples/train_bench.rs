@@ -1,7 +1,7 @@
 //! Training throughput of one step on each backend, beside the augmentation throughput that
 //! feeds it, on the bundled Fashion-MNIST with the default `clamp train` settings.
 //!
-//!     cargo run --release --example train_bench [-- STEPS]
+//!     cargo run --release --example train_bench [-- STEPS [WIDTH [BATCH]] [--cpu-only]]
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -34,11 +34,19 @@ impl BackendTask for Measure {
 }
 
 fn main() {
-    let steps: usize = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
-    let config = TrainConfig::default();
+    let arg = |k: usize| {
+        std::env::args()
+            .nth(k)
+            .and_then(|s| s.parse::<usize>().ok())
+    };
+    let steps = arg(1).unwrap_or(10);
+    let defaults = TrainConfig::default();
+    let config = TrainConfig {
+        width: arg(2).unwrap_or(defaults.width),
+        batch: arg(3).unwrap_or(defaults.batch),
+        ..defaults
+    };
+    let skip_wgpu = std::env::args().any(|a| a == "--cpu-only");
     let data = Arc::new(TrainingData::load(&config).expect("data"));
     println!("data: {}", data.description);
     println!(
@@ -77,7 +85,7 @@ fn main() {
         "| training step, cpu (burn flex) | {:.2} | {:.0} |",
         cpu.0, cpu.1
     );
-    match probe_adapter() {
+    match probe_adapter().filter(|_| !skip_wgpu) {
         Some(adapter) => {
             let gpu = Measure {
                 config,

@@ -16,6 +16,7 @@ pub mod loss;
 pub mod model;
 pub mod npy;
 pub mod optim;
+pub mod physics;
 pub mod readout;
 pub mod simclr;
 pub mod train;

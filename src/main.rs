@@ -1,4 +1,19 @@
 fn main() {
+    quiet_wayland_probe();
     let words: Vec<String> = std::env::args().skip(1).collect();
     std::process::exit(clamp::cli::run(&words));
+}
+
+/// Vulkan loaders probe Wayland even for headless compute, and libwayland prints an "error:" line
+/// when XDG_RUNTIME_DIR is unset (servers, CI, cron). Give it an empty private directory instead,
+/// so the log only shows what matters.
+fn quiet_wayland_probe() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_some() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("clamp-runtime-{}", std::process::id()));
+    if std::fs::create_dir_all(&dir).is_ok() {
+        // SAFETY: called first thing in main, before any other thread exists.
+        unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
+    }
 }

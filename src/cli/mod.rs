@@ -2,6 +2,7 @@
 //! reports problems as one line on stderr with exit code 2.
 
 pub mod args;
+pub mod jam;
 pub mod progress;
 pub mod train;
 
@@ -29,6 +30,10 @@ usage:
   clamp eval --checkpoint DIR [--data DIR] [--backend auto|wgpu|cpu]
       frozen-backbone linear probe and kNN on the test split, beside a raw-pixel kNN baseline
 
+  clamp jam --dim 2|3 --n N [--bidisperse] [--alpha A] [--seed S] [--sphere] [--sweep] [--json]
+      jamming point of N soft spheres with the CLAMP pair energy (O'Hern et al. protocol);
+      --sweep adds energy and pressure against phi - phi_J above jamming
+
 run `clamp help` for this text";
 
 /// Exit code for bad input or usage.
@@ -43,6 +48,7 @@ pub fn run(words: &[String]) -> i32 {
     let result = match command.as_str() {
         "analyze" => analyze(rest),
         "train" => train::train(rest),
+        "jam" => jam::jam(rest),
         "eval" => train::eval(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");

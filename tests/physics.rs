@@ -1,0 +1,325 @@
+//! Checks of the jamming simulator against exact identities and published jamming numbers
+//! (O'Hern, Silbert, Liu & Nagel, PRE 68, 011306, 2003).
+
+use clamp::physics::{
+    Geometry, JamConfig, MinimizeStatus, Packing, PairSearch, find_jammed_packing, find_jamming,
+    fit_power_law, log_grid, sweep_above_jamming,
+};
+
+fn config(dim: usize, n: usize, alpha: f64, seed: u64) -> JamConfig {
+    let mut cfg = JamConfig::new(dim, n);
+    cfg.bidisperse = true;
+    cfg.alpha = alpha;
+    cfg.seed = seed;
+    cfg
+}
+
+fn max_abs(v: impl IntoIterator<Item = f64>) -> f64 {
+    v.into_iter().fold(0.0, |m, x| m.max(x.abs()))
+}
+
+#[test]
+fn forces_are_the_negative_energy_gradient() {
+    for (dim, phi) in [(2, 1.0), (3, 0.9)] {
+        for alpha in [2.0, 2.5] {
+            let packing = Packing::random(&config(dim, 40, alpha, 7), phi).unwrap();
+            assert!(
+                packing.contacts().len() > 40,
+                "configuration must overlap a lot"
+            );
+            let x0 = packing.positions().to_vec();
+            let forces = packing.forces().to_vec();
+            let h = 1e-6;
+            let mut worst: f64 = 0.0;
+            let mut probe = packing.clone();
+            for k in 0..x0.len() {
+                let mut energy_at = |shift: f64| {
+                    let mut x = x0.clone();
+                    x[k] += shift;
+                    probe.set_positions(&x).unwrap();
+                    probe.energy()
+                };
+                let gradient = (energy_at(h) - energy_at(-h)) / (2.0 * h);
+                worst = worst.max((gradient + forces[k]).abs());
+            }
+            let scale = max_abs(forces.iter().cloned());
+            assert!(
+                worst / scale < 1e-6,
+                "dim {dim} alpha {alpha}: |F + dE/dx| / max|F| = {:e}",
+                worst / scale
+            );
+        }
+    }
+}
+
+#[test]
+fn sphere_forces_are_the_tangential_negative_gradient() {
+    let mut cfg = config(2, 60, 2.5, 3);
+    cfg.geometry = Geometry::UnitSphere;
+    let packing = Packing::random(&cfg, 1.0).unwrap();
+    let (x0, forces) = (packing.positions().to_vec(), packing.forces().to_vec());
+    let mut probe = packing.clone();
+    let h = 1e-6;
+    for i in 0..60 {
+        let x = &x0[3 * i..3 * i + 3];
+        // A tangent direction at x: x cross the axis (0.8, 0.6, 0), normalized.
+        let t = [-x[2] * 0.6, x[2] * 0.8, x[0] * 0.6 - x[1] * 0.8];
+        let norm = t.iter().map(|a| a * a).sum::<f64>().sqrt();
+        let mut energy_at = |s: f64| {
+            let mut moved = x0.clone();
+            (0..3).for_each(|k| moved[3 * i + k] += s * t[k] / norm);
+            probe.set_positions(&moved).unwrap();
+            probe.energy()
+        };
+        let slope = (energy_at(h) - energy_at(-h)) / (2.0 * h);
+        let along: f64 = (0..3).map(|k| forces[3 * i + k] * t[k] / norm).sum();
+        assert!(
+            (slope + along).abs() < 1e-7,
+            "particle {i}: slope {slope}, F.t {along}"
+        );
+        let radial: f64 = (0..3).map(|k| forces[3 * i + k] * x[k]).sum();
+        assert!(radial.abs() < 1e-12, "force must be tangent to the sphere");
+    }
+}
+
+#[test]
+fn cell_list_matches_all_pairs() {
+    // Boxes with exactly 3 cells per side (the smallest the cell list accepts) and larger ones.
+    for (dim, n, phi, seed) in [
+        (2, 12, 0.75, 1),
+        (3, 48, 0.6, 2),
+        (3, 60, 0.7, 3),
+        (3, 2000, 0.7, 4),
+        (2, 3000, 0.9, 5),
+    ] {
+        let packing = Packing::random(&config(dim, n, 2.0, seed), phi).unwrap();
+        assert!(
+            packing.uses_cell_list(),
+            "dim {dim} n {n}: cell list not in use"
+        );
+        let len = packing.box_len().unwrap();
+        let cells = (len / 1.4).floor();
+        if n < 100 {
+            assert_eq!(cells, 3.0, "dim {dim} n {n}: want the 3-cell limit");
+        }
+        let (e_cells, f_cells) = packing.energy_and_forces(PairSearch::Auto);
+        let (e_all, f_all) = packing.energy_and_forces(PairSearch::AllPairs);
+        assert!(e_all > 0.0);
+        assert!(
+            (e_cells - e_all).abs() <= 1e-12 * e_all,
+            "energy {e_cells} vs {e_all}"
+        );
+        let diff = max_abs(f_cells.iter().zip(&f_all).map(|(a, b)| a - b));
+        assert!(
+            diff <= 1e-12 * max_abs(f_all.iter().cloned()),
+            "forces differ by {diff:e}"
+        );
+        // Some contact must reach across the periodic boundary, so the wrap is exercised.
+        let x = packing.positions();
+        let wraps = packing
+            .contacts()
+            .iter()
+            .any(|&(i, j)| (0..dim).any(|k| (x[i * dim + k] - x[j * dim + k]).abs() > 0.5 * len));
+        assert!(wraps, "dim {dim} n {n}: no contact across the boundary");
+    }
+}
+
+#[test]
+fn fire_reaches_zero_energy_below_jamming() {
+    let mut packing = Packing::random(&config(3, 256, 2.0, 11), 0.5).unwrap();
+    let start = packing.energy_per_particle();
+    assert!(start > 1e-3, "random start should overlap (E/N = {start})");
+    let report = packing.minimize(100_000);
+    assert_eq!(report.status, MinimizeStatus::ZeroEnergy);
+    assert!(packing.energy_per_particle() < 1e-16);
+    // What overlap is left is at the 1e-8 level, so the pressure all but vanishes.
+    assert!(packing.pressure() < 1e-7, "p = {}", packing.pressure());
+}
+
+fn check_jamming(dim: usize, n: usize, seeds: &[u64], phi_expected: f64) {
+    let mut phis = Vec::new();
+    for &seed in seeds {
+        let result = find_jamming(&config(dim, n, 2.0, seed), &mut |_| {}).unwrap();
+        let isostatic = 2.0 * dim as f64;
+        assert!(
+            (result.contacts - isostatic).abs() < 0.05 * isostatic,
+            "dim {dim} seed {seed}: Z = {} vs {isostatic}",
+            result.contacts
+        );
+        // Just above jamming: the energy is positive but tiny.
+        assert!(result.energy_per_particle > 1e-16 && result.energy_per_particle < 1e-8);
+        assert!(result.phi_resolution < 1e-5 && result.rattler_fraction < 0.15);
+        assert!(
+            (result.phi_j - phi_expected).abs() < 0.03,
+            "dim {dim} seed {seed}: {result:?}"
+        );
+        phis.push(result.phi_j);
+    }
+    let mean = phis.iter().sum::<f64>() / phis.len() as f64;
+    assert!(
+        (mean - phi_expected).abs() < 0.02,
+        "dim {dim}: mean phi_J {mean} ({phis:?})"
+    );
+}
+
+#[test]
+fn jamming_2d_bidisperse() {
+    check_jamming(2, 256, &[1, 2, 3], 0.842);
+}
+
+#[test]
+fn jamming_3d_bidisperse() {
+    check_jamming(3, 128, &[1, 2, 3], 0.648);
+}
+
+#[test]
+fn jamming_on_the_sphere_is_isostatic() {
+    let mut cfg = config(2, 128, 2.0, 1);
+    cfg.geometry = Geometry::UnitSphere;
+    let (result, packing) = find_jammed_packing(&cfg, &mut |_| {}).unwrap();
+    assert!(
+        (result.contacts - 4.0).abs() < 0.2,
+        "Z = {}",
+        result.contacts
+    );
+    assert!(
+        result.phi_j > 0.75 && result.phi_j < 0.9,
+        "phi_J = {}",
+        result.phi_j
+    );
+    let off_sphere = max_abs(
+        packing
+            .positions()
+            .chunks(3)
+            .map(|p| p.iter().map(|a| a * a).sum::<f64>() - 1.0),
+    );
+    assert!(off_sphere < 1e-12);
+}
+
+fn check_exponents(dim: usize, n: usize, alpha: f64) {
+    let (result, packing) = find_jammed_packing(&config(dim, n, alpha, 1), &mut |_| {}).unwrap();
+    let deltas = log_grid(1e-4, 1e-1, 7);
+    let sweep = sweep_above_jamming(&packing, result.phi_j, &deltas, 200_000, &mut |_| {}).unwrap();
+    assert_eq!(sweep.rows.len(), 7);
+    let (energy, pressure) = (sweep.energy.unwrap(), sweep.pressure.unwrap());
+    assert_eq!(energy.points, 7);
+    assert!(
+        (energy.exponent - alpha).abs() < 0.15,
+        "E exponent {energy:?}"
+    );
+    assert!(
+        (pressure.exponent - (alpha - 1.0)).abs() < 0.15,
+        "p exponent {pressure:?}"
+    );
+    // Compression adds contacts: Z rises above isostatic.
+    assert!(sweep.rows.last().unwrap().contacts > 2.0 * dim as f64 + 0.5);
+}
+
+#[test]
+fn exponents_above_jamming_harmonic() {
+    check_exponents(3, 256, 2.0);
+}
+
+#[test]
+fn exponents_above_jamming_hertzian() {
+    check_exponents(2, 256, 2.5);
+}
+
+#[test]
+fn pressure_is_minus_energy_derivative_in_volume() {
+    for (dim, phi) in [(2, 0.9), (3, 0.7)] {
+        for alpha in [2.0, 2.5] {
+            let mut packing = Packing::random(&config(dim, 64, alpha, 5), phi).unwrap();
+            packing.minimize(2_000);
+            let p = packing.pressure();
+            assert!(p > 0.0);
+            let h = 1e-5;
+            let at = |factor: f64| {
+                let mut probe = packing.clone();
+                probe.set_packing_fraction(phi * factor).unwrap();
+                (probe.energy(), probe.volume())
+            };
+            let ((e_plus, v_plus), (e_minus, v_minus)) = (at(1.0 - h), at(1.0 + h));
+            let minus_de_dv = -(e_plus - e_minus) / (v_plus - v_minus);
+            assert!(
+                ((minus_de_dv - p) / p).abs() < 1e-6,
+                "dim {dim} alpha {alpha}: -dE/dV {minus_de_dv} vs p {p}"
+            );
+        }
+    }
+}
+
+#[test]
+fn same_seed_same_result_and_seeds_differ() {
+    let run = |seed| find_jamming(&config(2, 64, 2.0, seed), &mut |_| {}).unwrap();
+    let (a, b, c) = (run(9), run(9), run(10));
+    assert_eq!(a.phi_j, b.phi_j);
+    assert_eq!(a.contacts, b.contacts);
+    assert_eq!(a.fire_iterations, b.fire_iterations);
+    assert_ne!(a.phi_j, c.phi_j);
+}
+
+#[test]
+fn bad_input_is_an_error_naming_the_field() {
+    type Spoil = fn(&mut JamConfig);
+    let cases: [(&str, Spoil); 7] = [
+        ("n:", |c| c.n = 1),
+        ("n:", |c| c.n = 8),
+        ("dim:", |c| c.dim = 4),
+        ("dim:", |c| c.geometry = Geometry::UnitSphere),
+        ("alpha:", |c| c.alpha = 1.0),
+        ("phi_start:", |c| c.phi_start = 1.5),
+        ("phi_tolerance:", |c| c.phi_tolerance = f64::NAN),
+    ];
+    for (field, spoil) in cases {
+        let mut cfg = config(3, 64, 2.0, 0);
+        spoil(&mut cfg);
+        let err = cfg.validate().unwrap_err();
+        assert!(err.starts_with(field), "{err}");
+        assert!(find_jamming(&cfg, &mut |_| {}).is_err());
+    }
+    let mut packing = Packing::random(&config(3, 64, 2.0, 0), 0.5).unwrap();
+    assert!(
+        packing
+            .set_packing_fraction(-0.1)
+            .unwrap_err()
+            .starts_with("phi:")
+    );
+    assert!(
+        packing
+            .set_positions(&[0.0; 5])
+            .unwrap_err()
+            .starts_with("positions:")
+    );
+}
+
+#[test]
+fn packing_steps_frame_by_frame() {
+    let mut packing = Packing::random(&config(3, 100, 2.0, 2), 0.7).unwrap();
+    let ratio = packing.diameters()[99] / packing.diameters()[0];
+    assert!((ratio - 1.4).abs() < 1e-12);
+    assert!((packing.packing_fraction() - 0.7).abs() < 1e-12);
+    let start = packing.energy();
+    for _ in 0..50 {
+        packing.fire_step();
+    }
+    assert!(
+        packing.energy() < 0.5 * start,
+        "FIRE should relax: {start} -> {}",
+        packing.energy()
+    );
+    let contacts = packing.contacts();
+    assert!(contacts.iter().all(|&(i, j)| i < j && j < 100));
+    let stats = packing.contact_stats();
+    assert!((stats.mean_contacts_all - 2.0 * contacts.len() as f64 / 100.0).abs() < 1e-12);
+}
+
+#[test]
+fn power_law_fit_recovers_exponent() {
+    let xs = log_grid(1e-4, 1e-1, 5);
+    let ys: Vec<f64> = xs.iter().map(|x| 3.0 * x.powf(1.7)).collect();
+    let fit = fit_power_law(&xs, &ys).unwrap();
+    assert!((fit.exponent - 1.7).abs() < 1e-12 && (fit.prefactor - 3.0).abs() < 1e-9);
+    assert!((xs[0] - 1e-4).abs() < 1e-18 && (xs[4] - 1e-1).abs() < 1e-15);
+    assert!(fit_power_law(&[1.0], &[2.0]).is_none());
+}
