@@ -7,6 +7,9 @@ use crate::loss::{Packing, PackingParams};
 use crate::npy::NpyArray;
 use crate::readout::PackingMetrics;
 
+/// Largest `B * B * d` analysed at once (1 GiB of f32 differences).
+pub const MAX_PAIR_ELEMENTS: usize = 1 << 28;
+
 /// Checks that `array` is a usable `[m, B, d]` embedding array and measures its packing.
 /// The error says what is wrong with the array (the caller adds the file name).
 pub fn analyze_embeddings(
@@ -32,6 +35,13 @@ pub fn analyze_embeddings(
     }
     if dim < 1 {
         return Err("the embedding dimension d is 0".into());
+    }
+    // The pair distances are built from a [B, B, d] difference tensor.
+    let pair_elements = batch.saturating_mul(batch).saturating_mul(dim);
+    if pair_elements > MAX_PAIR_ELEMENTS {
+        return Err(format!(
+            "B = {batch} images in d = {dim} needs {pair_elements} pair elements (limit {MAX_PAIR_ELEMENTS}): analyze a subset of the images"
+        ));
     }
     if let Some(at) = array.data.iter().position(|x| !x.is_finite()) {
         return Err(format!(

@@ -61,9 +61,11 @@ fn parse_npy(bytes: &[u8]) -> Result<NpyArray, String> {
             ));
         }
     };
-    let count: usize = shape.iter().product();
+    let expected = shape
+        .iter()
+        .try_fold(width as usize, |total: usize, &d| total.checked_mul(d))
+        .ok_or_else(|| format!("shape {shape:?} is too large to address"))?;
     let payload = &bytes[data_start..];
-    let expected = count * width;
     if payload.len() < expected {
         return Err(format!(
             "truncated: shape {shape:?} needs {expected} bytes of data, found {}",

@@ -230,6 +230,30 @@ fn analyze_rejects_bad_files() {
         &["oneimage.npy", "at least 2 images", "B = 1"],
     );
 
+    write_npy(
+        Path::new(&path("huge.npy")),
+        "<f4",
+        false,
+        "(4294967296, 4294967296, 16)",
+        &good,
+    );
+    rejects(
+        &["--embeddings", &path("huge.npy")],
+        &["huge.npy", "too large"],
+    );
+
+    write_npy(
+        Path::new(&path("big.npy")),
+        "<f4",
+        false,
+        "(2, 20000, 1)",
+        &vec![0u8; 2 * 20000 * 4],
+    );
+    rejects(
+        &["--embeddings", &path("big.npy")],
+        &["big.npy", "B = 20000", "subset"],
+    );
+
     for (name, bad) in [("nan.npy", f64::NAN), ("inf.npy", f64::INFINITY)] {
         let mut values = clustered_embeddings(2, 3, 4, 0.3, 1);
         values[17] = bad; // view 1, image 1, component 1

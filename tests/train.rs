@@ -317,7 +317,98 @@ fn config_errors_name_the_key() {
         (config.alpha, config.seed, config.batch),
         (2.5, 9, TrainConfig::default().batch)
     );
+    // The shipped configs are valid.
+    for name in ["toy.toml", "lars-reference.toml"] {
+        let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("assets/configs")
+            .join(name);
+        TrainConfig::from_toml_file(&shipped).unwrap_or_else(|e| panic!("{e}"));
+    }
     // A saved config reads back as the same run.
     std::fs::write(&path, config.to_toml()).unwrap();
     assert_eq!(TrainConfig::from_toml_file(&path).unwrap(), config);
+}
+
+#[test]
+fn resnet18_encoder_shapes() {
+    use clamp::model::{EncoderKind, ModelConfig};
+    let config = ModelConfig {
+        encoder: EncoderKind::Resnet18,
+        channels: 3,
+        width: 4,
+        projector_hidden: 16,
+        embedding_dim: 5,
+    };
+    let device = Default::default();
+    let model = config.init::<burn::backend::Flex>(&device);
+    let images = Tensor::<burn::backend::Flex, 4>::zeros([2, 3, 32, 32], &device);
+    // Four stages ending at 8x width channels, globally pooled.
+    assert_eq!(model.encoder.forward(images.clone()).dims(), [2, 32]);
+    assert_eq!(config.feature_dim(), 32);
+    assert_eq!(model.embed(images).dims(), [2, 5]);
+}
+
+#[test]
+fn lars_step_matches_the_hand_computed_update() {
+    use burn::optim::SimpleOptimizer;
+    use clamp::optim::Lars;
+    type F = burn::backend::Flex;
+    let device = Default::default();
+    let lars = Lars {
+        momentum: 0.9,
+        trust: 0.001,
+        weight_decay: 0.01,
+    };
+    let weights = [3.0f64, 4.0, 0.0, 0.0]; // |w| = 5
+    let grad = [0.0f64, 0.0, 1.0, 0.0];
+    let tensor = |v: &[f64]| {
+        Tensor::<F, 2>::from_data(
+            TensorData::new(v.iter().map(|&x| x as f32).collect::<Vec<_>>(), [2, 2]),
+            &device,
+        )
+    };
+    // update = g + wd w = (0.03, 0.04, 1, 0); |update| = sqrt(1.0025); trust = eta |w| / |update|.
+    let update: Vec<f64> = grad
+        .iter()
+        .zip(&weights)
+        .map(|(g, w)| g + 0.01 * w)
+        .collect();
+    let norm = update.iter().map(|u| u * u).sum::<f64>().sqrt();
+    let trust = 0.001 * 5.0 / norm;
+    let lr = 0.5;
+    let (after, state) = lars.step(lr, tensor(&weights), tensor(&grad), None);
+    let after: Vec<f64> = after.into_data().iter::<f64>().collect();
+    for k in 0..4 {
+        let want = weights[k] - lr * trust * update[k];
+        assert!(
+            (after[k] - want).abs() < 1e-6,
+            "w[{k}] = {} vs {want}",
+            after[k]
+        );
+    }
+    // Second step: velocity = 0.9 v + new scaled update.
+    let (again, _) = lars.step(lr, tensor(&after), tensor(&grad), state);
+    let again: Vec<f64> = again.into_data().iter::<f64>().collect();
+    let update2: Vec<f64> = grad.iter().zip(&after).map(|(g, w)| g + 0.01 * w).collect();
+    let norm_w = after.iter().map(|w| w * w).sum::<f64>().sqrt();
+    let norm_u = update2.iter().map(|u| u * u).sum::<f64>().sqrt();
+    for k in 0..4 {
+        let velocity = 0.9 * trust * update[k] + 0.001 * norm_w / norm_u * update2[k];
+        let want = after[k] - lr * velocity;
+        assert!(
+            (again[k] - want).abs() < 1e-6,
+            "second step w[{k}] = {} vs {want}",
+            again[k]
+        );
+    }
+
+    // A 1-D parameter (bias, norm scale) gets plain momentum SGD: no decay, no trust ratio.
+    let bias = Tensor::<F, 1>::from_data(TensorData::new(vec![1.0f32, 2.0], [2]), &device);
+    let bias_grad = Tensor::<F, 1>::from_data(TensorData::new(vec![0.5f32, -1.0], [2]), &device);
+    let (bias, _) = lars.step(0.1, bias, bias_grad, None);
+    let bias: Vec<f32> = bias.into_data().iter::<f32>().collect();
+    assert!(
+        (bias[0] - 0.95).abs() < 1e-6 && (bias[1] - 2.1).abs() < 1e-6,
+        "{bias:?}"
+    );
 }
