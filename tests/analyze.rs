@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::{clustered_embeddings, reference};
 
@@ -42,16 +41,9 @@ fn f32_bytes(values: &[f64]) -> Vec<u8> {
 }
 
 fn analyze(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_clamp"))
-        .arg("analyze")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let mut words = vec!["analyze"];
+    words.extend_from_slice(args);
+    common::run_clamp(&words)
 }
 
 fn json(stdout: &str) -> serde_json::Value {

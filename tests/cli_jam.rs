@@ -1,19 +1,9 @@
 //! `clamp jam` end to end: a small 2D bidisperse packing jams near phi_J = 0.84 with Z near 4,
 //! and bad flags are refused with the field named.
 
-use std::process::Command;
+mod common;
 
-fn clamp(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_clamp"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::run_clamp as clamp;
 
 #[test]
 fn jam_finds_the_2d_jamming_point_and_its_power_laws() {

@@ -1,18 +1,8 @@
 //! `clamp train` end to end on the toy dataset, and its refusals of bad configuration.
 
-use std::process::Command;
+mod common;
 
-fn clamp(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_clamp"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::run_clamp as clamp;
 
 #[test]
 fn train_writes_metrics_a_checkpoint_and_a_summary() {

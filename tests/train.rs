@@ -7,7 +7,7 @@ use std::time::Duration;
 use burn::tensor::{Tensor, TensorData};
 use clamp::augment::AugmentConfig;
 use clamp::backend::{CpuBackend, WgpuBackend, probe_adapter};
-use clamp::config::{LossKind, TrainConfig};
+use clamp::config::TrainConfig;
 use clamp::data::{Split, load_fashion_mnist};
 use clamp::eval::{Features, ProbeSettings, knn_accuracy, linear_probe_accuracy};
 use clamp::loss::PackingParams;
@@ -241,7 +241,6 @@ fn simclr_matches_a_hand_written_nt_xent() {
     );
     let got = nt_xent(x, t).into_scalar() as f64;
     assert!((got - want).abs() < 1e-5 * want.abs(), "{got} vs {want}");
-    let _ = LossKind::Simclr;
 }
 
 fn clusters(per_class: usize, dim: usize, offset: usize) -> Features {

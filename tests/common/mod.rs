@@ -189,3 +189,16 @@ pub fn clustered_embeddings(m: usize, b: usize, d: usize, spread: f64, seed: u64
     }
     p
 }
+
+/// Runs the `clamp` binary: (exit code, stdout, stderr).
+pub fn run_clamp(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clamp"))
+        .args(args)
+        .output()
+        .expect("the clamp binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
