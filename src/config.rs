@@ -144,6 +144,23 @@ impl Default for TrainConfig {
     }
 }
 
+impl TrainConfig {
+    /// What `clamp view` starts with: the training defaults, but a 3-d embedding (the true
+    /// picture: spheres on the unit sphere, no projection), r_s = 0.5 (the packing starts jammed
+    /// and visibly unjams, with spheres small enough to draw fast on a software rasterizer), a long cosine schedule for open-ended watching, and smaller probes so
+    /// a probe does not stall the picture.
+    pub fn viewer_default() -> Self {
+        Self {
+            dim: 3,
+            radius_scale: 0.5,
+            steps: 20_000,
+            probe_train_images: 5_000,
+            probe_test_images: 2_000,
+            ..Self::default()
+        }
+    }
+}
+
 fn check_count(key: &str, value: usize, low: usize, high: usize) -> Result<(), String> {
     if (low..=high).contains(&value) {
         Ok(())

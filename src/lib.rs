@@ -17,6 +17,10 @@ pub mod model;
 pub mod npy;
 pub mod optim;
 pub mod physics;
+pub mod projection;
 pub mod readout;
 pub mod simclr;
 pub mod train;
+pub mod video;
+#[cfg(feature = "viewer")]
+pub mod viewer;

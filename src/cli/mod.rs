@@ -5,6 +5,8 @@ pub mod args;
 pub mod jam;
 pub mod progress;
 pub mod train;
+#[cfg(feature = "viewer")]
+pub mod view;
 
 use std::path::PathBuf;
 
@@ -30,6 +32,13 @@ usage:
   clamp eval --checkpoint DIR [--data DIR] [--backend auto|wgpu|cpu]
       frozen-backbone linear probe and kNN on the test split, beside a raw-pixel kNN baseline
 
+  clamp view [--config FILE.toml] [training flags] [--spheres N] [--teaching] [--physics] [--paused]
+             [--frames N] [--screenshot FILE.png] [--stats] [--size WxH] [--train-threads T]
+      the live viewer (also what `clamp` with no command opens): training drawn as soft spheres
+  clamp record [--config FILE.toml] [training flags] [--frames N] [--steps-per-frame K]
+               [--fps F] [--size WxH] [--orbit DEG_PER_SECOND] [--out FILE.mp4|FILE.gif|DIR/]
+      trains and renders offscreen (no window, no X server); PNG frames, GIF, or MP4 via ffmpeg
+
   clamp jam --dim 2|3 --n N [--bidisperse] [--alpha A] [--seed S] [--sphere] [--sweep] [--json]
       jamming point of N soft spheres with the CLAMP pair energy (O'Hern et al. protocol);
       --sweep adds energy and pressure against phi - phi_J above jamming
@@ -42,14 +51,24 @@ pub const EXIT_BAD_INPUT: i32 = 2;
 /// Runs the command line `words` (without the program name) and returns the exit code.
 pub fn run(words: &[String]) -> i32 {
     let Some((command, rest)) = words.split_first() else {
-        eprintln!("{USAGE}");
-        return EXIT_BAD_INPUT;
+        // `cargo run --release` with no command opens the viewer.
+        #[cfg(feature = "viewer")]
+        return run(&["view".to_string()]);
+        #[cfg(not(feature = "viewer"))]
+        {
+            eprintln!("{USAGE}");
+            return EXIT_BAD_INPUT;
+        }
     };
     let result = match command.as_str() {
         "analyze" => analyze(rest),
         "train" => train::train(rest),
         "jam" => jam::jam(rest),
         "eval" => train::eval(rest),
+        #[cfg(feature = "viewer")]
+        "view" => view::view(rest),
+        #[cfg(feature = "viewer")]
+        "record" => view::record(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())

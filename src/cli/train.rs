@@ -48,10 +48,15 @@ pub const TRAIN_FLAGS: FlagSpec = FlagSpec {
 
 /// The config from `--config FILE` (or the defaults) with every flag applied on top.
 pub fn config_from_args(args: &Args) -> Result<TrainConfig, String> {
-    let mut config = match args.get::<PathBuf>("config")? {
+    let config = match args.get::<PathBuf>("config")? {
         Some(path) => TrainConfig::from_toml_file(&path)?,
         None => TrainConfig::default(),
     };
+    apply_train_flags(config, args)
+}
+
+/// Overrides `config` with every training flag present in `args`, then validates it.
+pub fn apply_train_flags(mut config: TrainConfig, args: &Args) -> Result<TrainConfig, String> {
     macro_rules! flag {
         ($name:literal => $field:ident) => {
             if let Some(value) = args.get($name)? {

@@ -24,7 +24,9 @@ use crate::eval::{Features, KNN_K, ProbeSettings, knn_accuracy, linear_probe_acc
 use crate::loss::{Packing, PackingParams};
 use crate::model::ClampModel;
 use crate::optim::{ModelOptimizer, scheduled_lr};
-use crate::readout::{PackingMetrics, PackingReadout};
+use crate::readout::{
+    DEVICE_READOUT_MAX_BATCH, PackingMetrics, PackingReadout, contact_pairs, host_readout,
+};
 use crate::simclr::nt_xent;
 
 /// What one optimisation step did.
@@ -63,6 +65,8 @@ pub struct Snapshot {
     pub labels: Vec<u16>,
     /// Index of each sphere's image in the evaluation set.
     pub images: Vec<usize>,
+    /// Touching spheres `(i, j)`, `i < j` (the read-out's contact rule).
+    pub pairs: Vec<[u32; 2]>,
 }
 
 /// A training failure that should stop the steps but not the program.
@@ -317,13 +321,21 @@ impl<B: AutodiffBackend> Trainer<B> {
         let input = self.input_tensor::<B::InnerBackend>(pixels, views * images.len(), device);
         let projections =
             embed_in_chunks(&model, input, 1024).reshape([views, images.len(), self.config.dim]);
-        let readout = Packing::new(projections, &self.params).readout();
+        let (readout, pairs) = if images.len() <= DEVICE_READOUT_MAX_BATCH {
+            let readout = Packing::new(projections, &self.params).readout();
+            let pairs = contact_pairs(&readout.centers, &readout.radii, readout.dim);
+            (readout, pairs)
+        } else {
+            let host: Vec<f32> = projections.into_data().iter::<f32>().collect();
+            host_readout(&host, views, images.len(), self.config.dim, &self.params)
+        };
         Snapshot {
             step: self.step,
             params: self.params,
             readout,
             labels: images.iter().map(|&i| set.labels[i]).collect(),
             images,
+            pairs,
         }
     }
 

@@ -78,6 +78,12 @@ pub struct SessionOptions {
     pub step_delay: Duration,
     /// Probe every this many steps (0: only on request).
     pub probe_every: usize,
+    /// Worker threads for the training math (None: all cores). A viewer leaves a core to the
+    /// renderer by asking for fewer.
+    pub threads: Option<usize>,
+    /// Scheduling niceness of the training threads (Linux; None: unchanged). A viewer asks for
+    /// a positive value so that drawing wins when both want a core.
+    pub nice: Option<i32>,
 }
 
 impl Default for SessionOptions {
@@ -87,6 +93,8 @@ impl Default for SessionOptions {
             snapshots_per_sec: 10.0,
             step_delay: Duration::ZERO,
             probe_every: 0,
+            threads: None,
+            nice: None,
         }
     }
 }
@@ -94,7 +102,8 @@ impl Default for SessionOptions {
 /// The owner's side of a training thread.
 pub struct Session {
     commands: Sender<Command>,
-    events: Receiver<Event>,
+    // Behind a mutex so a Session can be shared (e.g. held in an ECS resource).
+    events: Mutex<Receiver<Event>>,
     snapshots: Arc<Latest<Snapshot>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -111,16 +120,28 @@ impl Session {
         let (event_tx, event_rx) = mpsc::sync_channel(1024);
         let snapshots = Arc::new(Latest::default());
         let mailbox = snapshots.clone();
+        let options_threads = options.threads;
+        let options_nice = options.nice;
         let thread = std::thread::Builder::new()
             .name("clamp-trainer".into())
             .spawn(move || {
-                let trainer = make_trainer();
-                run(trainer, command_rx, event_tx, mailbox, options);
+                if let Some(nice) = options_nice {
+                    lower_priority(nice);
+                }
+                let work = move || {
+                    let trainer = make_trainer();
+                    run(trainer, command_rx, event_tx, mailbox, options);
+                };
+                let pool = options_pool(&options_threads);
+                match pool {
+                    Some(pool) => pool.install(work),
+                    None => work(),
+                }
             })
             .expect("spawning the training thread");
         Self {
             commands: command_tx,
-            events: event_rx,
+            events: Mutex::new(event_rx),
             snapshots,
             thread: Some(thread),
         }
@@ -133,12 +154,15 @@ impl Session {
 
     /// Events since the last call.
     pub fn events(&self) -> Vec<Event> {
-        self.events.try_iter().collect()
+        self.events
+            .lock()
+            .map(|events| events.try_iter().collect())
+            .unwrap_or_default()
     }
 
     /// Waits up to `timeout` for the next event.
     pub fn next_event(&self, timeout: Duration) -> Option<Event> {
-        self.events.recv_timeout(timeout).ok()
+        self.events.lock().ok()?.recv_timeout(timeout).ok()
     }
 
     /// The newest snapshot not yet taken.
@@ -154,6 +178,60 @@ impl Drop for Session {
             let _ = thread.join();
         }
     }
+}
+
+/// Sets this thread's niceness; threads it starts afterwards inherit it.
+fn lower_priority(nice: i32) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority has no memory effects; on Linux, who = 0 names the calling thread.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, nice);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
+}
+
+/// A private rayon pool of `threads` workers, so the trainer's parallel math stays on them.
+fn options_pool(threads: &Option<usize>) -> Option<rayon::ThreadPool> {
+    let threads = (*threads)?;
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .thread_name(|k| format!("clamp-train-{k}"))
+        .build()
+        .ok()
+}
+
+/// Starts a training session for `config` on the backend `resolve` chose.
+pub fn spawn_session(
+    backend: &crate::backend::ResolvedBackend,
+    config: crate::config::TrainConfig,
+    data: Arc<super::TrainingData>,
+    options: SessionOptions,
+) -> Session {
+    struct Start {
+        config: crate::config::TrainConfig,
+        data: Arc<super::TrainingData>,
+        options: SessionOptions,
+    }
+    impl crate::backend::BackendTask for Start {
+        type Output = Session;
+        fn run<B: AutodiffBackend>(self, device: B::Device) -> Session {
+            let Start {
+                config,
+                data,
+                options,
+            } = self;
+            Session::spawn(move || Trainer::<B>::new(config, data, device), options)
+        }
+    }
+    crate::backend::run_on(
+        backend,
+        Start {
+            config,
+            data,
+            options,
+        },
+    )
 }
 
 fn emit(events: &SyncSender<Event>, event: Event) {

@@ -1,0 +1,259 @@
+//! An orbit camera: left-drag turns, right-drag (or shift + left-drag) pans, the wheel zooms,
+//! and auto-rotate turns the scene slowly for demos and recordings. Input over the egui panels
+//! is left to egui.
+
+use bevy::camera::RenderTarget;
+use bevy::input::mouse::{AccumulatedMouseMotion, AccumulatedMouseScroll, MouseScrollUnit};
+use bevy::prelude::*;
+use bevy::render::render_resource::{Extent3d, TextureFormat, TextureUsages};
+use bevy::window::PrimaryWindow;
+use bevy_egui::{EguiGlobalSettings, PrimaryEguiContext};
+
+use super::palette;
+
+/// Where the camera looks from, in spherical coordinates around `focus`.
+#[derive(Component, Clone, Debug, PartialEq)]
+pub struct OrbitCamera {
+    pub focus: Vec3,
+    pub distance: f32,
+    /// Radians around the vertical axis.
+    pub yaw: f32,
+    /// Radians above the horizon.
+    pub pitch: f32,
+    /// Degrees per second of automatic turning (0: off).
+    pub auto_rotate: f32,
+}
+
+impl Default for OrbitCamera {
+    fn default() -> Self {
+        Self {
+            focus: Vec3::ZERO,
+            distance: 3.2,
+            yaw: 0.6,
+            pitch: 0.35,
+            auto_rotate: 6.0,
+        }
+    }
+}
+
+impl OrbitCamera {
+    pub fn transform(&self) -> Transform {
+        let rotation = Quat::from_euler(EulerRot::YXZ, self.yaw, -self.pitch, 0.0);
+        let eye = self.focus + rotation * Vec3::new(0.0, 0.0, self.distance);
+        Transform::from_translation(eye).looking_at(self.focus, Vec3::Y)
+    }
+}
+
+/// The offscreen picture of the scene, shown by the panel in the middle of the window. Drawing
+/// the spheres at a fraction of the window's resolution is what keeps a software rasterizer
+/// interactive: their cost is per covered pixel.
+#[derive(Resource, Clone, Debug)]
+pub struct SceneView {
+    pub image: Handle<Image>,
+    /// Where the panel shows it, in logical window pixels.
+    pub rect: Option<Rect>,
+    /// The pointer is over the picture (not over a panel).
+    pub hovered: bool,
+    /// Rendered pixels per physical window pixel.
+    pub render_scale: f32,
+}
+
+impl SceneView {
+    /// A cursor position in the window to pixels of the rendered image.
+    pub fn to_image(&self, cursor: Vec2, image_size: UVec2) -> Option<Vec2> {
+        let rect = self.rect?;
+        if !rect.contains(cursor) || rect.width() <= 0.0 || rect.height() <= 0.0 {
+            return None;
+        }
+        let uv = (cursor - rect.min) / rect.size();
+        Some(uv * image_size.as_vec2())
+    }
+}
+
+/// Systems that move the camera; drawing runs after them.
+#[derive(SystemSet, Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OrbitUpdate;
+
+pub struct OrbitCameraPlugin;
+
+impl Plugin for OrbitCameraPlugin {
+    fn build(&self, app: &mut App) {
+        app.add_systems(Startup, spawn_cameras).add_systems(
+            Update,
+            (orbit_input, auto_rotate, apply_orbit, fit_scene_image)
+                .chain()
+                .in_set(OrbitUpdate),
+        );
+    }
+}
+
+/// Auto-rotation at start-up (degrees per second).
+#[derive(Resource, Clone, Copy, Debug)]
+pub struct StartRotation(pub f32);
+
+/// The render target of the scene camera, sized for `size` physical pixels.
+pub fn scene_target(size: UVec2) -> Image {
+    let mut image = Image::new_target_texture(
+        size.x.max(1),
+        size.y.max(1),
+        TextureFormat::Rgba8UnormSrgb,
+        None,
+    );
+    image.texture_descriptor.usage = TextureUsages::TEXTURE_BINDING
+        | TextureUsages::COPY_DST
+        | TextureUsages::COPY_SRC
+        | TextureUsages::RENDER_ATTACHMENT;
+    // Smooth when shown larger than rendered (render scale below 1).
+    image.sampler = bevy::image::ImageSampler::linear();
+    image
+}
+
+fn spawn_cameras(
+    mut commands: Commands,
+    start: Option<Res<StartRotation>>,
+    scale: Option<Res<StartRenderScale>>,
+    mut images: ResMut<Assets<Image>>,
+    mut egui_settings: ResMut<EguiGlobalSettings>,
+) {
+    // The window camera draws only egui (which shows the scene picture); the scene camera
+    // draws the spheres into that picture.
+    egui_settings.auto_create_primary_context = false;
+    commands.spawn((
+        Camera2d,
+        PrimaryEguiContext,
+        Msaa::Off,
+        bevy::core_pipeline::tonemapping::Tonemapping::None,
+        bevy::core_pipeline::tonemapping::DebandDither::Disabled,
+    ));
+    let image = images.add(scene_target(UVec2::new(640, 480)));
+    let orbit = OrbitCamera {
+        auto_rotate: start.map(|s| s.0).unwrap_or(6.0),
+        ..default()
+    };
+    commands.spawn(scene_camera(image.clone(), orbit, -1));
+    commands.insert_resource(SceneView {
+        image,
+        rect: None,
+        hovered: false,
+        render_scale: scale.map(|s| s.0).unwrap_or(1.0),
+    });
+}
+
+/// The camera that draws the spheres into `image` (shared by the viewer and the recorder).
+pub fn scene_camera(image: Handle<Image>, orbit: OrbitCamera, order: isize) -> impl Bundle {
+    (
+        Camera3d::default(),
+        Camera {
+            order,
+            clear_color: ClearColorConfig::Custom(palette::BACKGROUND),
+            ..default()
+        },
+        RenderTarget::Image(image.into()),
+        // Software rasterizers pay per sample and per full-screen pass: no MSAA, and no
+        // tone-mapping lookup (the colors are already in display range).
+        Msaa::Off,
+        bevy::core_pipeline::tonemapping::Tonemapping::None,
+        bevy::core_pipeline::tonemapping::DebandDither::Disabled,
+        orbit.transform(),
+        orbit,
+    )
+}
+
+/// Render scale at start-up (rendered pixels per window pixel).
+#[derive(Resource, Clone, Copy, Debug)]
+pub struct StartRenderScale(pub f32);
+
+fn orbit_input(
+    mouse: Res<ButtonInput<MouseButton>>,
+    keys: Res<ButtonInput<KeyCode>>,
+    motion: Res<AccumulatedMouseMotion>,
+    scroll: Res<AccumulatedMouseScroll>,
+    view: Option<Res<SceneView>>,
+    mut cameras: Query<&mut OrbitCamera>,
+    mut dragging: Local<bool>,
+) {
+    // Drags that start on the picture keep turning it even if the pointer leaves it.
+    let hovered = view.is_some_and(|v| v.hovered);
+    if mouse.just_pressed(MouseButton::Left) || mouse.just_pressed(MouseButton::Right) {
+        *dragging = hovered;
+    }
+    if !mouse.pressed(MouseButton::Left) && !mouse.pressed(MouseButton::Right) {
+        *dragging = false;
+    }
+    if !hovered && !*dragging {
+        return;
+    }
+    let Ok(mut orbit) = cameras.single_mut() else {
+        return;
+    };
+    let delta = motion.delta;
+    let shift = keys.pressed(KeyCode::ShiftLeft) || keys.pressed(KeyCode::ShiftRight);
+    let panning = mouse.pressed(MouseButton::Right) || (shift && mouse.pressed(MouseButton::Left));
+    if panning {
+        let rotation = Quat::from_euler(EulerRot::YXZ, orbit.yaw, -orbit.pitch, 0.0);
+        let scale = orbit.distance * 0.0015;
+        orbit.focus += rotation * Vec3::new(-delta.x * scale, delta.y * scale, 0.0);
+    } else if mouse.pressed(MouseButton::Left) {
+        orbit.yaw -= delta.x * 0.008;
+        orbit.pitch = (orbit.pitch + delta.y * 0.008).clamp(-1.5, 1.5);
+    }
+    let lines = match scroll.unit {
+        MouseScrollUnit::Line => scroll.delta.y,
+        MouseScrollUnit::Pixel => scroll.delta.y / 40.0,
+    };
+    if lines != 0.0 {
+        orbit.distance = (orbit.distance * 0.9f32.powf(lines)).clamp(0.2, 50.0);
+    }
+    if keys.just_pressed(KeyCode::KeyR) {
+        let auto_rotate = orbit.auto_rotate;
+        *orbit = OrbitCamera {
+            auto_rotate,
+            ..default()
+        };
+    }
+}
+
+fn auto_rotate(time: Res<Time>, mut cameras: Query<&mut OrbitCamera>) {
+    for mut orbit in &mut cameras {
+        if orbit.auto_rotate != 0.0 {
+            orbit.yaw += orbit.auto_rotate.to_radians() * time.delta_secs();
+        }
+    }
+}
+
+fn apply_orbit(mut cameras: Query<(&OrbitCamera, &mut Transform), Changed<OrbitCamera>>) {
+    for (orbit, mut transform) in &mut cameras {
+        *transform = orbit.transform();
+    }
+}
+
+/// Keeps the scene picture at the panel's size times the render scale.
+fn fit_scene_image(
+    view: Option<ResMut<SceneView>>,
+    settings: Res<super::scene::SceneSettings>,
+    windows: Query<&Window, With<PrimaryWindow>>,
+    mut images: ResMut<Assets<Image>>,
+) {
+    let Some(mut view) = view else { return };
+    if view.render_scale != settings.render_scale {
+        view.render_scale = settings.render_scale;
+    }
+    let (Some(rect), Ok(window)) = (view.rect, windows.single()) else {
+        return;
+    };
+    let scale = window.scale_factor() * view.render_scale.clamp(0.1, 2.0);
+    let wanted = UVec2::new(
+        ((rect.width() * scale).round() as u32).clamp(16, 8192),
+        ((rect.height() * scale).round() as u32).clamp(16, 8192),
+    );
+    let current = images.get(&view.image).map(|i| i.size());
+    if current != Some(wanted)
+        && let Some(mut image) = images.get_mut(&view.image)
+    {
+        image.resize(Extent3d {
+            width: wanted.x,
+            height: wanted.y,
+            depth_or_array_layers: 1,
+        });
+    }
+}

@@ -1,0 +1,271 @@
+//! Screenshots (F12 or the panel), recording the window to PNG frames and then a GIF or MP4, and
+//! the `--frames N [--screenshot FILE] [--stats]` mode used by tests and the frame-rate benchmark.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bevy::prelude::*;
+use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
+use bevy::time::Real;
+
+use super::scene::Scene;
+use super::training::TrainingStatus;
+use crate::video::{self, VideoOutput};
+
+#[derive(Message, Clone, Debug)]
+pub enum CaptureRequest {
+    Screenshot,
+    ToggleRecording,
+}
+
+/// A recording in progress.
+pub struct ActiveRecording {
+    pub output: VideoOutput,
+    pub frames: usize,
+}
+
+#[derive(Resource, Default)]
+pub struct Recording {
+    pub active: Option<ActiveRecording>,
+    /// The last thing that happened (file saved, error), for the panel.
+    pub message: Option<String>,
+    /// Filled by background encoders and screenshot observers.
+    inbox: Arc<Mutex<Vec<String>>>,
+}
+
+/// `--frames`, `--screenshot` and `--stats`.
+#[derive(Resource)]
+struct FrameBudget {
+    frames: Option<u64>,
+    screenshot: Option<PathBuf>,
+    stats: bool,
+    counted: u64,
+    exit_requested_at: Option<u64>,
+    saved: Arc<AtomicBool>,
+    frame_seconds: Vec<f32>,
+}
+
+pub struct CapturePlugin {
+    pub frames: Option<u64>,
+    pub screenshot: Option<PathBuf>,
+    pub stats: bool,
+}
+
+impl Plugin for CapturePlugin {
+    fn build(&self, app: &mut App) {
+        app.init_resource::<Recording>()
+            .add_message::<CaptureRequest>()
+            .insert_resource(FrameBudget {
+                frames: self.frames,
+                screenshot: self.screenshot.clone(),
+                stats: self.stats,
+                counted: 0,
+                exit_requested_at: None,
+                saved: Arc::new(AtomicBool::new(false)),
+                frame_seconds: Vec::new(),
+            })
+            .add_systems(Update, (capture_keys, handle_requests, record_frame, frame_budget).chain());
+    }
+}
+
+fn unix_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Saves the captured window to `path` (atomically) and reports to `inbox`.
+fn save_to(path: PathBuf, inbox: Arc<Mutex<Vec<String>>>, done: Option<Arc<AtomicBool>>) -> impl FnMut(On<ScreenshotCaptured>) {
+    move |captured: On<ScreenshotCaptured>| {
+        let result = captured
+            .image
+            .clone()
+            .try_into_dynamic()
+            .map_err(|e| format!("cannot convert the screenshot: {e:?}"))
+            .and_then(|image| video::write_png(&path, &image.to_rgba8()));
+        let line = match result {
+            Ok(()) => format!("saved {}", path.display()),
+            Err(e) => format!("screenshot failed: {e}"),
+        };
+        if let Ok(mut inbox) = inbox.lock() {
+            inbox.push(line);
+        }
+        if let Some(done) = &done {
+            done.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+fn capture_keys(keys: Res<ButtonInput<KeyCode>>, mut requests: MessageWriter<CaptureRequest>) {
+    if keys.just_pressed(KeyCode::F12) {
+        requests.write(CaptureRequest::Screenshot);
+    }
+}
+
+fn handle_requests(
+    mut commands: Commands,
+    mut requests: MessageReader<CaptureRequest>,
+    mut recording: ResMut<Recording>,
+) {
+    let news: Vec<String> = recording
+        .inbox
+        .lock()
+        .map(|mut inbox| inbox.drain(..).collect())
+        .unwrap_or_default();
+    if let Some(last) = news.last() {
+        info!("{last}");
+        recording.message = Some(last.clone());
+    }
+    for request in requests.read() {
+        match request {
+            CaptureRequest::Screenshot => {
+                let dir = PathBuf::from("screenshots");
+                if let Err(e) = std::fs::create_dir_all(&dir) {
+                    recording.message = Some(format!("cannot create {}: {e}", dir.display()));
+                    continue;
+                }
+                let path = dir.join(format!("clamp-{}.png", unix_seconds()));
+                commands
+                    .spawn(Screenshot::primary_window())
+                    .observe(save_to(path, recording.inbox.clone(), None));
+            }
+            CaptureRequest::ToggleRecording => match recording.active.take() {
+                Some(active) => finish_recording(active, recording.inbox.clone()),
+                None => {
+                    let extension = if video::ffmpeg_available() { "mp4" } else { "gif" };
+                    let path = PathBuf::from(format!("recordings/clamp-{}.{extension}", unix_seconds()));
+                    match VideoOutput::from_path(&path).and_then(|o| o.prepare().map(|()| o)) {
+                        Ok(output) => {
+                            recording.message = Some(format!("recording to {}", path.display()));
+                            recording.active = Some(ActiveRecording { output, frames: 0 });
+                        }
+                        Err(e) => recording.message = Some(e),
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// Encodes the frames on a thread of its own, so the window keeps drawing.
+fn finish_recording(active: ActiveRecording, inbox: Arc<Mutex<Vec<String>>>) {
+    let count = active.frames;
+    std::thread::spawn(move || {
+        let dir = active.output.frames_dir();
+        let frames: Vec<PathBuf> = (0..count)
+            .map(|k| video::frame_path(&dir, k))
+            .filter(|p| p.exists())
+            .collect();
+        let fps = 30.0;
+        let line = match &active.output {
+            VideoOutput::Frames(dir) => format!("{} frames in {}", frames.len(), dir.display()),
+            VideoOutput::Gif(file) => match video::encode_gif(&frames, file, fps) {
+                Ok(()) => format!("saved {}", file.display()),
+                Err(e) => format!("GIF failed: {e} (frames kept in {})", dir.display()),
+            },
+            VideoOutput::Mp4(file) => match video::encode_mp4(&dir, file, fps) {
+                Ok(()) => format!("saved {}", file.display()),
+                Err(e) => format!("MP4 failed: {e} (frames kept in {})", dir.display()),
+            },
+        };
+        if let Ok(mut inbox) = inbox.lock() {
+            inbox.push(line);
+        }
+    });
+}
+
+fn record_frame(mut commands: Commands, mut recording: ResMut<Recording>) {
+    let inbox = recording.inbox.clone();
+    if let Some(active) = recording.active.as_mut() {
+        let path = video::frame_path(&active.output.frames_dir(), active.frames);
+        active.frames += 1;
+        commands
+            .spawn(Screenshot::primary_window())
+            .observe(save_to(path, inbox, None));
+    }
+}
+
+fn frame_budget(
+    mut commands: Commands,
+    mut budget: ResMut<FrameBudget>,
+    recording: Res<Recording>,
+    scene: Res<Scene>,
+    status: Option<Res<TrainingStatus>>,
+    time: Res<Time<Real>>,
+    mut exit: MessageWriter<AppExit>,
+) {
+    // Frames count from the first picture with spheres in it.
+    if scene.version == 0 {
+        return;
+    }
+    budget.counted += 1;
+    if budget.counted == 1 {
+        info!("first picture: {} spheres", scene.len());
+    }
+    if budget.counted % 100 == 0 {
+        debug!("frame {}", budget.counted);
+    }
+    if budget.stats && budget.counted > 1 {
+        let dt = time.delta_secs();
+        budget.frame_seconds.push(dt);
+    }
+    let Some(frames) = budget.frames else {
+        return;
+    };
+    if budget.counted == frames {
+        budget.exit_requested_at = Some(budget.counted);
+        if let Some(path) = budget.screenshot.clone() {
+            commands
+                .spawn(Screenshot::primary_window())
+                .observe(save_to(path, recording.inbox.clone(), Some(budget.saved.clone())));
+        }
+    }
+    let Some(requested) = budget.exit_requested_at else {
+        return;
+    };
+    let saved = budget.screenshot.is_none() || budget.saved.load(Ordering::SeqCst);
+    if saved || budget.counted > requested + 600 {
+        if let Ok(mut inbox) = recording.inbox.lock() {
+            for line in inbox.drain(..) {
+                eprintln!("{line}");
+            }
+        }
+        if budget.stats {
+            println!(
+                "{}",
+                frame_stats_json(&budget.frame_seconds, scene.len(), status.as_deref())
+            );
+        }
+        if !saved {
+            eprintln!("clamp view: the screenshot was not captured");
+            exit.write(AppExit::from_code(2));
+        } else {
+            exit.write(AppExit::Success);
+        }
+    }
+}
+
+/// Frames per second, mean and 99th-percentile frame time.
+pub fn frame_stats_json(seconds: &[f32], spheres: usize, status: Option<&TrainingStatus>) -> String {
+    let mut sorted: Vec<f64> = seconds.iter().map(|&s| s as f64).collect();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len().max(1);
+    let mean = sorted.iter().sum::<f64>() / n as f64;
+    let p99 = sorted
+        .get(((n as f64 * 0.99).ceil() as usize).saturating_sub(1).min(n - 1))
+        .copied()
+        .unwrap_or(f64::NAN);
+    serde_json::json!({
+        "frames": sorted.len(),
+        "fps": if mean > 0.0 { 1.0 / mean } else { f64::NAN },
+        "mean_frame_ms": mean * 1e3,
+        "p99_frame_ms": p99 * 1e3,
+        "spheres": spheres,
+        "train_step": status.map(|s| s.step).unwrap_or(0),
+        "train_steps_per_sec": status.map(|s| s.steps_per_sec).unwrap_or(0.0),
+    })
+    .to_string()
+}

@@ -1,0 +1,183 @@
+//! The live viewer: a Bevy app of small plugins around the bevy-free core.
+//!
+//! * [`training`] owns the training [`Session`](crate::train::session::Session): it turns the
+//!   trainer's events into plot histories and its snapshots into [`SceneFrame`]s, and turns the
+//!   panel's [`Controls`](training::Controls) into commands. Nothing else talks to the trainer.
+//! * [`physics_mode`] is the other source of frames: plain soft spheres being compressed to
+//!   jamming, with the same pair energy.
+//! * [`scene`] projects each frame to 3-D (PCA aligned by Procrustes) and eases positions.
+//! * [`spheres`] draws every sphere with one instanced impostor shader (`shaders/spheres.wgsl`),
+//!   plus contact lines and the unit-sphere wireframe.
+//! * [`camera`] orbits; [`panel`] is the egui side panel, plots, legend and hover card;
+//!   [`capture`] takes screenshots, records videos and measures frame times.
+//!
+//! Every plugin only reads resources and sends commands, so the render loop never waits on the
+//! training thread.
+
+pub mod camera;
+pub mod capture;
+pub mod palette;
+pub mod panel;
+pub mod physics_mode;
+pub mod picking;
+pub mod preset;
+pub mod record;
+pub mod scene;
+pub mod spheres;
+pub mod training;
+
+use std::path::PathBuf;
+
+use bevy::prelude::*;
+use bevy::window::{PresentMode, WindowResolution};
+
+use crate::config::TrainConfig;
+
+/// One picture's worth of spheres, from the trainer or from the physics sandbox.
+#[derive(Clone, Debug, Default)]
+pub struct SceneFrame {
+    /// Training step (or minimisation step in physics mode).
+    pub step: usize,
+    /// Coordinates per center.
+    pub dim: usize,
+    /// Centers `[n, dim]`, row-major.
+    pub centers: Vec<f32>,
+    pub radii: Vec<f32>,
+    pub labels: Vec<u16>,
+    pub contacts: Vec<u32>,
+    /// Touching pairs `(i, j)`, `i < j`.
+    pub pairs: Vec<[u32; 2]>,
+    /// Index of each sphere's image in the test split (empty in physics mode).
+    pub images: Vec<usize>,
+    /// The centers live inside the unit sphere (CLAMP's embedding), so `Raw` mode draws it.
+    pub unit_sphere: bool,
+}
+
+/// The newest frame not yet taken by the scene.
+#[derive(Resource, Default)]
+pub struct IncomingFrame(pub Option<SceneFrame>);
+
+/// What fills the picture.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Resource)]
+pub enum ViewerMode {
+    #[default]
+    Training,
+    Physics,
+}
+
+/// Command-line choices for `clamp view`.
+#[derive(Clone, Debug)]
+pub struct ViewerOptions {
+    pub config: TrainConfig,
+    /// Render this many frames, then exit (after the screenshot, if any).
+    pub frames: Option<u64>,
+    pub screenshot: Option<PathBuf>,
+    /// Print frame-time statistics as JSON on exit.
+    pub stats: bool,
+    /// Start with the teaching layout (advanced controls hidden).
+    pub teaching: bool,
+    pub mode: ViewerMode,
+    pub window: (u32, u32),
+    /// Training threads (None: leave one core to the renderer).
+    pub train_threads: Option<usize>,
+    /// View settings from a preset.
+    pub view: Option<preset::ViewPreset>,
+    /// Open with training paused (Play starts it).
+    pub paused: bool,
+    /// Rendered pixels per window pixel (None: 0.5 on a software adapter, else 1).
+    pub render_scale: Option<f32>,
+}
+
+impl ViewerOptions {
+    pub fn new(config: TrainConfig) -> Self {
+        Self {
+            config,
+            frames: None,
+            screenshot: None,
+            stats: false,
+            teaching: false,
+            mode: ViewerMode::Training,
+            window: (1280, 720),
+            train_threads: None,
+            view: None,
+            paused: false,
+            render_scale: None,
+        }
+    }
+}
+
+/// Training threads that leave one core to rendering and the UI.
+pub fn default_train_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get().saturating_sub(1).max(1))
+        .unwrap_or(1)
+}
+
+/// Opens the window and runs until it is closed (or `--frames` are done).
+pub fn run(options: ViewerOptions) -> Result<(), String> {
+    let training =
+        training::TrainingPlugin::start(&options.config, options.train_threads, options.paused)?;
+    let (width, height) = options.window;
+    // Spheres cost per covered pixel: on a software rasterizer draw them at half resolution.
+    let software = crate::backend::probe_adapter().is_none_or(|a| a.software);
+    let render_scale = options.render_scale.unwrap_or(if software { 0.5 } else { 1.0 });
+    let mut app = App::new();
+    app.insert_resource(ClearColor(palette::BACKGROUND))
+        .add_plugins(
+            DefaultPlugins
+                .set(WindowPlugin {
+                    primary_window: Some(Window {
+                        title: "clamp: contrastive learning as manifold packing".into(),
+                        resolution: WindowResolution::new(width, height),
+                        present_mode: if options.stats {
+                            PresentMode::AutoNoVsync
+                        } else {
+                            PresentMode::AutoVsync
+                        },
+                        ..default()
+                    }),
+                    ..default()
+                })
+                .set(bevy::log::LogPlugin {
+                    filter: std::env::var("CLAMP_LOG")
+                        .unwrap_or_else(|_| "warn,clamp=info,wgpu=error,naga=warn".into()),
+                    ..default()
+                }),
+        )
+        // Keep drawing while training even when the window is not focused (a projector, Xvfb).
+        .insert_resource(bevy::winit::WinitSettings {
+            focused_mode: bevy::winit::UpdateMode::Continuous,
+            unfocused_mode: bevy::winit::UpdateMode::Continuous,
+        })
+        .add_plugins(bevy_egui::EguiPlugin::default())
+        .insert_resource(scene::SceneSettings {
+            render_scale,
+            ..scene::SceneSettings::from_preset(options.view.as_ref())
+        })
+        .insert_resource(camera::StartRenderScale(render_scale))
+        .insert_resource(camera::StartRotation(
+            options.view.as_ref().map(|v| v.auto_rotate).unwrap_or(6.0),
+        ))
+        .insert_resource(options.mode)
+        .add_plugins(training)
+        .add_plugins((
+            physics_mode::PhysicsModePlugin,
+            scene::ScenePlugin,
+            spheres::SphereRenderPlugin,
+            camera::OrbitCameraPlugin,
+            picking::PickingPlugin,
+            panel::PanelPlugin {
+                teaching: options.teaching,
+            },
+            capture::CapturePlugin {
+                frames: options.frames,
+                screenshot: options.screenshot.clone(),
+                stats: options.stats,
+            },
+        ));
+    let exit = app.run();
+    match exit {
+        AppExit::Success => Ok(()),
+        AppExit::Error(code) => Err(format!("the viewer stopped with code {code}")),
+    }
+}

@@ -1,0 +1,740 @@
+//! The egui side panel (controls, legend, presets), the strip of plots along the bottom, and the
+//! card of the hovered sphere. It edits [`Controls`] and [`SceneSettings`] and sends
+//! [`TrainingAction`]s; it never touches the trainer itself.
+
+use std::path::PathBuf;
+
+use bevy::ecs::system::SystemParam;
+use bevy::prelude::*;
+use bevy_egui::egui::{self, Color32, RichText};
+use bevy_egui::{EguiContexts, EguiPrimaryContextPass, EguiTextureHandle};
+use egui_plot::{HLine, Legend, Line, Plot, PlotPoints};
+
+use super::camera::{OrbitCamera, SceneView};
+use super::capture::{CaptureRequest, Recording};
+use super::palette;
+use super::physics_mode::{PhysicsControls, PhysicsStatus};
+use super::picking::Selection;
+use super::preset::{self, ViewPreset};
+use super::scene::{Scene, SceneSettings};
+use super::training::{Controls, History, TrainingAction, TrainingLink, TrainingStatus};
+use super::ViewerMode;
+use crate::loss::{ALPHA_RANGE, RADIUS_SCALE_RANGE};
+use crate::projection::ProjectionMode;
+
+/// Panel state that is not a training or scene setting.
+#[derive(Resource)]
+pub struct PanelState {
+    /// Hide the advanced controls (for teaching).
+    pub teaching: bool,
+    /// Restart fields, applied by the Restart button.
+    pub views: usize,
+    pub batch: usize,
+    pub dim: usize,
+    pub dataset: String,
+    pub seed: u64,
+    pub spheres: usize,
+    pub preset_path: String,
+    pub message: Option<(String, bool)>,
+    hover_texture: Option<(usize, egui::TextureHandle)>,
+}
+
+pub struct PanelPlugin {
+    pub teaching: bool,
+}
+
+impl Plugin for PanelPlugin {
+    fn build(&self, app: &mut App) {
+        let teaching = self.teaching;
+        app.add_systems(
+            Startup,
+            move |mut commands: Commands, link: Res<TrainingLink>| {
+                let config = &link.config;
+                commands.insert_resource(PanelState {
+                    teaching,
+                    views: config.views,
+                    batch: config.batch,
+                    dim: config.dim,
+                    dataset: config.dataset.clone(),
+                    seed: config.seed,
+                    spheres: config.snapshot_images,
+                    preset_path: "presets/my-run.toml".into(),
+                    message: None,
+                    hover_texture: None,
+                });
+            },
+        )
+        .add_systems(EguiPrimaryContextPass, draw_ui);
+    }
+}
+
+/// What the panel only reads.
+#[derive(SystemParam)]
+struct PanelReads<'w> {
+    physics_status: Res<'w, PhysicsStatus>,
+    recording: Res<'w, Recording>,
+    status: Res<'w, TrainingStatus>,
+    history: Res<'w, History>,
+    link: Res<'w, TrainingLink>,
+    scene: Res<'w, Scene>,
+    selection: Res<'w, Selection>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn draw_ui(
+    mut contexts: EguiContexts,
+    mut panel: ResMut<PanelState>,
+    mut controls: ResMut<Controls>,
+    mut settings: ResMut<SceneSettings>,
+    mut view: ResMut<SceneView>,
+    mut actions: MessageWriter<TrainingAction>,
+    mut capture: MessageWriter<CaptureRequest>,
+    mut mode: ResMut<ViewerMode>,
+    mut physics: ResMut<PhysicsControls>,
+    reads: PanelReads,
+    mut cameras: Query<&mut OrbitCamera>,
+) -> Result {
+    let PanelReads {
+        physics_status,
+        recording,
+        status,
+        history,
+        link,
+        scene,
+        selection,
+    } = reads;
+    let (status, history, link, scene, selection) =
+        (&*status, &*history, &*link, &*scene, &*selection);
+    let (physics_status, recording) = (&*physics_status, &*recording);
+    let ctx = contexts.ctx_mut()?.clone();
+    let mut root = egui::Ui::new(
+        ctx.clone(),
+        "clamp-root".into(),
+        egui::UiBuilder::new()
+            .layer_id(egui::LayerId::background())
+            .max_rect(ctx.viewport_rect()),
+    );
+
+    egui::Panel::left("controls")
+        .default_size(300.0)
+        .resizable(true)
+        .show(&mut root, |ui| {
+            egui::ScrollArea::vertical().show(ui, |ui| {
+                header(ui, status, link, scene, &mode, physics_status);
+                ui.separator();
+                mode_switch(ui, &mut mode);
+                ui.separator();
+                if *mode == ViewerMode::Training {
+                    run_controls(ui, &mut controls, status, &mut actions);
+                    ui.separator();
+                    packing_controls(ui, &mut controls, panel.teaching);
+                    if !panel.teaching {
+                        ui.separator();
+                        restart_controls(ui, &mut panel, link, &mut actions);
+                    }
+                } else {
+                    physics_controls(ui, &mut physics, physics_status);
+                }
+                ui.separator();
+                view_controls(ui, &mut settings, &mut panel, &mut cameras);
+                ui.separator();
+                legend(ui, link, scene, &mode);
+                ui.separator();
+                capture_controls(ui, recording, &mut capture);
+                if !panel.teaching {
+                    ui.separator();
+                    preset_controls(ui, &mut panel, link, &controls, &settings, &cameras);
+                }
+            });
+        });
+
+    egui::Panel::bottom("plots")
+        .default_size(190.0)
+        .resizable(true)
+        .show(&mut root, |ui| {
+            if *mode == ViewerMode::Training {
+                training_plots(ui, history, link.config.dim);
+            } else {
+                physics_plots(ui, physics_status);
+            }
+        });
+
+    let texture = contexts.add_image(EguiTextureHandle::Weak(view.image.id()));
+    egui::CentralPanel::default()
+        .frame(egui::Frame::NONE)
+        .show(&mut root, |ui| {
+            let rect = ui.available_rect_before_wrap();
+            let response = ui.allocate_rect(rect, egui::Sense::click_and_drag());
+            ui.painter().image(
+                texture,
+                rect,
+                egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0)),
+                Color32::WHITE,
+            );
+            let new_rect = Rect::new(rect.min.x, rect.min.y, rect.max.x, rect.max.y);
+            if view.rect != Some(new_rect) {
+                view.rect = Some(new_rect);
+            }
+            let hovered = response.hovered() || response.dragged();
+            if view.hovered != hovered {
+                view.hovered = hovered;
+            }
+        });
+
+    hover_card(&ctx, &mut panel, selection, scene, link);
+
+    Ok(())
+}
+
+fn header(
+    ui: &mut egui::Ui,
+    status: &TrainingStatus,
+    link: &TrainingLink,
+    scene: &Scene,
+    mode: &ViewerMode,
+    physics: &PhysicsStatus,
+) {
+    ui.heading("CLAMP");
+    ui.label(RichText::new("contrastive learning as manifold packing").italics());
+    if *mode == ViewerMode::Physics {
+        ui.label(format!(
+            "physics: {} soft spheres, phi = {:.4}, Z = {:.2}",
+            physics.n, physics.phi, physics.contacts
+        ));
+        ui.label(&physics.stage);
+        return;
+    }
+    ui.label(format!("data: {}", link.data.description));
+    ui.label(format!("backend: {}", link.backend.description));
+    let state = if status.paused { "paused" } else { "training" };
+    ui.label(format!(
+        "{state} - step {} - {:.1} steps/s",
+        status.step, status.steps_per_sec
+    ));
+    match status.first_step_seconds {
+        None => {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label("warming up: first step (kernels compile on WGPU)...");
+            });
+        }
+        Some(seconds) => {
+            ui.label(format!("first step (warm-up) took {seconds:.2} s"));
+        }
+    }
+    if let Some(report) = &status.last {
+        ui.label(format!(
+            "loss {:.3} - Z {:.2} - {:.0} images/s",
+            report.loss, report.packing.mean_contacts, report.images_per_sec
+        ));
+    }
+    ui.label(format!("{} spheres drawn", scene.len()));
+    if let Some(error) = status.error.as_ref().or(scene.error.as_ref()) {
+        ui.colored_label(Color32::from_rgb(255, 110, 100), format!("error: {error}"));
+    }
+    if let Some(notice) = &status.notice {
+        ui.colored_label(Color32::from_rgb(150, 200, 255), notice);
+    }
+}
+
+fn mode_switch(ui: &mut egui::Ui, mode: &mut ViewerMode) {
+    ui.horizontal(|ui| {
+        ui.label("show:");
+        ui.selectable_value(mode, ViewerMode::Training, "CLAMP training");
+        ui.selectable_value(mode, ViewerMode::Physics, "physics: jamming");
+    });
+}
+
+fn run_controls(
+    ui: &mut egui::Ui,
+    controls: &mut Controls,
+    status: &TrainingStatus,
+    actions: &mut MessageWriter<TrainingAction>,
+) {
+    ui.horizontal(|ui| {
+        let label = if controls.running { "Pause" } else { "Play" };
+        if ui.button(label).clicked() {
+            controls.running = !controls.running;
+        }
+        if ui.button("Step").clicked() {
+            actions.write(TrainingAction::Step);
+        }
+        if ui.button("Reset").clicked() {
+            actions.write(TrainingAction::Reset);
+        }
+        if ui.button("Probe now").clicked() {
+            actions.write(TrainingAction::Probe);
+        }
+    });
+    if ui
+        .button("Save checkpoint")
+        .on_hover_text("model, optimizer, config and step, written atomically under runs/")
+        .clicked()
+    {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        actions.write(TrainingAction::SaveCheckpoint(PathBuf::from(format!(
+            "runs/view-{stamp}"
+        ))));
+    }
+    if let Some(probe) = &status.last_probe {
+        ui.label(format!(
+            "probe at step {}: kNN {:.3}, linear {:.3}",
+            probe.step, probe.knn_acc, probe.linear_acc
+        ));
+    }
+}
+
+fn packing_controls(ui: &mut egui::Ui, controls: &mut Controls, teaching: bool) {
+    ui.label(RichText::new("packing (applied at the next step)").strong());
+    ui.add(
+        egui::Slider::new(&mut controls.radius_scale, 0.1..=RADIUS_SCALE_RANGE.1.min(50.0))
+            .logarithmic(true)
+            .text("radius scale r_s"),
+    );
+    ui.add(
+        egui::Slider::new(&mut controls.alpha, ALPHA_RANGE.0..=4.0)
+            .step_by(0.05)
+            .text("exponent alpha"),
+    );
+    ui.horizontal(|ui| {
+        ui.label("marks:");
+        if ui.small_button("2 harmonic").clicked() {
+            controls.alpha = 2.0;
+        }
+        if ui.small_button("2.5 Hertzian").clicked() {
+            controls.alpha = 2.5;
+        }
+    });
+    ui.add(
+        egui::Slider::new(&mut controls.lr, 1e-5..=1e-1)
+            .logarithmic(true)
+            .text("learning rate"),
+    );
+    if !teaching {
+        ui.add(
+            egui::Slider::new(&mut controls.weight_decay, 0.0..=1e-2)
+                .logarithmic(true)
+                .text("weight decay"),
+        );
+    }
+}
+
+fn restart_controls(
+    ui: &mut egui::Ui,
+    panel: &mut PanelState,
+    link: &TrainingLink,
+    actions: &mut MessageWriter<TrainingAction>,
+) {
+    ui.label(RichText::new("run (applied by a restart)").strong());
+    ui.add(egui::Slider::new(&mut panel.views, 2..=16).text("views m"));
+    ui.add(
+        egui::Slider::new(&mut panel.batch, 16..=1024)
+            .logarithmic(true)
+            .text("batch"),
+    );
+    ui.add(
+        egui::Slider::new(&mut panel.dim, 3..=256)
+            .logarithmic(true)
+            .text("embedding dim d"),
+    );
+    ui.add(
+        egui::Slider::new(&mut panel.spheres, 100..=10_000)
+            .logarithmic(true)
+            .text("spheres shown"),
+    );
+    ui.horizontal(|ui| {
+        ui.label("dataset");
+        ui.text_edit_singleline(&mut panel.dataset);
+    });
+    ui.horizontal(|ui| {
+        ui.label("seed");
+        ui.add(egui::DragValue::new(&mut panel.seed));
+    });
+    let config = &link.config;
+    let pending = panel.views != config.views
+        || panel.batch != config.batch
+        || panel.dim != config.dim
+        || panel.dataset != config.dataset
+        || panel.seed != config.seed
+        || panel.spheres != config.snapshot_images;
+    let text = if pending {
+        "Restart training with these"
+    } else {
+        "Restart training"
+    };
+    if ui.button(text).clicked() {
+        let mut next = config.clone();
+        next.views = panel.views;
+        next.batch = panel.batch;
+        next.dim = panel.dim;
+        next.dataset = panel.dataset.trim().to_string();
+        next.seed = panel.seed;
+        next.snapshot_images = panel.spheres;
+        actions.write(TrainingAction::Restart(Box::new(next)));
+    }
+    if pending {
+        ui.colored_label(
+            Color32::from_rgb(240, 200, 90),
+            "changed: takes effect when training restarts",
+        );
+    }
+}
+
+fn physics_controls(ui: &mut egui::Ui, physics: &mut PhysicsControls, status: &PhysicsStatus) {
+    ui.label(RichText::new("soft spheres in a periodic box").strong());
+    ui.add(
+        egui::Slider::new(&mut physics.alpha, ALPHA_RANGE.0..=4.0)
+            .step_by(0.05)
+            .text("exponent alpha"),
+    );
+    ui.add(
+        egui::Slider::new(&mut physics.radius_scale, 0.5..=1.5).text("radius scale (phi)"),
+    );
+    ui.add(egui::Slider::new(&mut physics.n, 64..=2048).logarithmic(true).text("particles"));
+    ui.horizontal(|ui| {
+        ui.selectable_value(&mut physics.dim, 3, "3-D");
+        ui.selectable_value(&mut physics.dim, 2, "2-D");
+        ui.checkbox(&mut physics.bidisperse, "bidisperse 1:1.4");
+    });
+    ui.horizontal(|ui| {
+        if ui
+            .button(if physics.compressing { "Stop" } else { "Compress to jamming" })
+            .clicked()
+        {
+            physics.compressing = !physics.compressing;
+        }
+        if ui.button("New packing").clicked() {
+            physics.generation += 1;
+        }
+    });
+    if let Some(phi_j) = status.phi_j {
+        ui.label(format!("jammed at phi_J = {phi_j:.4}"));
+    }
+    ui.label(format!(
+        "E/N = {:.3e}, p = {:.3e}, rattlers {:.1}%",
+        status.energy_per_particle,
+        status.pressure,
+        100.0 * status.rattler_fraction
+    ));
+}
+
+fn view_controls(
+    ui: &mut egui::Ui,
+    settings: &mut SceneSettings,
+    panel: &mut PanelState,
+    cameras: &mut Query<&mut OrbitCamera>,
+) {
+    ui.label(RichText::new("view").strong());
+    egui::ComboBox::from_label("projection")
+        .selected_text(settings.projection.label())
+        .show_ui(ui, |ui| {
+            for mode in ProjectionMode::ALL {
+                ui.selectable_value(&mut settings.projection, mode, mode.label());
+            }
+        });
+    ui.checkbox(&mut settings.show_contacts, "contact lines");
+    ui.checkbox(&mut settings.show_wireframe, "unit sphere (true 3-D embedding)");
+    ui.add(egui::Slider::new(&mut settings.opacity, 0.05..=1.0).text("shell opacity"));
+    ui.add(egui::Slider::new(&mut settings.render_scale, 0.25..=1.0).text("render scale"));
+    if let Ok(mut orbit) = cameras.single_mut() {
+        let mut rotate = orbit.auto_rotate;
+        ui.add(egui::Slider::new(&mut rotate, -45.0..=45.0).text("auto-rotate deg/s"));
+        if rotate != orbit.auto_rotate {
+            orbit.auto_rotate = rotate;
+        }
+    }
+    ui.checkbox(&mut panel.teaching, "teaching layout (hide advanced)");
+    ui.label(
+        RichText::new("drag: turn - right-drag: pan - wheel: zoom - R: reset view - click: pin")
+            .small(),
+    );
+}
+
+fn legend(ui: &mut egui::Ui, link: &TrainingLink, scene: &Scene, mode: &ViewerMode) {
+    if *mode == ViewerMode::Physics {
+        ui.label("color: particle size (small / large)");
+        return;
+    }
+    let names = &link.data.test.class_names;
+    let mut counts = vec![0usize; names.len().max(scene.classes)];
+    for &label in &scene.frame.labels {
+        if let Some(c) = counts.get_mut(label as usize) {
+            *c += 1;
+        }
+    }
+    ui.label(RichText::new("classes").strong());
+    egui::Grid::new("legend").num_columns(2).show(ui, |ui| {
+        for (k, count) in counts.iter().enumerate().take(20) {
+            let name = names.get(k).cloned().unwrap_or_else(|| format!("class {k}"));
+            let color = palette::class_color_egui(k as u16, scene.classes.max(names.len()));
+            ui.label(RichText::new("\u{25CF}").color(color).size(16.0));
+            ui.label(format!("{name} ({count})"));
+            ui.end_row();
+        }
+    });
+    if counts.len() > 20 {
+        ui.label(format!("... and {} more classes", counts.len() - 20));
+    }
+}
+
+fn capture_controls(
+    ui: &mut egui::Ui,
+    recording: &Recording,
+    capture: &mut MessageWriter<CaptureRequest>,
+) {
+    ui.horizontal(|ui| {
+        if ui.button("Screenshot (F12)").clicked() {
+            capture.write(CaptureRequest::Screenshot);
+        }
+        let label = if recording.active.is_some() {
+            "Stop recording"
+        } else {
+            "Record"
+        };
+        if ui.button(label).clicked() {
+            capture.write(CaptureRequest::ToggleRecording);
+        }
+    });
+    if let Some(active) = &recording.active {
+        ui.colored_label(
+            Color32::from_rgb(255, 90, 90),
+            format!("recording: {} frames", active.frames),
+        );
+    }
+    if let Some(message) = &recording.message {
+        ui.label(message);
+    }
+}
+
+fn preset_controls(
+    ui: &mut egui::Ui,
+    panel: &mut PanelState,
+    link: &TrainingLink,
+    controls: &Controls,
+    settings: &SceneSettings,
+    cameras: &Query<&mut OrbitCamera>,
+) {
+    ui.label(RichText::new("presets (TOML: config + seed + view)").strong());
+    ui.text_edit_singleline(&mut panel.preset_path);
+    ui.horizontal(|ui| {
+        if ui.button("Save preset").clicked() {
+            let mut config = link.config.clone();
+            config.alpha = controls.alpha;
+            config.radius_scale = controls.radius_scale;
+            config.lr = controls.lr;
+            config.weight_decay = controls.weight_decay;
+            let view = ViewPreset {
+                projection: settings.projection,
+                show_contacts: settings.show_contacts,
+                opacity: settings.opacity,
+                auto_rotate: cameras.iter().next().map(|o| o.auto_rotate).unwrap_or(0.0),
+                teaching: panel.teaching,
+            };
+            let path = PathBuf::from(panel.preset_path.trim());
+            panel.message = Some(match preset::save(&path, &config, &view) {
+                Ok(()) => (format!("saved {}", path.display()), true),
+                Err(e) => (e, false),
+            });
+        }
+        if ui.button("Load preset").clicked() {
+            let path = PathBuf::from(panel.preset_path.trim());
+            panel.message = Some(match preset::load(&path) {
+                Ok((config, _view)) => {
+                    panel.views = config.views;
+                    panel.batch = config.batch;
+                    panel.dim = config.dim;
+                    panel.dataset = config.dataset.clone();
+                    panel.seed = config.seed;
+                    panel.spheres = config.snapshot_images;
+                    (
+                        format!(
+                            "loaded {}: press Restart to run it (clamp view --config {} starts with it)",
+                            path.display(),
+                            path.display()
+                        ),
+                        true,
+                    )
+                }
+                Err(e) => (e, false),
+            });
+        }
+    });
+    if let Some((message, ok)) = &panel.message {
+        let color = if *ok {
+            Color32::from_rgb(150, 220, 150)
+        } else {
+            Color32::from_rgb(255, 110, 100)
+        };
+        ui.colored_label(color, message);
+    }
+}
+
+fn series<'a>(steps: &[f64], values: &[f64]) -> PlotPoints<'a> {
+    steps
+        .iter()
+        .zip(values)
+        .filter(|(_, v)| v.is_finite())
+        .map(|(&s, &v)| [s, v])
+        .collect()
+}
+
+fn small_plot(
+    ui: &mut egui::Ui,
+    id: &str,
+    title: &str,
+    width: f32,
+    legend: bool,
+    add: impl FnOnce(&mut egui_plot::PlotUi),
+) {
+    ui.vertical(|ui| {
+        ui.label(RichText::new(title).small().strong());
+        let plot = Plot::new(id)
+            .width(width)
+            .height((ui.available_height() - 4.0).max(60.0))
+            .allow_scroll(false);
+        // A legend only where a plot has more than one line; the title names a single one.
+        let plot = if legend { plot.legend(Legend::default()) } else { plot };
+        plot.show(ui, add);
+    });
+}
+
+fn training_plots(ui: &mut egui::Ui, history: &History, dim: usize) {
+    let width = ((ui.available_width() - 40.0) / 6.0).max(120.0);
+    ui.horizontal(|ui| {
+        let steps = &history.steps;
+        small_plot(ui, "loss", "loss ln(E + 1e-6)", width, false, |p| {
+            p.line(Line::new("loss", series(steps, &history.loss)));
+        });
+        small_plot(ui, "energy", "energy E", width, false, |p| {
+            p.line(Line::new("E", series(steps, &history.energy)));
+        });
+        small_plot(ui, "contacts", "mean contacts Z", width, true, |p| {
+            p.line(Line::new("Z", series(steps, &history.contacts)));
+            p.hline(HLine::new(format!("2d = {}", 2 * dim), (2 * dim) as f64));
+        });
+        small_plot(ui, "activity", "activity / rattlers", width, true, |p| {
+            p.line(Line::new("activity", series(steps, &history.activity)));
+            p.line(Line::new("rattlers", series(steps, &history.rattlers)));
+        });
+        small_plot(ui, "radius", "mean radius (no r_s)", width, false, |p| {
+            p.line(Line::new("radius", series(steps, &history.radius)));
+        });
+        small_plot(ui, "probes", "probe accuracy", width, true, |p| {
+            let knn: PlotPoints = history.probes.iter().map(|r| [r[0], r[1]]).collect();
+            let linear: PlotPoints = history.probes.iter().map(|r| [r[0], r[2]]).collect();
+            p.line(Line::new("kNN", knn));
+            p.line(Line::new("linear", linear));
+        });
+    });
+}
+
+fn physics_plots(ui: &mut egui::Ui, status: &PhysicsStatus) {
+    let width = ((ui.available_width() - 40.0) / 3.0).max(160.0);
+    ui.horizontal(|ui| {
+        let phi = &status.history_phi;
+        small_plot(ui, "phys-z", "contacts Z (rattlers removed)", width, true, |p| {
+            p.line(Line::new("Z", series(phi, &status.history_contacts)));
+            p.hline(HLine::new(format!("2d = {}", 2 * status.dim), (2 * status.dim) as f64));
+        });
+        small_plot(ui, "phys-e", "log10 energy per particle", width, false, |p| {
+            let log_e: Vec<f64> = status.history_energy.iter().map(|e| e.max(1e-30).log10()).collect();
+            p.line(Line::new("log10 E/N", series(phi, &log_e)));
+        });
+        small_plot(ui, "phys-p", "log10 pressure", width, false, |p| {
+            let log_p: Vec<f64> = status.history_pressure.iter().map(|e| e.max(1e-30).log10()).collect();
+            p.line(Line::new("log10 p", series(phi, &log_p)));
+        });
+    });
+}
+
+/// The hovered (or pinned) sphere: its image, class, radius and contacts.
+fn hover_card(
+    ctx: &egui::Context,
+    panel: &mut PanelState,
+    selection: &Selection,
+    scene: &Scene,
+    link: &TrainingLink,
+) {
+    let Some(index) = selection.hovered.or(selection.pinned) else {
+        return;
+    };
+    if index >= scene.len() {
+        return;
+    }
+    let frame = &scene.frame;
+    let position = selection
+        .cursor
+        .map(|c| egui::pos2(c.x + 18.0, c.y + 18.0))
+        .unwrap_or(egui::pos2(320.0, 20.0));
+    let image = frame.images.get(index).copied();
+    let texture = image.and_then(|image| {
+        if panel.hover_texture.as_ref().map(|(i, _)| *i) != Some(image) {
+            let set = &link.data.test;
+            if image < set.len {
+                let color_image = image_of(set, image);
+                let handle = ctx.load_texture("hovered-image", color_image, egui::TextureOptions::NEAREST);
+                panel.hover_texture = Some((image, handle));
+            }
+        }
+        panel.hover_texture.as_ref().map(|(_, t)| t.clone())
+    });
+    egui::Area::new("hover-card".into())
+        .fixed_pos(position)
+        .order(egui::Order::Tooltip)
+        .show(ctx, |ui| {
+            egui::Frame::popup(ui.style()).show(ui, |ui| {
+                if let Some(texture) = &texture {
+                    ui.add(egui::Image::new(egui::load::SizedTexture::new(
+                        texture.id(),
+                        [84.0, 84.0],
+                    )));
+                }
+                let label = frame.labels.get(index).copied().unwrap_or(0);
+                let name = if frame.images.is_empty() {
+                    // Physics mode: the label is the particle size.
+                    if label == 0 { "small particle" } else { "large particle" }.to_string()
+                } else {
+                    link.data
+                        .test
+                        .class_names
+                        .get(label as usize)
+                        .cloned()
+                        .unwrap_or_else(|| format!("class {label}"))
+                };
+                let pinned = if selection.pinned == Some(index) { " (pinned)" } else { "" };
+                ui.label(RichText::new(format!("{name}{pinned}")).strong());
+                ui.label(format!(
+                    "radius {:.4}",
+                    frame.radii.get(index).copied().unwrap_or(f32::NAN)
+                ));
+                ui.label(format!(
+                    "contacts {}",
+                    frame.contacts.get(index).copied().unwrap_or(0)
+                ));
+                if let Some(image) = image {
+                    ui.label(RichText::new(format!("test image #{image}")).small());
+                }
+            });
+        });
+}
+
+/// An image of the set as egui pixels (grayscale or RGB planes).
+fn image_of(set: &crate::data::ImageSet, index: usize) -> egui::ColorImage {
+    let (c, h, w) = (set.channels, set.height, set.width);
+    let plane = h * w;
+    let start = index * set.pixels_per_image();
+    let pixels = &set.images[start..start + set.pixels_per_image()];
+    let rgb: Vec<u8> = (0..plane)
+        .flat_map(|p| {
+            if c >= 3 {
+                [pixels[p], pixels[plane + p], pixels[2 * plane + p]]
+            } else {
+                [pixels[p]; 3]
+            }
+        })
+        .collect();
+    egui::ColorImage::from_rgb([w, h], &rgb)
+}

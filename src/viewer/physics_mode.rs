@@ -1,0 +1,361 @@
+//! Physics mode: plain soft spheres in a periodic box with CLAMP's pair energy
+//! `(1 - r/sigma)^alpha`, relaxed by FIRE on a thread of their own and compressed step by step to
+//! jamming (O'Hern et al.), drawn by the same renderer. Watching Z climb to 2d at phi_J is the
+//! physics the loss borrows.
+
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::time::Duration;
+
+use bevy::prelude::*;
+
+use super::{IncomingFrame, SceneFrame, ViewerMode};
+use crate::physics::JamConfig;
+use crate::physics::{MinimizeStatus, Packing};
+use crate::train::session::Latest;
+
+/// What the panel sets for the sandbox.
+#[derive(Resource, Clone, Debug, PartialEq)]
+pub struct PhysicsControls {
+    pub alpha: f64,
+    /// Multiplies every diameter (changes phi by `scale^dim`) while not compressing.
+    pub radius_scale: f64,
+    pub n: usize,
+    pub dim: usize,
+    pub bidisperse: bool,
+    /// Run the compression protocol to jamming.
+    pub compressing: bool,
+    /// Bumped by "New packing": a fresh random state.
+    pub generation: u64,
+}
+
+impl Default for PhysicsControls {
+    fn default() -> Self {
+        Self {
+            alpha: 2.0,
+            radius_scale: 1.0,
+            n: 512,
+            dim: 3,
+            bidisperse: true,
+            compressing: true,
+            generation: 0,
+        }
+    }
+}
+
+/// The sandbox's read-out for the panel and plots.
+#[derive(Resource, Clone, Debug, Default)]
+pub struct PhysicsStatus {
+    pub n: usize,
+    pub dim: usize,
+    pub phi: f64,
+    pub contacts: f64,
+    pub energy_per_particle: f64,
+    pub pressure: f64,
+    pub rattler_fraction: f64,
+    pub phi_j: Option<f64>,
+    pub stage: String,
+    /// One point per finished minimization of the protocol.
+    pub history_phi: Vec<f64>,
+    pub history_contacts: Vec<f64>,
+    pub history_energy: Vec<f64>,
+    pub history_pressure: Vec<f64>,
+}
+
+struct PhysicsThread {
+    controls: Sender<(PhysicsControls, bool)>,
+    latest: Arc<Latest<(SceneFrame, PhysicsStatus)>>,
+}
+
+#[derive(Resource, Default)]
+struct PhysicsLink(Option<PhysicsThread>);
+
+pub struct PhysicsModePlugin;
+
+impl Plugin for PhysicsModePlugin {
+    fn build(&self, app: &mut App) {
+        app.init_resource::<PhysicsControls>()
+            .init_resource::<PhysicsStatus>()
+            .init_resource::<PhysicsLink>()
+            .init_resource::<ViewerMode>()
+            .init_resource::<IncomingFrame>()
+            .add_systems(Update, drive_physics);
+    }
+}
+
+fn drive_physics(
+    mode: Res<ViewerMode>,
+    controls: Res<PhysicsControls>,
+    mut link: ResMut<PhysicsLink>,
+    mut status: ResMut<PhysicsStatus>,
+    mut incoming: ResMut<IncomingFrame>,
+    mut sent: Local<Option<(PhysicsControls, bool)>>,
+) {
+    let active = *mode == ViewerMode::Physics;
+    if link.0.is_none() {
+        if !active {
+            return;
+        }
+        link.0 = Some(spawn(controls.clone()));
+    }
+    let Some(thread) = link.0.as_ref() else { return };
+    let wanted = (controls.clone(), active);
+    if sent.as_ref() != Some(&wanted) {
+        let _ = thread.controls.send(wanted.clone());
+        *sent = Some(wanted);
+    }
+    if let Some((frame, new_status)) = thread.latest.take()
+        && active
+    {
+        *status = new_status;
+        incoming.0 = Some(frame);
+    }
+}
+
+fn spawn(initial: PhysicsControls) -> PhysicsThread {
+    let (tx, rx) = mpsc::channel();
+    let latest = Arc::new(Latest::default());
+    let mailbox = latest.clone();
+    std::thread::Builder::new()
+        .name("clamp-physics".into())
+        .spawn(move || run(initial, rx, mailbox))
+        .expect("spawning the physics thread");
+    PhysicsThread {
+        controls: tx,
+        latest,
+    }
+}
+
+/// FIRE iterations between two published frames.
+const ITERATIONS_PER_FRAME: usize = 150;
+/// The demo resolves phi_J to this (the `clamp jam` benchmark goes to 1e-5).
+const PHI_TOLERANCE: f64 = 1e-4;
+
+struct Sandbox {
+    cfg: JamConfig,
+    packing: Packing,
+    phi: f64,
+    phi_step: f64,
+    direction: Option<bool>,
+    status: PhysicsStatus,
+}
+
+impl Sandbox {
+    fn new(controls: &PhysicsControls) -> Result<Self, String> {
+        let mut cfg = JamConfig::new(controls.dim, controls.n);
+        cfg.bidisperse = controls.bidisperse;
+        cfg.alpha = controls.alpha;
+        cfg.seed = controls.generation;
+        let phi = if controls.dim == 3 { 0.50 } else { 0.72 };
+        let packing = Packing::random(&cfg, phi)?;
+        Ok(Self {
+            status: PhysicsStatus {
+                n: cfg.n,
+                dim: cfg.dim,
+                phi,
+                stage: "relaxing a random packing".into(),
+                ..default()
+            },
+            cfg,
+            packing,
+            phi,
+            phi_step: 1e-2,
+            direction: None,
+        })
+    }
+
+    /// Same positions and packing fraction, new exponent.
+    fn set_alpha(&mut self, alpha: f64) -> Result<(), String> {
+        let mut cfg = self.cfg.clone();
+        cfg.alpha = alpha;
+        let mut packing = Packing::random(&cfg, self.phi)?;
+        packing.set_positions(self.packing.positions())?;
+        self.cfg = cfg;
+        self.packing = packing;
+        Ok(())
+    }
+
+    fn set_phi(&mut self, phi: f64) -> Result<(), String> {
+        self.packing.set_packing_fraction(phi)?;
+        self.phi = phi;
+        Ok(())
+    }
+
+    /// One protocol move after a finished minimization: compress while unjammed, decompress
+    /// while jammed, halving the step at each change of direction.
+    fn protocol_step(&mut self, jammed: bool) -> Result<bool, String> {
+        if jammed && self.phi_step < PHI_TOLERANCE {
+            self.status.phi_j = Some(self.phi);
+            self.status.stage = format!("jammed: phi_J = {:.4}", self.phi);
+            return Ok(true);
+        }
+        let compress = !jammed;
+        if self.direction.is_some_and(|d| d != compress) {
+            self.phi_step *= 0.5;
+        }
+        self.direction = Some(compress);
+        let next = if compress {
+            self.phi + self.phi_step
+        } else {
+            self.phi - self.phi_step
+        };
+        self.status.stage = format!(
+            "{} to phi = {next:.4} (step {:.1e})",
+            if compress { "compressing" } else { "decompressing" },
+            self.phi_step
+        );
+        self.set_phi(next)?;
+        Ok(false)
+    }
+
+    fn frame(&mut self, step: usize) -> (SceneFrame, PhysicsStatus) {
+        let dim = self.cfg.dim;
+        let length = self.packing.box_len().unwrap_or(1.0);
+        let to_view = |x: f64| ((x / length) - 0.5) as f32 * 2.0;
+        let positions = self.packing.positions();
+        let mut centers = Vec::with_capacity(3 * self.cfg.n);
+        for p in positions.chunks(dim) {
+            centers.push(to_view(p[0]));
+            centers.push(to_view(p[1]));
+            centers.push(if dim == 3 { to_view(p[2]) } else { 0.0 });
+        }
+        let diameters = self.packing.diameters();
+        let radii: Vec<f32> = diameters.iter().map(|d| (d / length) as f32).collect();
+        let smallest = diameters.iter().cloned().fold(f64::INFINITY, f64::min);
+        let labels = diameters.iter().map(|&d| u16::from(d > smallest * 1.2)).collect();
+        let pairs = self.packing.contacts();
+        let mut contacts = vec![0u32; self.cfg.n];
+        let mut drawn_pairs = Vec::with_capacity(pairs.len());
+        for &(i, j) in &pairs {
+            contacts[i] += 1;
+            contacts[j] += 1;
+            // A pair across the periodic boundary would be drawn across the whole box.
+            let span: f32 = (0..3)
+                .map(|k| (centers[3 * i + k] - centers[3 * j + k]).powi(2))
+                .sum::<f32>()
+                .sqrt();
+            if span < 1.5 * (radii[i] + radii[j]) {
+                drawn_pairs.push([i as u32, j as u32]);
+            }
+        }
+        let stats = self.packing.contact_stats();
+        self.status.phi = self.phi;
+        self.status.contacts = stats.mean_contacts;
+        self.status.rattler_fraction = stats.rattler_fraction;
+        self.status.energy_per_particle = self.packing.energy_per_particle();
+        self.status.pressure = self.packing.pressure();
+        let frame = SceneFrame {
+            step,
+            dim: 3,
+            centers,
+            radii,
+            labels,
+            contacts,
+            pairs: drawn_pairs,
+            images: Vec::new(),
+            unit_sphere: false,
+        };
+        (frame, self.status.clone())
+    }
+
+    fn record(&mut self) {
+        let stats = self.packing.contact_stats();
+        self.status.history_phi.push(self.phi);
+        self.status.history_contacts.push(stats.mean_contacts);
+        self.status.history_energy.push(self.packing.energy_per_particle());
+        self.status.history_pressure.push(self.packing.pressure());
+    }
+}
+
+fn run(
+    initial: PhysicsControls,
+    commands: Receiver<(PhysicsControls, bool)>,
+    latest: Arc<Latest<(SceneFrame, PhysicsStatus)>>,
+) {
+    let mut controls = initial;
+    let mut active = true;
+    let mut sandbox = match Sandbox::new(&controls) {
+        Ok(s) => s,
+        Err(e) => {
+            latest.put((
+                SceneFrame::default(),
+                PhysicsStatus {
+                    stage: format!("error: {e}"),
+                    ..default()
+                },
+            ));
+            return;
+        }
+    };
+    let mut base_phi = sandbox.phi;
+    let mut step = 0usize;
+    loop {
+        // Newest controls win; while hidden, wait for the viewer to come back.
+        let mut next = None;
+        loop {
+            let received = if active || next.is_some() {
+                commands.try_recv()
+            } else {
+                commands.recv().map_err(|_| TryRecvError::Disconnected)
+            };
+            match received {
+                Ok(message) => {
+                    active = message.1;
+                    next = Some(message.0);
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => return,
+            }
+        }
+        if let Some(wanted) = next {
+            let rebuild = wanted.n != controls.n
+                || wanted.dim != controls.dim
+                || wanted.bidisperse != controls.bidisperse
+                || wanted.generation != controls.generation;
+            let result = if rebuild {
+                Sandbox::new(&wanted).map(|s| {
+                    sandbox = s;
+                    base_phi = sandbox.phi;
+                })
+            } else {
+                let mut r = Ok(());
+                if wanted.alpha != controls.alpha {
+                    r = sandbox.set_alpha(wanted.alpha);
+                }
+                if r.is_ok() && wanted.radius_scale != controls.radius_scale && !wanted.compressing {
+                    r = sandbox.set_phi(base_phi * wanted.radius_scale.powi(wanted.dim as i32));
+                }
+                if wanted.compressing && !controls.compressing {
+                    sandbox.phi_step = 1e-2;
+                    sandbox.direction = None;
+                    sandbox.status.phi_j = None;
+                }
+                r
+            };
+            if let Err(e) = result {
+                sandbox.status.stage = format!("error: {e}");
+            }
+            controls = wanted;
+        }
+        if !active {
+            continue;
+        }
+        let report = sandbox.packing.minimize(ITERATIONS_PER_FRAME);
+        step += report.iterations;
+        let settled = report.status != MinimizeStatus::MaxIterations;
+        if settled && controls.compressing && sandbox.status.phi_j.is_none() {
+            sandbox.record();
+            let jammed = report.status == MinimizeStatus::ForceBalanced
+                && sandbox.packing.energy_per_particle() > sandbox.cfg.energy_zero;
+            if let Err(e) = sandbox.protocol_step(jammed) {
+                sandbox.status.stage = format!("error: {e}");
+            }
+        } else if settled {
+            if !controls.compressing && sandbox.status.phi_j.is_none() {
+                sandbox.status.stage = format!("at rest at phi = {:.4}", sandbox.phi);
+            }
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        latest.put(sandbox.frame(step));
+    }
+}

@@ -1,0 +1,272 @@
+//! `clamp record`: trains and renders offscreen, with no window and no X server. The scene is the
+//! viewer's own (same plugins, same shader) drawn into an image that is read back after every
+//! frame; the trainer runs on this thread, K steps per frame, so the same config and seed give
+//! the same frames on the CPU backend.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use bevy::app::PluginsState;
+use bevy::prelude::*;
+use bevy::render::RenderPlugin;
+use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
+use bevy::window::ExitCondition;
+use burn::tensor::backend::AutodiffBackend;
+
+use super::camera::{OrbitCamera, scene_camera, scene_target};
+use super::picking::Selection;
+use super::scene::{EaseInRealTime, ScenePlugin, SceneSettings};
+use super::spheres::SphereRenderPlugin;
+use super::training::frame_of;
+use super::{IncomingFrame, palette};
+use crate::backend::{BackendTask, resolve, run_on};
+use crate::cli::progress::Progress;
+use crate::config::TrainConfig;
+use crate::train::{Trainer, TrainingData};
+use crate::video::{self, VideoOutput};
+
+/// Everything `clamp record` needs.
+#[derive(Clone, Debug)]
+pub struct RecordOptions {
+    pub config: TrainConfig,
+    pub frames: usize,
+    pub steps_per_frame: usize,
+    pub fps: f64,
+    pub size: (u32, u32),
+    /// Degrees per second of camera orbit (in video time).
+    pub orbit: f32,
+    pub output: VideoOutput,
+}
+
+impl RecordOptions {
+    /// Checks every value; errors name the flag.
+    pub fn validate(&self) -> Result<(), String> {
+        let (w, h) = self.size;
+        if w == 0 || h == 0 {
+            return Err(format!("--size {w}x{h}: width and height must be at least 1"));
+        }
+        if w > 8192 || h > 8192 {
+            return Err(format!("--size {w}x{h}: at most 8192 pixels a side"));
+        }
+        if self.frames == 0 || self.frames > 100_000 {
+            return Err(format!("--frames {}: allowed 1 to 100000", self.frames));
+        }
+        if self.steps_per_frame > 100_000 {
+            return Err(format!("--steps-per-frame {}: allowed 0 to 100000", self.steps_per_frame));
+        }
+        if !(self.fps.is_finite() && self.fps > 0.0 && self.fps <= 240.0) {
+            return Err(format!("--fps {}: allowed above 0 up to 240", self.fps));
+        }
+        if !self.orbit.is_finite() || self.orbit.abs() > 3600.0 {
+            return Err(format!("--orbit {}: allowed -3600 to 3600 degrees per second", self.orbit));
+        }
+        self.config.validate()
+    }
+}
+
+/// What a recording produced.
+#[derive(Clone, Debug)]
+pub struct RecordSummary {
+    pub frames: Vec<PathBuf>,
+    /// The GIF or MP4, when one was written.
+    pub video: Option<PathBuf>,
+    /// Why no video was written, when one was asked for.
+    pub note: Option<String>,
+    pub steps: usize,
+    pub seconds: f64,
+}
+
+/// Validates, prepares the output (before any training), then records.
+pub fn record(options: RecordOptions) -> Result<RecordSummary, String> {
+    options.validate()?;
+    options.output.prepare()?;
+    let data = Arc::new(TrainingData::load(&options.config)?);
+    eprintln!("data: {}", data.description);
+    let backend = resolve(options.config.backend);
+    if let Some(warning) = &backend.warning {
+        eprintln!("warning: {warning}");
+    }
+    eprintln!("backend: {}", backend.description);
+    run_on(&backend, RecordTask { options, data })
+}
+
+struct RecordTask {
+    options: RecordOptions,
+    data: Arc<TrainingData>,
+}
+
+impl BackendTask for RecordTask {
+    type Output = Result<RecordSummary, String>;
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
+        let started = std::time::Instant::now();
+        let RecordOptions {
+            config,
+            frames,
+            steps_per_frame,
+            fps,
+            size,
+            orbit,
+            output,
+        } = self.options;
+        let mut trainer = Trainer::<B>::new(config, self.data, device);
+        let mut renderer = OffscreenRenderer::new(size)?;
+        let dir = output.frames_dir();
+        let mut written = Vec::with_capacity(frames);
+        let mut progress = Progress::new("record", frames);
+        for index in 0..frames {
+            if index > 0 {
+                for _ in 0..steps_per_frame {
+                    trainer.step().map_err(|e| e.to_string())?;
+                }
+            }
+            let snapshot = trainer.snapshot();
+            let metrics = &snapshot.readout.metrics;
+            let caption = format!(
+                "step {}  alpha {:.2}  r_s {:.2}  loss {:.3}  Z {:.1}",
+                snapshot.step,
+                snapshot.params.alpha,
+                snapshot.params.radius_scale,
+                metrics.loss,
+                metrics.mean_contacts
+            );
+            progress.set_message(&caption);
+            let yaw = OrbitCamera::default().yaw + (orbit * index as f32 / fps as f32).to_radians();
+            let mut image = renderer.render(frame_of(snapshot), yaw)?;
+            video::draw_caption(&mut image, &caption);
+            let path = video::frame_path(&dir, index);
+            video::write_png(&path, &image)?;
+            written.push(path);
+            progress.set(index + 1);
+        }
+        progress.finish();
+        let (video_path, note) = match &output {
+            VideoOutput::Frames(_) => (None, None),
+            VideoOutput::Gif(file) => {
+                video::encode_gif(&written, file, fps)?;
+                (Some(file.clone()), None)
+            }
+            VideoOutput::Mp4(file) => {
+                if video::ffmpeg_available() {
+                    video::encode_mp4(&dir, file, fps)?;
+                    (Some(file.clone()), None)
+                } else {
+                    (
+                        None,
+                        Some(format!(
+                            "ffmpeg is not on PATH: no MP4 written; the PNG frames are in {}",
+                            dir.display()
+                        )),
+                    )
+                }
+            }
+        };
+        Ok(RecordSummary {
+            frames: written,
+            video: video_path,
+            note,
+            steps: trainer.step_count(),
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+/// The viewer's scene rendered into an image, one frame per call.
+pub struct OffscreenRenderer {
+    app: App,
+    target: Handle<Image>,
+    /// Frames already drawn (the first one waits for the GPU resources to be ready).
+    rendered: usize,
+}
+
+impl OffscreenRenderer {
+    pub fn new((width, height): (u32, u32)) -> Result<Self, String> {
+        let mut app = App::new();
+        app.add_plugins(
+            DefaultPlugins
+                .build()
+                .disable::<bevy::winit::WinitPlugin>()
+                .set(WindowPlugin {
+                    primary_window: None,
+                    exit_condition: ExitCondition::DontExit,
+                    close_when_requested: false,
+                    ..default()
+                })
+                .set(RenderPlugin {
+                    // Every pipeline ready on the first frame: no frame without spheres.
+                    synchronous_pipeline_compilation: true,
+                    ..default()
+                })
+                .set(bevy::log::LogPlugin {
+                    filter: "warn,wgpu=error,naga=warn".into(),
+                    ..default()
+                }),
+        )
+        .insert_resource(ClearColor(palette::BACKGROUND))
+        .insert_resource(EaseInRealTime(false))
+        .init_resource::<Selection>()
+        .init_resource::<IncomingFrame>()
+        .add_plugins((ScenePlugin, SphereRenderPlugin));
+
+        let target = app
+            .world_mut()
+            .resource_mut::<Assets<Image>>()
+            .add(scene_target(UVec2::new(width, height)));
+        let orbit = OrbitCamera {
+            auto_rotate: 0.0,
+            ..default()
+        };
+        app.world_mut()
+            .spawn(scene_camera(target.clone(), orbit, 0));
+        while app.plugins_state() == PluginsState::Adding {
+            bevy::tasks::tick_global_task_pools_on_main_thread();
+        }
+        app.finish();
+        app.cleanup();
+        Ok(Self {
+            app,
+            target,
+            rendered: 0,
+        })
+    }
+
+    /// Shows `frame` from orbit angle `yaw` and reads the picture back.
+    pub fn render(&mut self, frame: super::SceneFrame, yaw: f32) -> Result<image::RgbaImage, String> {
+        let world = self.app.world_mut();
+        world.resource_mut::<IncomingFrame>().0 = Some(frame);
+        world.resource_mut::<SceneSettings>().show_wireframe = true;
+        let mut cameras = world.query::<(&mut OrbitCamera, &mut Transform)>();
+        for (mut orbit, mut transform) in cameras.iter_mut(world) {
+            orbit.yaw = yaw;
+            *transform = orbit.transform();
+        }
+        // One update applies the frame to the scene and the mesh; the capture is read back a
+        // frame or two later. Before the very first capture, a few more updates let the mesh,
+        // the material and its pipeline reach the GPU, so frame 0 is not an empty picture.
+        let updates = if self.rendered == 0 { 4 } else { 1 };
+        for _ in 0..updates {
+            self.app.update();
+        }
+        self.rendered += 1;
+        let slot: Arc<Mutex<Option<Image>>> = Arc::new(Mutex::new(None));
+        let sink = slot.clone();
+        self.app
+            .world_mut()
+            .spawn(Screenshot::image(self.target.clone()))
+            .observe(move |captured: On<ScreenshotCaptured>| {
+                if let Ok(mut slot) = sink.lock() {
+                    *slot = Some(captured.image.clone());
+                }
+            });
+        for _ in 0..200 {
+            self.app.update();
+            if let Some(image) = slot.lock().ok().and_then(|mut s| s.take()) {
+                return image
+                    .try_into_dynamic()
+                    .map(|d| d.to_rgba8())
+                    .map_err(|e| format!("cannot read the rendered frame back: {e:?}"));
+            }
+        }
+        Err("the offscreen frame was never read back (is a Vulkan driver installed?)".into())
+    }
+}

@@ -1,0 +1,185 @@
+//! From frames to drawable spheres: the projection to 3-D (refit on every frame, aligned to the
+//! previous one) and the easing of positions between frames, so the picture moves smoothly at
+//! the frame rate while snapshots arrive a few times per second.
+
+use bevy::prelude::*;
+
+use super::{IncomingFrame, SceneFrame};
+use crate::projection::{ProjectionMode, Projector};
+
+/// How the scene is drawn; the panel edits it.
+#[derive(Resource, Clone, Debug, PartialEq)]
+pub struct SceneSettings {
+    pub projection: ProjectionMode,
+    /// Per second: how fast drawn positions catch up with the newest frame.
+    pub ease_rate: f32,
+    pub show_contacts: bool,
+    pub show_wireframe: bool,
+    pub opacity: f32,
+    /// Rendered pixels per window pixel (below 1 on software rasterizers).
+    pub render_scale: f32,
+}
+
+impl Default for SceneSettings {
+    fn default() -> Self {
+        Self {
+            projection: ProjectionMode::Pca,
+            ease_rate: 6.0,
+            // A jammed start has hundreds of contacts per sphere: lines on demand.
+            show_contacts: false,
+            show_wireframe: true,
+            opacity: 0.55,
+            render_scale: 1.0,
+        }
+    }
+}
+
+impl SceneSettings {
+    /// The defaults, with a preset's choices where it has them.
+    pub fn from_preset(view: Option<&super::preset::ViewPreset>) -> Self {
+        let mut settings = Self::default();
+        if let Some(view) = view {
+            settings.projection = view.projection;
+            settings.show_contacts = view.show_contacts;
+            settings.opacity = view.opacity;
+        }
+        settings
+    }
+}
+
+/// The spheres as drawn this frame.
+#[derive(Resource, Default)]
+pub struct Scene {
+    /// The newest frame (its geometry in the embedding).
+    pub frame: SceneFrame,
+    pub projector: Option<Projector>,
+    /// Where each sphere is heading (projection of the newest frame).
+    pub target: Vec<Vec3>,
+    /// Where each sphere is drawn now.
+    pub drawn: Vec<Vec3>,
+    pub target_radii: Vec<f32>,
+    pub radii: Vec<f32>,
+    /// Number of classes for the palette.
+    pub classes: usize,
+    /// Bumped on every new frame.
+    pub version: u64,
+    /// A projection failure (shown in the panel; the previous picture stays).
+    pub error: Option<String>,
+}
+
+impl Scene {
+    pub fn len(&self) -> usize {
+        self.drawn.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.drawn.is_empty()
+    }
+
+    /// Projects the stored frame with the current projector settings.
+    fn refit(&mut self, mode: ProjectionMode) {
+        let frame = &self.frame;
+        if frame.radii.is_empty() {
+            return;
+        }
+        match Projector::fit(&frame.centers, frame.dim, mode, self.projector.as_ref()) {
+            Ok(projector) => {
+                self.target = projector
+                    .project(&frame.centers)
+                    .into_iter()
+                    .map(Vec3::from_array)
+                    .collect();
+                self.projector = Some(projector);
+                self.error = None;
+            }
+            Err(e) => {
+                self.error = Some(e);
+                return;
+            }
+        }
+        self.target_radii = frame.radii.clone();
+        if self.drawn.len() != self.target.len() {
+            self.drawn = self.target.clone();
+            self.radii = self.target_radii.clone();
+        }
+    }
+
+    /// Moves drawn positions and radii a step `dt` towards the target.
+    pub fn ease(&mut self, rate: f32, dt: f32) {
+        let blend = if rate <= 0.0 {
+            1.0
+        } else {
+            1.0 - (-rate * dt).exp()
+        };
+        for (drawn, target) in self.drawn.iter_mut().zip(&self.target) {
+            *drawn += (*target - *drawn) * blend;
+        }
+        for (r, target) in self.radii.iter_mut().zip(&self.target_radii) {
+            *r += (*target - *r) * blend;
+        }
+    }
+
+    /// Jumps to the target (recordings, where every frame must be the same on every run).
+    pub fn snap(&mut self) {
+        self.drawn = self.target.clone();
+        self.radii = self.target_radii.clone();
+    }
+}
+
+pub struct ScenePlugin;
+
+impl Plugin for ScenePlugin {
+    fn build(&self, app: &mut App) {
+        app.init_resource::<SceneSettings>()
+            .init_resource::<Scene>()
+            .init_resource::<IncomingFrame>()
+            .add_systems(Update, (take_frame, ease_scene).chain().in_set(SceneUpdate));
+    }
+}
+
+/// Systems that bring the scene up to date; drawing runs after them.
+#[derive(SystemSet, Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SceneUpdate;
+
+/// Whether positions ease in real time (viewer) or jump to each frame (recorder).
+#[derive(Resource, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EaseInRealTime(pub bool);
+
+fn take_frame(
+    mut incoming: ResMut<IncomingFrame>,
+    mut scene: ResMut<Scene>,
+    settings: Res<SceneSettings>,
+    mut last_mode: Local<Option<ProjectionMode>>,
+) {
+    let mode_changed = *last_mode != Some(settings.projection);
+    *last_mode = Some(settings.projection);
+    if let Some(frame) = incoming.0.take() {
+        let classes = frame.labels.iter().map(|&l| l as usize + 1).max().unwrap_or(1);
+        scene.classes = scene.classes.max(classes);
+        if frame.radii.len() != scene.frame.radii.len() || frame.dim != scene.frame.dim {
+            // A restart or a mode switch: start the alignment afresh.
+            scene.projector = None;
+            scene.drawn.clear();
+            scene.classes = classes;
+        }
+        scene.frame = frame;
+        scene.version += 1;
+        scene.refit(settings.projection);
+    } else if mode_changed {
+        scene.projector = None;
+        scene.refit(settings.projection);
+    }
+}
+
+fn ease_scene(
+    mut scene: ResMut<Scene>,
+    settings: Res<SceneSettings>,
+    time: Res<Time>,
+    real_time: Option<Res<EaseInRealTime>>,
+) {
+    if real_time.is_some_and(|r| !r.0) {
+        scene.snap();
+    } else {
+        scene.ease(settings.ease_rate, time.delta_secs());
+    }
+}

@@ -1,0 +1,437 @@
+//! The only plugin that talks to the training thread. Each frame it drains the trainer's events
+//! into [`TrainingStatus`] and [`History`], moves the newest snapshot into [`IncomingFrame`], and
+//! turns changes of [`Controls`] and [`TrainingAction`] messages into session commands. Nothing
+//! here waits: a slow step only means fewer events this frame.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bevy::prelude::*;
+
+use super::{IncomingFrame, SceneFrame, ViewerMode};
+use crate::backend::{ResolvedBackend, resolve};
+use crate::config::TrainConfig;
+use crate::train::session::{Command, Event, Session, SessionOptions, spawn_session};
+use crate::train::{ProbeReport, Snapshot, StepReport, TrainingData};
+
+/// The running session and what it was started from.
+#[derive(Resource)]
+pub struct TrainingLink {
+    session: Option<Session>,
+    pub data: Arc<TrainingData>,
+    /// The configuration the current session started from (live changes are in [`Controls`]).
+    pub config: TrainConfig,
+    pub backend: ResolvedBackend,
+    pub threads: Option<usize>,
+    started_paused: bool,
+}
+
+impl TrainingLink {
+    /// Loads the data, picks the backend and starts training (not paused).
+    pub fn start(config: &TrainConfig, threads: Option<usize>, paused: bool) -> Result<Self, String> {
+        config.validate()?;
+        let data = Arc::new(TrainingData::load(config)?);
+        info!("data: {}", data.description);
+        let backend = resolve(config.backend);
+        if let Some(warning) = &backend.warning {
+            warn!("{warning}");
+        }
+        info!("backend: {}", backend.description);
+        let session = spawn_session(
+            &backend,
+            config.clone(),
+            data.clone(),
+            options(threads, paused),
+        );
+        Ok(Self {
+            session: Some(session),
+            data,
+            config: config.clone(),
+            backend,
+            threads,
+            started_paused: paused,
+        })
+    }
+
+    /// Sends a command; false when the thread has ended.
+    pub fn send(&self, command: Command) -> bool {
+        self.session.as_ref().is_some_and(|s| s.send(command))
+    }
+
+    /// Replaces the session by one for `config` (views, batch, dimension or dataset changed).
+    /// The old thread is stopped on a thread of its own, so the frame does not wait for its step.
+    pub fn restart(&mut self, config: TrainConfig) -> Result<(), String> {
+        config.validate()?;
+        let data = if config.dataset == self.config.dataset
+            && config.snapshot_images == self.config.snapshot_images
+            && config.seed == self.config.seed
+        {
+            self.data.clone()
+        } else {
+            Arc::new(TrainingData::load(&config)?)
+        };
+        if let Some(old) = self.session.take() {
+            std::thread::spawn(move || drop(old));
+        }
+        self.session = Some(spawn_session(
+            &self.backend,
+            config.clone(),
+            data.clone(),
+            options(self.threads, false),
+        ));
+        self.data = data;
+        self.config = config;
+        Ok(())
+    }
+
+    fn events(&self) -> Vec<Event> {
+        self.session.as_ref().map(|s| s.events()).unwrap_or_default()
+    }
+
+    fn take_snapshot(&self) -> Option<Snapshot> {
+        self.session.as_ref().and_then(|s| s.take_snapshot())
+    }
+}
+
+fn options(threads: Option<usize>, paused: bool) -> SessionOptions {
+    SessionOptions {
+        start_paused: paused,
+        // A snapshot costs a forward pass of every sphere's views: a few per second is smooth
+        // enough once positions are eased.
+        snapshots_per_sec: 2.0,
+        step_delay: Duration::ZERO,
+        probe_every: 200,
+        threads,
+        // Drawing wins a contested core, but training keeps a share of it (nice 5: ~1/3).
+        nice: Some(5),
+    }
+}
+
+/// The live hyperparameters, as the panel's sliders hold them.
+#[derive(Resource, Clone, Debug, PartialEq)]
+pub struct Controls {
+    pub alpha: f64,
+    pub radius_scale: f64,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub running: bool,
+}
+
+impl Controls {
+    pub fn from_config(config: &TrainConfig) -> Self {
+        Self {
+            alpha: config.alpha,
+            radius_scale: config.radius_scale,
+            lr: config.lr,
+            weight_decay: config.weight_decay,
+            running: true,
+        }
+    }
+}
+
+/// The controls as last sent, to send only what changed.
+#[derive(Resource, Default)]
+struct SentControls(Option<Controls>);
+
+/// One-off requests from the panel.
+#[derive(Message, Clone, Debug)]
+pub enum TrainingAction {
+    Step,
+    Reset,
+    Probe,
+    SaveCheckpoint(PathBuf),
+    /// Start over with a new configuration (views, batch, dimension, dataset, seed).
+    Restart(Box<TrainConfig>),
+}
+
+/// What the trainer last reported.
+#[derive(Resource, Default)]
+pub struct TrainingStatus {
+    pub step: usize,
+    pub paused: bool,
+    pub last: Option<StepReport>,
+    pub last_probe: Option<ProbeReport>,
+    /// Seconds of the first step (shader compilation on WGPU shows here).
+    pub first_step_seconds: Option<f64>,
+    pub steps_per_sec: f64,
+    pub error: Option<String>,
+    pub notice: Option<String>,
+    recent: VecDeque<Instant>,
+}
+
+/// Plot series against the step.
+#[derive(Resource, Default)]
+pub struct History {
+    pub steps: Vec<f64>,
+    pub loss: Vec<f64>,
+    pub energy: Vec<f64>,
+    pub contacts: Vec<f64>,
+    pub activity: Vec<f64>,
+    pub rattlers: Vec<f64>,
+    pub radius: Vec<f64>,
+    /// (step, kNN accuracy, linear-probe accuracy).
+    pub probes: Vec<[f64; 3]>,
+}
+
+/// Seconds over which steps per second are counted (a step can take seconds on a CPU).
+const STEP_RATE_WINDOW: u64 = 20;
+
+/// Longest series kept; older points are thinned to every other one beyond it.
+const HISTORY_LIMIT: usize = 20_000;
+
+impl History {
+    fn push(&mut self, report: &StepReport) {
+        let m = &report.packing;
+        self.steps.push(report.step as f64);
+        self.loss.push(report.loss);
+        self.energy.push(m.energy);
+        self.contacts.push(m.mean_contacts);
+        self.activity.push(m.activity);
+        self.rattlers.push(m.rattler_fraction);
+        self.radius.push(m.mean_radius);
+        if self.steps.len() > HISTORY_LIMIT {
+            for series in [
+                &mut self.steps,
+                &mut self.loss,
+                &mut self.energy,
+                &mut self.contacts,
+                &mut self.activity,
+                &mut self.rattlers,
+                &mut self.radius,
+            ] {
+                let thinned: Vec<f64> = series.iter().step_by(2).copied().collect();
+                *series = thinned;
+            }
+        }
+    }
+
+    pub fn clear(&mut self) {
+        *self = Self::default();
+    }
+}
+
+/// Owns the link to the trainer; see the module docs.
+pub struct TrainingPlugin {
+    link: Mutex<Option<TrainingLink>>,
+}
+
+impl TrainingPlugin {
+    /// Starts training for `config`; an unreadable dataset or a bad value is an error here,
+    /// before any window opens.
+    pub fn start(config: &TrainConfig, threads: Option<usize>, paused: bool) -> Result<Self, String> {
+        Ok(Self {
+            link: Mutex::new(Some(TrainingLink::start(config, threads, paused)?)),
+        })
+    }
+}
+
+impl Plugin for TrainingPlugin {
+    fn build(&self, app: &mut App) {
+        let link = self
+            .link
+            .lock()
+            .ok()
+            .and_then(|mut slot| slot.take())
+            .expect("the training plugin is added once");
+        let mut controls = Controls::from_config(&link.config);
+        controls.running = !link.started_paused;
+        app.insert_resource(controls)
+            .insert_resource(link)
+            .init_resource::<SentControls>()
+            .init_resource::<TrainingStatus>()
+            .init_resource::<History>()
+            .init_resource::<IncomingFrame>()
+            .init_resource::<ViewerMode>()
+            .add_message::<TrainingAction>()
+            .add_systems(
+                Update,
+                (send_controls, handle_actions, pump_training).chain(),
+            );
+    }
+}
+
+/// Sends the commands for whatever the user changed since the last frame.
+fn send_controls(controls: Res<Controls>, mut sent: ResMut<SentControls>, link: Res<TrainingLink>) {
+    let previous = sent.0.clone();
+    if previous.as_ref() == Some(&*controls) {
+        return;
+    }
+    let changed = |f: fn(&Controls) -> f64| previous.as_ref().is_none_or(|p| f(p) != f(&controls));
+    let mut commands = Vec::new();
+    if changed(|c| c.alpha) {
+        commands.push(Command::SetAlpha(controls.alpha));
+    }
+    if changed(|c| c.radius_scale) {
+        commands.push(Command::SetRadiusScale(controls.radius_scale));
+    }
+    if changed(|c| c.lr) {
+        commands.push(Command::SetLearningRate(controls.lr));
+    }
+    if changed(|c| c.weight_decay) {
+        commands.push(Command::SetWeightDecay(controls.weight_decay));
+    }
+    if previous.as_ref().is_none_or(|p| p.running != controls.running) {
+        commands.push(if controls.running {
+            Command::Resume
+        } else {
+            Command::Pause
+        });
+    }
+    for command in commands {
+        link.send(command);
+    }
+    sent.0 = Some(controls.clone());
+}
+
+fn handle_actions(
+    mut actions: MessageReader<TrainingAction>,
+    mut link: ResMut<TrainingLink>,
+    mut controls: ResMut<Controls>,
+    mut sent: ResMut<SentControls>,
+    mut status: ResMut<TrainingStatus>,
+    mut history: ResMut<History>,
+) {
+    for action in actions.read() {
+        match action {
+            TrainingAction::Step => {
+                controls.running = false;
+                sent.0 = Some(controls.clone());
+                link.send(Command::Step);
+            }
+            TrainingAction::Reset => {
+                link.send(Command::Reset);
+                history.clear();
+                status.notice = Some("reset to the initial weights (same seed)".into());
+            }
+            TrainingAction::Probe => {
+                link.send(Command::Probe);
+                status.notice = Some("probing the frozen encoder (kNN and linear)...".into());
+            }
+            TrainingAction::SaveCheckpoint(dir) => {
+                link.send(Command::SaveCheckpoint(dir.clone()));
+            }
+            TrainingAction::Restart(config) => {
+                let mut config = (**config).clone();
+                config.alpha = controls.alpha;
+                config.radius_scale = controls.radius_scale;
+                config.lr = controls.lr;
+                config.weight_decay = controls.weight_decay;
+                match link.restart(config) {
+                    Ok(()) => {
+                        history.clear();
+                        *status = TrainingStatus {
+                            notice: Some(format!(
+                                "restarted: m = {}, batch = {}, d = {}, data: {}",
+                                link.config.views,
+                                link.config.batch,
+                                link.config.dim,
+                                link.data.description
+                            )),
+                            ..default()
+                        };
+                        // The new session starts running with the config's values: resend all.
+                        sent.0 = None;
+                    }
+                    Err(e) => status.error = Some(format!("restart refused: {e}")),
+                }
+            }
+        }
+    }
+}
+
+fn pump_training(
+    link: Res<TrainingLink>,
+    mode: Res<ViewerMode>,
+    mut status: ResMut<TrainingStatus>,
+    mut history: ResMut<History>,
+    mut incoming: ResMut<IncomingFrame>,
+    mut controls: ResMut<Controls>,
+    mut sent: ResMut<SentControls>,
+    mut last_frame: Local<Option<SceneFrame>>,
+    mut last_mode: Local<Option<ViewerMode>>,
+) {
+    // Back from physics mode: show the newest training picture again at once, even if paused.
+    if *last_mode != Some(*mode) && *mode == ViewerMode::Training {
+        incoming.0 = last_frame.clone();
+    }
+    *last_mode = Some(*mode);
+    let now = Instant::now();
+    for event in link.events() {
+        match event {
+            Event::Step(report) => {
+                if status.first_step_seconds.is_none() {
+                    status.first_step_seconds = Some(report.seconds);
+                    info!(
+                        "first step took {:.2} s (warm-up: kernels compiled, buffers allocated)",
+                        report.seconds
+                    );
+                }
+                status.step = report.step;
+                status.recent.push_back(now);
+                history.push(&report);
+                status.last = Some(report);
+                status.error = None;
+            }
+            Event::Probe(probe) => {
+                history
+                    .probes
+                    .push([probe.step as f64, probe.knn_acc, probe.linear_acc]);
+                status.notice = Some(format!(
+                    "probe at step {}: kNN {:.3}, linear {:.3} ({:.1} s)",
+                    probe.step, probe.knn_acc, probe.linear_acc, probe.seconds
+                ));
+                status.last_probe = Some(probe);
+            }
+            Event::Params { .. } => {}
+            Event::Paused(paused) => {
+                status.paused = paused;
+                // A failed step pauses the trainer: mirror it so Play resumes it.
+                if paused && controls.running {
+                    controls.running = false;
+                    sent.0 = Some(controls.clone());
+                }
+            }
+            Event::Saved(dir) => {
+                status.notice = Some(format!("checkpoint saved to {}", dir.display()));
+            }
+            Event::Error(message) => {
+                error!("{message}");
+                status.error = Some(message);
+            }
+        }
+    }
+    while status
+        .recent
+        .front()
+        .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(STEP_RATE_WINDOW))
+    {
+        status.recent.pop_front();
+    }
+    status.steps_per_sec = status.recent.len() as f64 / STEP_RATE_WINDOW as f64;
+
+    if let Some(snapshot) = link.take_snapshot() {
+        let frame = frame_of(snapshot);
+        if *mode == ViewerMode::Training {
+            incoming.0 = Some(frame.clone());
+        }
+        *last_frame = Some(frame);
+    }
+}
+
+/// The spheres of a training snapshot.
+pub fn frame_of(snapshot: Snapshot) -> SceneFrame {
+    let readout = snapshot.readout;
+    SceneFrame {
+        step: snapshot.step,
+        dim: readout.dim,
+        centers: readout.centers,
+        radii: readout.radii,
+        labels: snapshot.labels,
+        contacts: readout.contacts,
+        pairs: snapshot.pairs,
+        images: snapshot.images,
+        unit_sphere: true,
+    }
+}

@@ -1,0 +1,185 @@
+//! `clamp view` renders under a virtual display and saves a screenshot with the class colors;
+//! `clamp record` writes frames with no display at all, the same frames on every run, and
+//! refuses bad outputs before training. Needs xvfb-run and a Vulkan driver (mesa lavapipe), which
+//! `.ci/run` installs.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::run_clamp as clamp;
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("clamp-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Mean absolute deviation of the RGB values below the caption band (the top quarter): near 0
+/// for a picture with no spheres.
+fn spread(image: &image::RgbaImage) -> f64 {
+    let top = image.height() / 4;
+    let values: Vec<f64> = image
+        .enumerate_pixels()
+        .filter(|(_, y, _)| *y >= top)
+        .flat_map(|(_, _, p)| p.0[..3].iter().map(|&v| v as f64))
+        .collect();
+    let mean = values.iter().sum::<f64>() / values.len() as f64;
+    values.iter().map(|v| (v - mean).abs()).sum::<f64>() / values.len() as f64
+}
+
+/// Hue bins (30 degrees wide) holding at least `share` of the saturated, lit pixels of `region`.
+fn hue_bins(image: &image::RgbaImage, x0: u32, share: f64) -> usize {
+    let mut bins = [0usize; 12];
+    let mut colored = 0usize;
+    for (x, _, p) in image.enumerate_pixels() {
+        if x < x0 {
+            continue;
+        }
+        let [r, g, b] = [p.0[0] as f64 / 255.0, p.0[1] as f64 / 255.0, p.0[2] as f64 / 255.0];
+        let max = r.max(g).max(b);
+        let min = r.min(g).min(b);
+        if max < 0.25 || (max - min) / max < 0.3 {
+            continue;
+        }
+        let delta = max - min;
+        let hue = if max == r {
+            60.0 * (((g - b) / delta).rem_euclid(6.0))
+        } else if max == g {
+            60.0 * ((b - r) / delta + 2.0)
+        } else {
+            60.0 * ((r - g) / delta + 4.0)
+        };
+        bins[((hue / 30.0) as usize).min(11)] += 1;
+        colored += 1;
+    }
+    bins.iter().filter(|&&c| c as f64 >= share * colored.max(1) as f64).count()
+}
+
+#[test]
+fn view_renders_while_training_and_saves_a_screenshot_with_class_colors() {
+    let dir = temp_dir("view");
+    let shot = dir.join("view.png");
+    let output = Command::new("xvfb-run")
+        .args(["-a", "-s", "-screen 0 1280x720x24"])
+        .arg(env!("CARGO_BIN_EXE_clamp"))
+        .args(["view", "--frames", "20", "--spheres", "400", "--size", "960x540", "--backend", "cpu"])
+        .arg("--screenshot")
+        .arg(&shot)
+        .output()
+        .expect("xvfb-run must be installed (Debian package xvfb) for this test");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "clamp view failed: {stderr}");
+    let image = image::open(&shot).expect("the screenshot is a PNG").to_rgba8();
+    assert_eq!(image.dimensions(), (960, 540));
+    assert!(spread(&image) > 8.0, "the screenshot is blank (spread {})", spread(&image));
+    // The scene is right of the side panel: several class colors must show there.
+    let classes = hue_bins(&image, 340, 0.02);
+    assert!(classes >= 4, "only {classes} distinct class hues in the picture");
+}
+
+fn record(dir: &Path, frames: usize, extra: &[&str]) -> (i32, String, String) {
+    let out = format!("{}/", dir.display());
+    let frames = frames.to_string();
+    let mut args = vec![
+        "record", "--frames", &frames, "--steps-per-frame", "1", "--size", "160x120",
+        "--spheres", "200", "--batch", "32", "--backend", "cpu", "--out", &out,
+    ];
+    args.extend_from_slice(extra);
+    let output = Command::new(env!("CARGO_BIN_EXE_clamp"))
+        .args(&args)
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .expect("clamp runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn frames_in(dir: &Path) -> Vec<PathBuf> {
+    let mut frames: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "png"))
+        .collect();
+    frames.sort();
+    frames
+}
+
+#[test]
+fn record_writes_moving_frames_without_a_display_and_repeats_them_exactly() {
+    let first = temp_dir("record-a");
+    let (code, stdout, stderr) = record(&first, 8, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("\"frames\":8"), "{stdout}");
+    let frames = frames_in(&first);
+    assert_eq!(frames.len(), 8);
+    let images: Vec<image::RgbaImage> =
+        frames.iter().map(|p| image::open(p).unwrap().to_rgba8()).collect();
+    for (k, image) in images.iter().enumerate() {
+        assert_eq!(image.dimensions(), (160, 120), "frame {k}");
+        assert!(spread(image) > 5.0, "frame {k} is blank");
+    }
+    for k in 1..images.len() {
+        let changed = images[k]
+            .pixels()
+            .zip(images[k - 1].pixels())
+            .filter(|(a, b)| a != b)
+            .count();
+        assert!(changed > 50, "frames {} and {k} differ in only {changed} pixels", k - 1);
+    }
+
+    // Same config and seed on the CPU backend: the same frames, byte for byte.
+    let second = temp_dir("record-b");
+    let (code, _, stderr) = record(&second, 3, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    for (a, b) in frames_in(&second).iter().zip(&frames) {
+        assert_eq!(std::fs::read(a).unwrap(), std::fs::read(b).unwrap(), "{} differs", a.display());
+    }
+}
+
+#[test]
+fn record_writes_a_gif_with_every_frame() {
+    let dir = temp_dir("record-gif");
+    let gif = dir.join("packing.gif");
+    let (code, _, stderr) = clamp(&[
+        "record", "--frames", "3", "--steps-per-frame", "1", "--size", "96x64", "--spheres",
+        "100", "--batch", "32", "--backend", "cpu", "--out", gif.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let decoder = image::codecs::gif::GifDecoder::new(std::io::BufReader::new(
+        std::fs::File::open(&gif).unwrap(),
+    ))
+    .unwrap();
+    use image::AnimationDecoder;
+    let frames = decoder.into_frames().collect_frames().unwrap();
+    assert_eq!(frames.len(), 3);
+    assert_eq!(frames[0].buffer().dimensions(), (96, 64));
+}
+
+#[test]
+fn bad_outputs_and_sizes_are_refused_before_any_training() {
+    for (args, expected) in [
+        (vec!["--out", "movie.avi"], "unknown extension '.avi'"),
+        (vec!["--out", "movie"], "no extension"),
+        (vec!["--size", "0x100", "--out", "x.gif"], "--size 0x100"),
+        (vec!["--size", "big", "--out", "x.gif"], "WIDTHxHEIGHT"),
+        (vec!["--fps", "0", "--out", "x.gif"], "--fps 0"),
+        (vec!["--out", "/proc/clamp-cannot-write/"], "cannot create /proc/clamp-cannot-write"),
+    ] {
+        let mut words = vec!["record"];
+        words.extend(args.iter());
+        let (code, _, stderr) = clamp(&words);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(!stderr.contains("data:"), "{args:?}: refused only after loading data: {stderr}");
+    }
+    let (code, _, stderr) = clamp(&["view", "--screenshot", "shot.jpg"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("must end in .png"), "{stderr}");
+}
