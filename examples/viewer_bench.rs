@@ -19,7 +19,9 @@ fn main() {
         .map(|release| release.join("clamp"))
         .expect("target/release/clamp");
     assert!(clamp.exists(), "build the app first: cargo build --release");
-    println!("| spheres | r_s | window | fps | mean frame ms | p99 frame ms | training steps during run |");
+    println!(
+        "| spheres | r_s | window | fps | mean frame ms | p99 frame ms | training steps during run |"
+    );
     println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     // r_s = 0.5 is the viewer's default: a jammed start where every sphere overlaps dozens of
     // others; r_s = 1 is twice as jammed (the worst case for a renderer that shades every
@@ -37,13 +39,23 @@ fn main() {
             .args(["-a", "-s", "-screen 0 1920x1080x24"])
             .arg(&clamp)
             .args(["view", "--stats", "--frames", &frames.to_string()])
-            .args(["--spheres", &spheres.to_string(), "--size", size, "--render-scale", scale])
+            .args([
+                "--spheres",
+                &spheres.to_string(),
+                "--size",
+                size,
+                "--render-scale",
+                scale,
+            ])
             .args(["--radius-scale", radius_scale])
             .output()
             .expect("xvfb-run is installed");
         let stdout = String::from_utf8_lossy(&output.stdout);
         let Some(line) = stdout.lines().find(|l| l.starts_with('{')) else {
-            eprintln!("{spheres} spheres at {size}: no statistics\n{}", String::from_utf8_lossy(&output.stderr));
+            eprintln!(
+                "{spheres} spheres at {size}: no statistics\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
             continue;
         };
         let stats: serde_json::Value = serde_json::from_str(line).expect("JSON statistics");

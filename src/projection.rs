@@ -150,7 +150,8 @@ impl Projector {
 /// The rotation (or reflection) of `fresh`'s columns closest to `previous`: orthogonal
 /// Procrustes, `R = U V^T` for `fresh^T previous = U S V^T`.
 pub fn align_basis(fresh: &DMatrix<f64>, previous: &DMatrix<f64>) -> DMatrix<f64> {
-    let cross: Matrix3<f64> = Matrix3::from_iterator((fresh.transpose() * previous).iter().copied());
+    let cross: Matrix3<f64> =
+        Matrix3::from_iterator((fresh.transpose() * previous).iter().copied());
     let svd = cross.svd(true, true);
     match (svd.u, svd.v_t) {
         (Some(u), Some(v_t)) => {
@@ -185,7 +186,12 @@ fn total_variance(centers: &[f32], n: usize, dim: usize) -> f64 {
     }
     centers
         .chunks(dim)
-        .map(|row| row.iter().zip(&mean).map(|(&x, m)| (x as f64 - m).powi(2)).sum::<f64>())
+        .map(|row| {
+            row.iter()
+                .zip(&mean)
+                .map(|(&x, m)| (x as f64 - m).powi(2))
+                .sum::<f64>()
+        })
         .sum::<f64>()
         / (n as f64 - 1.0)
 }

@@ -190,7 +190,11 @@ pub fn host_readout(
 ) -> (PackingReadout, Vec<[u32; 2]>) {
     use crate::loss::{LOG_EPS, MAX_RANGE, MIN_MARGIN, RANGE_EPS, SQRT_EPS};
     use rayon::prelude::*;
-    assert_eq!(projections.len(), views * batch * dim, "projections must be [m, B, d]");
+    assert_eq!(
+        projections.len(),
+        views * batch * dim,
+        "projections must be [m, B, d]"
+    );
 
     // 1-2. Global center, then every view onto the unit sphere.
     let mut mean = vec![0.0f64; dim];
@@ -204,7 +208,12 @@ pub fn host_readout(
         .chunks(dim)
         .flat_map(|view| {
             let centered: Vec<f64> = view.iter().zip(&mean).map(|(&x, m)| x as f64 - m).collect();
-            let norm = centered.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
+            let norm = centered
+                .iter()
+                .map(|x| x * x)
+                .sum::<f64>()
+                .sqrt()
+                .max(1e-12);
             centered.into_iter().map(move |x| x / norm)
         })
         .collect();
@@ -212,7 +221,10 @@ pub fn host_readout(
     // 3. Centers and radii.
     let mut centers = vec![0.0f64; batch * dim];
     for v in 0..views {
-        for (acc, x) in centers.iter_mut().zip(&unit[v * batch * dim..(v + 1) * batch * dim]) {
+        for (acc, x) in centers
+            .iter_mut()
+            .zip(&unit[v * batch * dim..(v + 1) * batch * dim])
+        {
             *acc += x / views as f64;
         }
     }
@@ -287,8 +299,10 @@ pub fn host_readout(
     // Nearest center of (a stride of) the views: argmax of 2 z.c - |c|^2.
     let total_views = views * batch;
     let stride = total_views.div_ceil(HOST_NEAREST_VIEWS).max(1);
-    let center_norms: Vec<f64> =
-        centers.chunks(dim).map(|c| c.iter().map(|x| x * x).sum()).collect();
+    let center_norms: Vec<f64> = centers
+        .chunks(dim)
+        .map(|c| c.iter().map(|x| x * x).sum())
+        .collect();
     let checked: Vec<usize> = (0..total_views).step_by(stride).collect();
     let hits = checked
         .par_iter()
@@ -296,7 +310,8 @@ pub fn host_readout(
             let z = &unit[k * dim..(k + 1) * dim];
             let mut best = (f64::NEG_INFINITY, 0usize);
             for (j, c) in centers.chunks(dim).enumerate() {
-                let score = 2.0 * z.iter().zip(c).map(|(a, b)| a * b).sum::<f64>() - center_norms[j];
+                let score =
+                    2.0 * z.iter().zip(c).map(|(a, b)| a * b).sum::<f64>() - center_norms[j];
                 if score > best.0 {
                     best = (score, j);
                 }
@@ -348,8 +363,11 @@ pub fn contact_pairs(centers: &[f32], radii: &[f32], dim: usize) -> Vec<[u32; 2]
             let ci = &centers[i * dim..(i + 1) * dim];
             (i + 1..batch).filter_map(move |j| {
                 let cj = &centers[j * dim..(j + 1) * dim];
-                let squared: f64 =
-                    ci.iter().zip(cj).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum();
+                let squared: f64 = ci
+                    .iter()
+                    .zip(cj)
+                    .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
+                    .sum();
                 let reach = CONTACT_FACTOR * (radii[i] as f64 + radii[j] as f64);
                 ((squared + crate::loss::SQRT_EPS).sqrt() < reach).then_some([i as u32, j as u32])
             })

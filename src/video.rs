@@ -27,7 +27,10 @@ impl VideoOutput {
         if text.ends_with('/') || path.is_dir() {
             return Ok(Self::Frames(path.to_path_buf()));
         }
-        match path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()) {
+        match path
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        {
             Some(ext) if ext == "gif" => Ok(Self::Gif(path.to_path_buf())),
             Some(ext) if ext == "mp4" => Ok(Self::Mp4(path.to_path_buf())),
             Some(ext) => Err(format!(
@@ -84,7 +87,10 @@ pub fn frame_path(dir: &Path, index: usize) -> PathBuf {
 pub fn write_png(path: &Path, image: &RgbaImage) -> Result<(), String> {
     let mut bytes = Vec::new();
     image
-        .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
         .map_err(|e| format!("cannot encode {}: {e}", path.display()))?;
     write_atomically(path, &bytes)
 }
@@ -145,7 +151,8 @@ pub fn encode_mp4(dir: &Path, out: &Path, fps: f64) -> Result<(), String> {
             String::from_utf8_lossy(&result.stderr).trim()
         ));
     }
-    std::fs::rename(&partial, out).map_err(|e| format!("cannot move the video to {}: {e}", out.display()))
+    std::fs::rename(&partial, out)
+        .map_err(|e| format!("cannot move the video to {}: {e}", out.display()))
 }
 
 /// Draws `text` (one line) in the top-left corner on a dark translucent band.
@@ -180,7 +187,11 @@ pub fn draw_caption(image: &mut RgbaImage, text: &str) {
                 let x = bounds.min.x as i64 + gx as i64;
                 let y = bounds.min.y as i64 + gy as i64;
                 if x >= 0 && y >= 0 && (x as u32) < image.width() && (y as u32) < image.height() {
-                    blend(image.get_pixel_mut(x as u32, y as u32), [240, 240, 240], coverage);
+                    blend(
+                        image.get_pixel_mut(x as u32, y as u32),
+                        [240, 240, 240],
+                        coverage,
+                    );
                 }
             });
         }

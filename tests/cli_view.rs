@@ -38,7 +38,11 @@ fn hue_bins(image: &image::RgbaImage, x0: u32, share: f64) -> usize {
         if x < x0 {
             continue;
         }
-        let [r, g, b] = [p.0[0] as f64 / 255.0, p.0[1] as f64 / 255.0, p.0[2] as f64 / 255.0];
+        let [r, g, b] = [
+            p.0[0] as f64 / 255.0,
+            p.0[1] as f64 / 255.0,
+            p.0[2] as f64 / 255.0,
+        ];
         let max = r.max(g).max(b);
         let min = r.min(g).min(b);
         if max < 0.25 || (max - min) / max < 0.3 {
@@ -55,7 +59,9 @@ fn hue_bins(image: &image::RgbaImage, x0: u32, share: f64) -> usize {
         bins[((hue / 30.0) as usize).min(11)] += 1;
         colored += 1;
     }
-    bins.iter().filter(|&&c| c as f64 >= share * colored.max(1) as f64).count()
+    bins.iter()
+        .filter(|&&c| c as f64 >= share * colored.max(1) as f64)
+        .count()
 }
 
 #[test]
@@ -65,27 +71,59 @@ fn view_renders_while_training_and_saves_a_screenshot_with_class_colors() {
     let output = Command::new("xvfb-run")
         .args(["-a", "-s", "-screen 0 1280x720x24"])
         .arg(env!("CARGO_BIN_EXE_clamp"))
-        .args(["view", "--frames", "20", "--spheres", "400", "--size", "960x540", "--backend", "cpu"])
+        .args([
+            "view",
+            "--frames",
+            "20",
+            "--spheres",
+            "400",
+            "--size",
+            "960x540",
+            "--backend",
+            "cpu",
+        ])
         .arg("--screenshot")
         .arg(&shot)
         .output()
         .expect("xvfb-run must be installed (Debian package xvfb) for this test");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "clamp view failed: {stderr}");
-    let image = image::open(&shot).expect("the screenshot is a PNG").to_rgba8();
+    let image = image::open(&shot)
+        .expect("the screenshot is a PNG")
+        .to_rgba8();
     assert_eq!(image.dimensions(), (960, 540));
-    assert!(spread(&image) > 8.0, "the screenshot is blank (spread {})", spread(&image));
+    assert!(
+        spread(&image) > 8.0,
+        "the screenshot is blank (spread {})",
+        spread(&image)
+    );
     // The scene is right of the side panel: several class colors must show there.
     let classes = hue_bins(&image, 340, 0.02);
-    assert!(classes >= 4, "only {classes} distinct class hues in the picture");
+    assert!(
+        classes >= 4,
+        "only {classes} distinct class hues in the picture"
+    );
 }
 
 fn record(dir: &Path, frames: usize, extra: &[&str]) -> (i32, String, String) {
     let out = format!("{}/", dir.display());
     let frames = frames.to_string();
     let mut args = vec![
-        "record", "--frames", &frames, "--steps-per-frame", "1", "--size", "160x120",
-        "--spheres", "200", "--batch", "32", "--backend", "cpu", "--out", &out,
+        "record",
+        "--frames",
+        &frames,
+        "--steps-per-frame",
+        "1",
+        "--size",
+        "160x120",
+        "--spheres",
+        "200",
+        "--batch",
+        "32",
+        "--backend",
+        "cpu",
+        "--out",
+        &out,
     ];
     args.extend_from_slice(extra);
     let output = Command::new(env!("CARGO_BIN_EXE_clamp"))
@@ -119,8 +157,10 @@ fn record_writes_moving_frames_without_a_display_and_repeats_them_exactly() {
     assert!(stdout.contains("\"frames\":8"), "{stdout}");
     let frames = frames_in(&first);
     assert_eq!(frames.len(), 8);
-    let images: Vec<image::RgbaImage> =
-        frames.iter().map(|p| image::open(p).unwrap().to_rgba8()).collect();
+    let images: Vec<image::RgbaImage> = frames
+        .iter()
+        .map(|p| image::open(p).unwrap().to_rgba8())
+        .collect();
     for (k, image) in images.iter().enumerate() {
         assert_eq!(image.dimensions(), (160, 120), "frame {k}");
         assert!(spread(image) > 5.0, "frame {k} is blank");
@@ -131,7 +171,11 @@ fn record_writes_moving_frames_without_a_display_and_repeats_them_exactly() {
             .zip(images[k - 1].pixels())
             .filter(|(a, b)| a != b)
             .count();
-        assert!(changed > 50, "frames {} and {k} differ in only {changed} pixels", k - 1);
+        assert!(
+            changed > 50,
+            "frames {} and {k} differ in only {changed} pixels",
+            k - 1
+        );
     }
 
     // Same config and seed on the CPU backend: the same frames, byte for byte.
@@ -139,7 +183,12 @@ fn record_writes_moving_frames_without_a_display_and_repeats_them_exactly() {
     let (code, _, stderr) = record(&second, 3, &[]);
     assert_eq!(code, 0, "{stderr}");
     for (a, b) in frames_in(&second).iter().zip(&frames) {
-        assert_eq!(std::fs::read(a).unwrap(), std::fs::read(b).unwrap(), "{} differs", a.display());
+        assert_eq!(
+            std::fs::read(a).unwrap(),
+            std::fs::read(b).unwrap(),
+            "{} differs",
+            a.display()
+        );
     }
 }
 
@@ -148,8 +197,21 @@ fn record_writes_a_gif_with_every_frame() {
     let dir = temp_dir("record-gif");
     let gif = dir.join("packing.gif");
     let (code, _, stderr) = clamp(&[
-        "record", "--frames", "3", "--steps-per-frame", "1", "--size", "96x64", "--spheres",
-        "100", "--batch", "32", "--backend", "cpu", "--out", gif.to_str().unwrap(),
+        "record",
+        "--frames",
+        "3",
+        "--steps-per-frame",
+        "1",
+        "--size",
+        "96x64",
+        "--spheres",
+        "100",
+        "--batch",
+        "32",
+        "--backend",
+        "cpu",
+        "--out",
+        gif.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{stderr}");
     let decoder = image::codecs::gif::GifDecoder::new(std::io::BufReader::new(
@@ -170,14 +232,20 @@ fn bad_outputs_and_sizes_are_refused_before_any_training() {
         (vec!["--size", "0x100", "--out", "x.gif"], "--size 0x100"),
         (vec!["--size", "big", "--out", "x.gif"], "WIDTHxHEIGHT"),
         (vec!["--fps", "0", "--out", "x.gif"], "--fps 0"),
-        (vec!["--out", "/proc/clamp-cannot-write/"], "cannot create /proc/clamp-cannot-write"),
+        (
+            vec!["--out", "/proc/clamp-cannot-write/"],
+            "cannot create /proc/clamp-cannot-write",
+        ),
     ] {
         let mut words = vec!["record"];
         words.extend(args.iter());
         let (code, _, stderr) = clamp(&words);
         assert_eq!(code, 2, "{args:?}: {stderr}");
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
-        assert!(!stderr.contains("data:"), "{args:?}: refused only after loading data: {stderr}");
+        assert!(
+            !stderr.contains("data:"),
+            "{args:?}: refused only after loading data: {stderr}"
+        );
     }
     let (code, _, stderr) = clamp(&["view", "--screenshot", "shot.jpg"]);
     assert_eq!(code, 2);

@@ -31,7 +31,10 @@ fn planted(n: usize, dim: usize, seed: u64) -> (Vec<f32>, Vec<[f64; 3]>) {
 }
 
 fn distance(a: [f32; 3], b: [f32; 3]) -> f64 {
-    (0..3).map(|k| (a[k] as f64 - b[k] as f64).powi(2)).sum::<f64>().sqrt()
+    (0..3)
+        .map(|k| (a[k] as f64 - b[k] as f64).powi(2))
+        .sum::<f64>()
+        .sqrt()
 }
 
 #[test]
@@ -52,7 +55,11 @@ fn pca_of_a_planted_subspace_keeps_every_distance() {
     assert!(worst < 1e-4, "distances changed by {worst}");
     // All the variance lies in the three drawn directions, largest first.
     let total: f64 = projector.explained.iter().sum();
-    assert!((total - 1.0).abs() < 1e-4, "explained {:?}", projector.explained);
+    assert!(
+        (total - 1.0).abs() < 1e-4,
+        "explained {:?}",
+        projector.explained
+    );
     assert!(projector.explained[0] > projector.explained[1]);
     assert!(projector.explained[1] > projector.explained[2]);
     // The basis is orthonormal.
@@ -77,22 +84,38 @@ fn a_refit_is_rotated_onto_the_previous_basis() {
     // The same data refit: PCA alone may flip signs; aligned, the picture is identical.
     let again = Projector::fit(&rows, 12, ProjectionMode::Pca, Some(&first)).unwrap();
     let (a, b) = (first.project(&rows), again.project(&rows));
-    let moved = a.iter().zip(&b).map(|(p, q)| distance(*p, *q)).fold(0.0, f64::max);
+    let moved = a
+        .iter()
+        .zip(&b)
+        .map(|(p, q)| distance(*p, *q))
+        .fold(0.0, f64::max);
     assert!(moved < 1e-5, "an identical refit moved a point by {moved}");
 
     // Slightly moved data: every point moves by about as much as the data did, never a flip.
     let mut rng = StdRng::seed_from_u64(3);
-    let nudged: Vec<f32> = rows.iter().map(|&x| x + 0.002 * (rng.random::<f32>() - 0.5)).collect();
+    let nudged: Vec<f32> = rows
+        .iter()
+        .map(|&x| x + 0.002 * (rng.random::<f32>() - 0.5))
+        .collect();
     let next = Projector::fit(&nudged, 12, ProjectionMode::Pca, Some(&first)).unwrap();
     let c = next.project(&nudged);
-    let moved = a.iter().zip(&c).map(|(p, q)| distance(*p, *q)).fold(0.0, f64::max);
-    assert!(moved < 0.02, "a small change of the data moved a point by {moved}");
+    let moved = a
+        .iter()
+        .zip(&c)
+        .map(|(p, q)| distance(*p, *q))
+        .fold(0.0, f64::max);
+    assert!(
+        moved < 0.02,
+        "a small change of the data moved a point by {moved}"
+    );
 }
 
 #[test]
 fn procrustes_undoes_a_known_rotation_and_reflection() {
     let mut rng = StdRng::seed_from_u64(4);
-    let basis = DMatrix::from_fn(10, 3, |_, _| rng.random::<f64>() - 0.5).qr().q();
+    let basis = DMatrix::from_fn(10, 3, |_, _| rng.random::<f64>() - 0.5)
+        .qr()
+        .q();
     // Rotate by 90 degrees in the first plane and mirror the third axis.
     let turn = DMatrix::from_row_slice(3, 3, &[0.0, -1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, -1.0]);
     let turned = &basis * &turn;
@@ -105,8 +128,41 @@ fn procrustes_undoes_a_known_rotation_and_reflection() {
 fn raw_mode_draws_the_first_three_coordinates_as_they_are() {
     let rows: Vec<f32> = vec![0.1, -0.2, 0.3, 0.5, 0.5, -0.7];
     let projector = Projector::fit(&rows, 3, ProjectionMode::Pca, None).unwrap();
-    assert_eq!(projector.mode, ProjectionMode::Raw, "d = 3 needs no projection");
-    assert_eq!(projector.project(&rows), vec![[0.1, -0.2, 0.3], [0.5, 0.5, -0.7]]);
-    let bad = Projector::fit(&[1.0, f32::NAN, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0], 4, ProjectionMode::Pca, None);
+    assert_eq!(
+        projector.mode,
+        ProjectionMode::Raw,
+        "d = 3 needs no projection"
+    );
+    assert_eq!(
+        projector.project(&rows),
+        vec![[0.1, -0.2, 0.3], [0.5, 0.5, -0.7]]
+    );
+    let bad = Projector::fit(
+        &[
+            1.0,
+            f32::NAN,
+            0.0,
+            1.0,
+            2.0,
+            3.0,
+            4.0,
+            5.0,
+            6.0,
+            7.0,
+            8.0,
+            9.0,
+            1.0,
+            2.0,
+            3.0,
+            4.0,
+            5.0,
+            6.0,
+            7.0,
+            8.0,
+        ],
+        4,
+        ProjectionMode::Pca,
+        None,
+    );
     assert!(bad.unwrap_err().contains("NaN"));
 }

@@ -22,7 +22,11 @@ fn output_kind_follows_the_path() {
         VideoOutput::Gif("out/clip.gif".into()).frames_dir(),
         Path::new("out/clip.gif.frames")
     );
-    assert!(VideoOutput::from_path(Path::new("clip.webm")).unwrap_err().contains(".webm"));
+    assert!(
+        VideoOutput::from_path(Path::new("clip.webm"))
+            .unwrap_err()
+            .contains(".webm")
+    );
 }
 
 #[test]
@@ -48,6 +52,9 @@ fn frames_are_written_whole() {
     write_png(&path, &image).unwrap();
     assert_eq!(image::open(&path).unwrap().to_rgba8(), image);
     // No temporary file is left beside it.
-    let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names.len(), 1, "{names:?}");
 }

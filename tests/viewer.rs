@@ -28,7 +28,10 @@ fn toy_config() -> TrainConfig {
 fn update_until(app: &mut App, what: &str, done: impl Fn(&TrainingStatus) -> bool) {
     let started = Instant::now();
     while !done(app.world().resource::<TrainingStatus>()) {
-        assert!(started.elapsed() < Duration::from_secs(60), "timed out waiting for {what}");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
         app.update();
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -43,21 +46,37 @@ fn the_alpha_control_changes_the_loss_at_the_next_step() {
 
     app.world_mut().write_message(TrainingAction::Step);
     update_until(&mut app, "step 1", |s| s.step >= 1);
-    let first = app.world().resource::<TrainingStatus>().last.clone().unwrap();
+    let first = app
+        .world()
+        .resource::<TrainingStatus>()
+        .last
+        .clone()
+        .unwrap();
     assert_eq!(first.alpha, 2.0);
 
     // The panel's slider writes the control; the schedule sends it before the next step.
     app.world_mut().resource_mut::<Controls>().alpha = 3.0;
     app.world_mut().write_message(TrainingAction::Step);
     update_until(&mut app, "step 2", |s| s.step >= 2);
-    let second = app.world().resource::<TrainingStatus>().last.clone().unwrap();
-    assert_eq!(second.alpha, 3.0, "the trainer reports the new alpha at the next step");
+    let second = app
+        .world()
+        .resource::<TrainingStatus>()
+        .last
+        .clone()
+        .unwrap();
+    assert_eq!(
+        second.alpha, 3.0,
+        "the trainer reports the new alpha at the next step"
+    );
 
     // Independent reference: the same run stepped by hand, alpha set to 3 after one step.
     let data = std::sync::Arc::new(TrainingData::load(&config).unwrap());
     let mut trainer = Trainer::<CpuBackend>::new(config.clone(), data, Default::default());
     let reference_first = trainer.step().unwrap();
-    assert_eq!(reference_first.loss, first.loss, "the viewer's first step is the plain run's");
+    assert_eq!(
+        reference_first.loss, first.loss,
+        "the viewer's first step is the plain run's"
+    );
     let at_alpha_2 = trainer.preview_loss(&trainer.params());
     trainer
         .set_params(PackingParams {
@@ -67,5 +86,8 @@ fn the_alpha_control_changes_the_loss_at_the_next_step() {
         .unwrap();
     let reference_second = trainer.step().unwrap();
     assert_eq!(second.loss, reference_second.loss, "step 2 used alpha = 3");
-    assert_ne!(second.loss, at_alpha_2, "alpha = 3 gives another loss than alpha = 2");
+    assert_ne!(
+        second.loss, at_alpha_2,
+        "alpha = 3 gives another loss than alpha = 2"
+    );
 }

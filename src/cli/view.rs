@@ -12,18 +12,57 @@ use crate::viewer::{ViewerMode, ViewerOptions, default_train_threads, preset};
 /// Training flags that also make sense when watching or recording, then each command's own.
 const VIEW_FLAGS: FlagSpec = FlagSpec {
     options: &[
-        "config", "dataset", "data", "backend", "steps", "batch", "views", "dim", "alpha",
-        "radius-scale", "lr", "weight-decay", "seed", "loss", "width", "crop-min", "spheres",
-        "frames", "screenshot", "size", "train-threads", "render-scale",
+        "config",
+        "dataset",
+        "data",
+        "backend",
+        "steps",
+        "batch",
+        "views",
+        "dim",
+        "alpha",
+        "radius-scale",
+        "lr",
+        "weight-decay",
+        "seed",
+        "loss",
+        "width",
+        "crop-min",
+        "spheres",
+        "frames",
+        "screenshot",
+        "size",
+        "train-threads",
+        "render-scale",
     ],
     switches: &["stats", "teaching", "physics", "paused"],
 };
 
 const RECORD_FLAGS: FlagSpec = FlagSpec {
     options: &[
-        "config", "dataset", "data", "backend", "steps", "batch", "views", "dim", "alpha",
-        "radius-scale", "lr", "weight-decay", "seed", "loss", "width", "crop-min", "spheres",
-        "frames", "steps-per-frame", "fps", "size", "orbit", "out",
+        "config",
+        "dataset",
+        "data",
+        "backend",
+        "steps",
+        "batch",
+        "views",
+        "dim",
+        "alpha",
+        "radius-scale",
+        "lr",
+        "weight-decay",
+        "seed",
+        "loss",
+        "width",
+        "crop-min",
+        "spheres",
+        "frames",
+        "steps-per-frame",
+        "fps",
+        "size",
+        "orbit",
+        "out",
     ],
     switches: &[],
 };
@@ -69,7 +108,10 @@ pub fn view(words: &[String]) -> Result<(), String> {
     }
     options.screenshot = args.get("screenshot")?;
     if let Some(path) = &options.screenshot {
-        if path.extension().is_none_or(|e| !e.eq_ignore_ascii_case("png")) {
+        if path
+            .extension()
+            .is_none_or(|e| !e.eq_ignore_ascii_case("png"))
+        {
             return Err(format!("--screenshot {}: must end in .png", path.display()));
         }
         if options.frames.is_none() {
@@ -111,7 +153,11 @@ pub fn record(words: &[String]) -> Result<(), String> {
         .get("out")?
         .unwrap_or_else(|| PathBuf::from("recordings/clamp.gif"));
     let output = VideoOutput::from_path(&out)?;
-    let size = parse_size(&args.get::<String>("size")?.unwrap_or_else(|| "960x540".into()))?;
+    let size = parse_size(
+        &args
+            .get::<String>("size")?
+            .unwrap_or_else(|| "960x540".into()),
+    )?;
     let (config, view) = base_config(&args, TrainConfig::viewer_default())?;
     let options = RecordOptions {
         config,

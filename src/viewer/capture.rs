@@ -66,7 +66,10 @@ impl Plugin for CapturePlugin {
                 saved: Arc::new(AtomicBool::new(false)),
                 frame_seconds: Vec::new(),
             })
-            .add_systems(Update, (capture_keys, handle_requests, record_frame, frame_budget).chain());
+            .add_systems(
+                Update,
+                (capture_keys, handle_requests, record_frame, frame_budget).chain(),
+            );
     }
 }
 
@@ -78,7 +81,11 @@ fn unix_seconds() -> u64 {
 }
 
 /// Saves the captured window to `path` (atomically) and reports to `inbox`.
-fn save_to(path: PathBuf, inbox: Arc<Mutex<Vec<String>>>, done: Option<Arc<AtomicBool>>) -> impl FnMut(On<ScreenshotCaptured>) {
+fn save_to(
+    path: PathBuf,
+    inbox: Arc<Mutex<Vec<String>>>,
+    done: Option<Arc<AtomicBool>>,
+) -> impl FnMut(On<ScreenshotCaptured>) {
     move |captured: On<ScreenshotCaptured>| {
         let result = captured
             .image
@@ -135,8 +142,13 @@ fn handle_requests(
             CaptureRequest::ToggleRecording => match recording.active.take() {
                 Some(active) => finish_recording(active, recording.inbox.clone()),
                 None => {
-                    let extension = if video::ffmpeg_available() { "mp4" } else { "gif" };
-                    let path = PathBuf::from(format!("recordings/clamp-{}.{extension}", unix_seconds()));
+                    let extension = if video::ffmpeg_available() {
+                        "mp4"
+                    } else {
+                        "gif"
+                    };
+                    let path =
+                        PathBuf::from(format!("recordings/clamp-{}.{extension}", unix_seconds()));
                     match VideoOutput::from_path(&path).and_then(|o| o.prepare().map(|()| o)) {
                         Ok(output) => {
                             recording.message = Some(format!("recording to {}", path.display()));
@@ -220,7 +232,11 @@ fn frame_budget(
         if let Some(path) = budget.screenshot.clone() {
             commands
                 .spawn(Screenshot::primary_window())
-                .observe(save_to(path, recording.inbox.clone(), Some(budget.saved.clone())));
+                .observe(save_to(
+                    path,
+                    recording.inbox.clone(),
+                    Some(budget.saved.clone()),
+                ));
         }
     }
     let Some(requested) = budget.exit_requested_at else {
@@ -249,13 +265,21 @@ fn frame_budget(
 }
 
 /// Frames per second, mean and 99th-percentile frame time.
-pub fn frame_stats_json(seconds: &[f32], spheres: usize, status: Option<&TrainingStatus>) -> String {
+pub fn frame_stats_json(
+    seconds: &[f32],
+    spheres: usize,
+    status: Option<&TrainingStatus>,
+) -> String {
     let mut sorted: Vec<f64> = seconds.iter().map(|&s| s as f64).collect();
     sorted.sort_by(f64::total_cmp);
     let n = sorted.len().max(1);
     let mean = sorted.iter().sum::<f64>() / n as f64;
     let p99 = sorted
-        .get(((n as f64 * 0.99).ceil() as usize).saturating_sub(1).min(n - 1))
+        .get(
+            ((n as f64 * 0.99).ceil() as usize)
+                .saturating_sub(1)
+                .min(n - 1),
+        )
         .copied()
         .unwrap_or(f64::NAN);
     serde_json::json!({

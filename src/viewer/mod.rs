@@ -120,7 +120,9 @@ pub fn run(options: ViewerOptions) -> Result<(), String> {
     let (width, height) = options.window;
     // Spheres cost per covered pixel: on a software rasterizer draw them at half resolution.
     let software = crate::backend::probe_adapter().is_none_or(|a| a.software);
-    let render_scale = options.render_scale.unwrap_or(if software { 0.5 } else { 1.0 });
+    let render_scale = options
+        .render_scale
+        .unwrap_or(if software { 0.5 } else { 1.0 });
     let mut app = App::new();
     app.insert_resource(ClearColor(palette::BACKGROUND))
         .add_plugins(

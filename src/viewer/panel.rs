@@ -10,6 +10,7 @@ use bevy_egui::egui::{self, Color32, RichText};
 use bevy_egui::{EguiContexts, EguiPrimaryContextPass, EguiTextureHandle};
 use egui_plot::{HLine, Legend, Line, Plot, PlotPoints};
 
+use super::ViewerMode;
 use super::camera::{OrbitCamera, SceneView};
 use super::capture::{CaptureRequest, Recording};
 use super::palette;
@@ -18,7 +19,6 @@ use super::picking::Selection;
 use super::preset::{self, ViewPreset};
 use super::scene::{Scene, SceneSettings};
 use super::training::{Controls, History, TrainingAction, TrainingLink, TrainingStatus};
-use super::ViewerMode;
 use crate::loss::{ALPHA_RANGE, RADIUS_SCALE_RANGE};
 use crate::projection::ProjectionMode;
 
@@ -290,9 +290,12 @@ fn run_controls(
 fn packing_controls(ui: &mut egui::Ui, controls: &mut Controls, teaching: bool) {
     ui.label(RichText::new("packing (applied at the next step)").strong());
     ui.add(
-        egui::Slider::new(&mut controls.radius_scale, 0.1..=RADIUS_SCALE_RANGE.1.min(50.0))
-            .logarithmic(true)
-            .text("radius scale r_s"),
+        egui::Slider::new(
+            &mut controls.radius_scale,
+            0.1..=RADIUS_SCALE_RANGE.1.min(50.0),
+        )
+        .logarithmic(true)
+        .text("radius scale r_s"),
     );
     ui.add(
         egui::Slider::new(&mut controls.alpha, ALPHA_RANGE.0..=4.0)
@@ -390,10 +393,12 @@ fn physics_controls(ui: &mut egui::Ui, physics: &mut PhysicsControls, status: &P
             .step_by(0.05)
             .text("exponent alpha"),
     );
+    ui.add(egui::Slider::new(&mut physics.radius_scale, 0.5..=1.5).text("radius scale (phi)"));
     ui.add(
-        egui::Slider::new(&mut physics.radius_scale, 0.5..=1.5).text("radius scale (phi)"),
+        egui::Slider::new(&mut physics.n, 64..=2048)
+            .logarithmic(true)
+            .text("particles"),
     );
-    ui.add(egui::Slider::new(&mut physics.n, 64..=2048).logarithmic(true).text("particles"));
     ui.horizontal(|ui| {
         ui.selectable_value(&mut physics.dim, 3, "3-D");
         ui.selectable_value(&mut physics.dim, 2, "2-D");
@@ -401,7 +406,11 @@ fn physics_controls(ui: &mut egui::Ui, physics: &mut PhysicsControls, status: &P
     });
     ui.horizontal(|ui| {
         if ui
-            .button(if physics.compressing { "Stop" } else { "Compress to jamming" })
+            .button(if physics.compressing {
+                "Stop"
+            } else {
+                "Compress to jamming"
+            })
             .clicked()
         {
             physics.compressing = !physics.compressing;
@@ -436,7 +445,10 @@ fn view_controls(
             }
         });
     ui.checkbox(&mut settings.show_contacts, "contact lines");
-    ui.checkbox(&mut settings.show_wireframe, "unit sphere (true 3-D embedding)");
+    ui.checkbox(
+        &mut settings.show_wireframe,
+        "unit sphere (true 3-D embedding)",
+    );
     ui.add(egui::Slider::new(&mut settings.opacity, 0.05..=1.0).text("shell opacity"));
     ui.add(egui::Slider::new(&mut settings.render_scale, 0.25..=1.0).text("render scale"));
     if let Ok(mut orbit) = cameras.single_mut() {
@@ -468,7 +480,10 @@ fn legend(ui: &mut egui::Ui, link: &TrainingLink, scene: &Scene, mode: &ViewerMo
     ui.label(RichText::new("classes").strong());
     egui::Grid::new("legend").num_columns(2).show(ui, |ui| {
         for (k, count) in counts.iter().enumerate().take(20) {
-            let name = names.get(k).cloned().unwrap_or_else(|| format!("class {k}"));
+            let name = names
+                .get(k)
+                .cloned()
+                .unwrap_or_else(|| format!("class {k}"));
             let color = palette::class_color_egui(k as u16, scene.classes.max(names.len()));
             ui.label(RichText::new("\u{25CF}").color(color).size(16.0));
             ui.label(format!("{name} ({count})"));
@@ -596,7 +611,11 @@ fn small_plot(
             .height((ui.available_height() - 4.0).max(60.0))
             .allow_scroll(false);
         // A legend only where a plot has more than one line; the title names a single one.
-        let plot = if legend { plot.legend(Legend::default()) } else { plot };
+        let plot = if legend {
+            plot.legend(Legend::default())
+        } else {
+            plot
+        };
         plot.show(ui, add);
     });
 }
@@ -635,16 +654,41 @@ fn physics_plots(ui: &mut egui::Ui, status: &PhysicsStatus) {
     let width = ((ui.available_width() - 40.0) / 3.0).max(160.0);
     ui.horizontal(|ui| {
         let phi = &status.history_phi;
-        small_plot(ui, "phys-z", "contacts Z (rattlers removed)", width, true, |p| {
-            p.line(Line::new("Z", series(phi, &status.history_contacts)));
-            p.hline(HLine::new(format!("2d = {}", 2 * status.dim), (2 * status.dim) as f64));
-        });
-        small_plot(ui, "phys-e", "log10 energy per particle", width, false, |p| {
-            let log_e: Vec<f64> = status.history_energy.iter().map(|e| e.max(1e-30).log10()).collect();
-            p.line(Line::new("log10 E/N", series(phi, &log_e)));
-        });
+        small_plot(
+            ui,
+            "phys-z",
+            "contacts Z (rattlers removed)",
+            width,
+            true,
+            |p| {
+                p.line(Line::new("Z", series(phi, &status.history_contacts)));
+                p.hline(HLine::new(
+                    format!("2d = {}", 2 * status.dim),
+                    (2 * status.dim) as f64,
+                ));
+            },
+        );
+        small_plot(
+            ui,
+            "phys-e",
+            "log10 energy per particle",
+            width,
+            false,
+            |p| {
+                let log_e: Vec<f64> = status
+                    .history_energy
+                    .iter()
+                    .map(|e| e.max(1e-30).log10())
+                    .collect();
+                p.line(Line::new("log10 E/N", series(phi, &log_e)));
+            },
+        );
         small_plot(ui, "phys-p", "log10 pressure", width, false, |p| {
-            let log_p: Vec<f64> = status.history_pressure.iter().map(|e| e.max(1e-30).log10()).collect();
+            let log_p: Vec<f64> = status
+                .history_pressure
+                .iter()
+                .map(|e| e.max(1e-30).log10())
+                .collect();
             p.line(Line::new("log10 p", series(phi, &log_p)));
         });
     });
@@ -675,7 +719,8 @@ fn hover_card(
             let set = &link.data.test;
             if image < set.len {
                 let color_image = image_of(set, image);
-                let handle = ctx.load_texture("hovered-image", color_image, egui::TextureOptions::NEAREST);
+                let handle =
+                    ctx.load_texture("hovered-image", color_image, egui::TextureOptions::NEAREST);
                 panel.hover_texture = Some((image, handle));
             }
         }
@@ -695,7 +740,12 @@ fn hover_card(
                 let label = frame.labels.get(index).copied().unwrap_or(0);
                 let name = if frame.images.is_empty() {
                     // Physics mode: the label is the particle size.
-                    if label == 0 { "small particle" } else { "large particle" }.to_string()
+                    if label == 0 {
+                        "small particle"
+                    } else {
+                        "large particle"
+                    }
+                    .to_string()
                 } else {
                     link.data
                         .test
@@ -704,7 +754,11 @@ fn hover_card(
                         .cloned()
                         .unwrap_or_else(|| format!("class {label}"))
                 };
-                let pinned = if selection.pinned == Some(index) { " (pinned)" } else { "" };
+                let pinned = if selection.pinned == Some(index) {
+                    " (pinned)"
+                } else {
+                    ""
+                };
                 ui.label(RichText::new(format!("{name}{pinned}")).strong());
                 ui.label(format!(
                     "radius {:.4}",

@@ -98,7 +98,9 @@ fn drive_physics(
         }
         link.0 = Some(spawn(controls.clone()));
     }
-    let Some(thread) = link.0.as_ref() else { return };
+    let Some(thread) = link.0.as_ref() else {
+        return;
+    };
     let wanted = (controls.clone(), active);
     if sent.as_ref() != Some(&wanted) {
         let _ = thread.controls.send(wanted.clone());
@@ -201,7 +203,11 @@ impl Sandbox {
         };
         self.status.stage = format!(
             "{} to phi = {next:.4} (step {:.1e})",
-            if compress { "compressing" } else { "decompressing" },
+            if compress {
+                "compressing"
+            } else {
+                "decompressing"
+            },
             self.phi_step
         );
         self.set_phi(next)?;
@@ -222,7 +228,10 @@ impl Sandbox {
         let diameters = self.packing.diameters();
         let radii: Vec<f32> = diameters.iter().map(|d| (d / length) as f32).collect();
         let smallest = diameters.iter().cloned().fold(f64::INFINITY, f64::min);
-        let labels = diameters.iter().map(|&d| u16::from(d > smallest * 1.2)).collect();
+        let labels = diameters
+            .iter()
+            .map(|&d| u16::from(d > smallest * 1.2))
+            .collect();
         let pairs = self.packing.contacts();
         let mut contacts = vec![0u32; self.cfg.n];
         let mut drawn_pairs = Vec::with_capacity(pairs.len());
@@ -262,7 +271,9 @@ impl Sandbox {
         let stats = self.packing.contact_stats();
         self.status.history_phi.push(self.phi);
         self.status.history_contacts.push(stats.mean_contacts);
-        self.status.history_energy.push(self.packing.energy_per_particle());
+        self.status
+            .history_energy
+            .push(self.packing.energy_per_particle());
         self.status.history_pressure.push(self.packing.pressure());
     }
 }
@@ -322,7 +333,8 @@ fn run(
                 if wanted.alpha != controls.alpha {
                     r = sandbox.set_alpha(wanted.alpha);
                 }
-                if r.is_ok() && wanted.radius_scale != controls.radius_scale && !wanted.compressing {
+                if r.is_ok() && wanted.radius_scale != controls.radius_scale && !wanted.compressing
+                {
                     r = sandbox.set_phi(base_phi * wanted.radius_scale.powi(wanted.dim as i32));
                 }
                 if wanted.compressing && !controls.compressing {

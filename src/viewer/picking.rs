@@ -43,10 +43,8 @@ pub struct PickingPlugin;
 
 impl Plugin for PickingPlugin {
     fn build(&self, app: &mut App) {
-        app.init_resource::<Selection>().add_systems(
-            Update,
-            pick.after(SceneUpdate).after(OrbitUpdate),
-        );
+        app.init_resource::<Selection>()
+            .add_systems(Update, pick.after(SceneUpdate).after(OrbitUpdate));
     }
 }
 
@@ -91,8 +89,7 @@ fn pick(
             continue;
         };
         let radius = scene.radii.get(i).copied().unwrap_or(0.0);
-        let Ok(edge) = camera.world_to_viewport(camera_transform, position + right * radius)
-        else {
+        let Ok(edge) = camera.world_to_viewport(camera_transform, position + right * radius) else {
             continue;
         };
         let screen_radius = center.distance(edge).max(3.0);

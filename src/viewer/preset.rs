@@ -46,14 +46,15 @@ impl ViewPreset {
 pub fn load(path: &Path) -> Result<(TrainConfig, Option<ViewPreset>), String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let mut table: toml::Table =
-        toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.to_string().trim()))?;
+    let mut table: toml::Table = toml::from_str(&text)
+        .map_err(|e| format!("{}: {}", path.display(), e.to_string().trim()))?;
     let view = match table.remove("view") {
         Some(value) => {
-            let view: ViewPreset = value
-                .try_into()
-                .map_err(|e: toml::de::Error| format!("{}: [view]: {}", path.display(), e.to_string().trim()))?;
-            view.validate().map_err(|e| format!("{}: {e}", path.display()))?;
+            let view: ViewPreset = value.try_into().map_err(|e: toml::de::Error| {
+                format!("{}: [view]: {}", path.display(), e.to_string().trim())
+            })?;
+            view.validate()
+                .map_err(|e| format!("{}: {e}", path.display()))?;
             Some(view)
         }
         None => None,
@@ -75,8 +76,11 @@ pub fn save(path: &Path, config: &TrainConfig, view: &ViewPreset) -> Result<(), 
         train: &'a TrainConfig,
         view: &'a ViewPreset,
     }
-    let text = toml::to_string(&Preset { train: config, view })
-        .map_err(|e| format!("cannot encode the preset: {e}"))?;
+    let text = toml::to_string(&Preset {
+        train: config,
+        view,
+    })
+    .map_err(|e| format!("cannot encode the preset: {e}"))?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;

@@ -43,7 +43,9 @@ impl RecordOptions {
     pub fn validate(&self) -> Result<(), String> {
         let (w, h) = self.size;
         if w == 0 || h == 0 {
-            return Err(format!("--size {w}x{h}: width and height must be at least 1"));
+            return Err(format!(
+                "--size {w}x{h}: width and height must be at least 1"
+            ));
         }
         if w > 8192 || h > 8192 {
             return Err(format!("--size {w}x{h}: at most 8192 pixels a side"));
@@ -52,13 +54,19 @@ impl RecordOptions {
             return Err(format!("--frames {}: allowed 1 to 100000", self.frames));
         }
         if self.steps_per_frame > 100_000 {
-            return Err(format!("--steps-per-frame {}: allowed 0 to 100000", self.steps_per_frame));
+            return Err(format!(
+                "--steps-per-frame {}: allowed 0 to 100000",
+                self.steps_per_frame
+            ));
         }
         if !(self.fps.is_finite() && self.fps > 0.0 && self.fps <= 240.0) {
             return Err(format!("--fps {}: allowed above 0 up to 240", self.fps));
         }
         if !self.orbit.is_finite() || self.orbit.abs() > 3600.0 {
-            return Err(format!("--orbit {}: allowed -3600 to 3600 degrees per second", self.orbit));
+            return Err(format!(
+                "--orbit {}: allowed -3600 to 3600 degrees per second",
+                self.orbit
+            ));
         }
         self.config.validate()
     }
@@ -231,7 +239,11 @@ impl OffscreenRenderer {
     }
 
     /// Shows `frame` from orbit angle `yaw` and reads the picture back.
-    pub fn render(&mut self, frame: super::SceneFrame, yaw: f32) -> Result<image::RgbaImage, String> {
+    pub fn render(
+        &mut self,
+        frame: super::SceneFrame,
+        yaw: f32,
+    ) -> Result<image::RgbaImage, String> {
         let world = self.app.world_mut();
         world.resource_mut::<IncomingFrame>().0 = Some(frame);
         world.resource_mut::<SceneSettings>().show_wireframe = true;

@@ -154,7 +154,12 @@ fn take_frame(
     let mode_changed = *last_mode != Some(settings.projection);
     *last_mode = Some(settings.projection);
     if let Some(frame) = incoming.0.take() {
-        let classes = frame.labels.iter().map(|&l| l as usize + 1).max().unwrap_or(1);
+        let classes = frame
+            .labels
+            .iter()
+            .map(|&l| l as usize + 1)
+            .max()
+            .unwrap_or(1);
         scene.classes = scene.classes.max(classes);
         if frame.radii.len() != scene.frame.radii.len() || frame.dim != scene.frame.dim {
             // A restart or a mode switch: start the alignment afresh.

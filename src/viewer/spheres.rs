@@ -24,8 +24,11 @@ pub const SPHERE_SHADER: Handle<Shader> = uuid_handle!("5f0b6a4e-3c1d-4e0a-9b8f-
 const SPHERE_SHADER_SOURCE: &str = include_str!("../../shaders/spheres.wgsl");
 
 /// Per-vertex radius and highlight state.
-pub const ATTRIBUTE_SPHERE: MeshVertexAttribute =
-    MeshVertexAttribute::new("SphereRadiusHighlight", 0x5EED_C1A3_0001, VertexFormat::Float32x2);
+pub const ATTRIBUTE_SPHERE: MeshVertexAttribute = MeshVertexAttribute::new(
+    "SphereRadiusHighlight",
+    0x5EED_C1A3_0001,
+    VertexFormat::Float32x2,
+);
 
 /// Highlight codes the shader understands.
 pub mod highlight {
@@ -245,7 +248,11 @@ fn update_cloud(
     mut materials: ResMut<Assets<SphereMaterial>>,
 ) {
     let Some(assets) = assets else { return };
-    let eye = camera.iter().next().map(|t| t.translation).unwrap_or(Vec3::Z);
+    let eye = camera
+        .iter()
+        .next()
+        .map(|t| t.translation)
+        .unwrap_or(Vec3::Z);
     let buffers = SphereBuffers::build(&scene, &selection, eye);
     if let Some(mut mesh) = meshes.get_mut(&assets.mesh) {
         fill_mesh(&mut mesh, &buffers);

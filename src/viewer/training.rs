@@ -30,7 +30,11 @@ pub struct TrainingLink {
 
 impl TrainingLink {
     /// Loads the data, picks the backend and starts training (not paused).
-    pub fn start(config: &TrainConfig, threads: Option<usize>, paused: bool) -> Result<Self, String> {
+    pub fn start(
+        config: &TrainConfig,
+        threads: Option<usize>,
+        paused: bool,
+    ) -> Result<Self, String> {
         config.validate()?;
         let data = Arc::new(TrainingData::load(config)?);
         info!("data: {}", data.description);
@@ -87,7 +91,10 @@ impl TrainingLink {
     }
 
     fn events(&self) -> Vec<Event> {
-        self.session.as_ref().map(|s| s.events()).unwrap_or_default()
+        self.session
+            .as_ref()
+            .map(|s| s.events())
+            .unwrap_or_default()
     }
 
     fn take_snapshot(&self) -> Option<Snapshot> {
@@ -220,7 +227,11 @@ pub struct TrainingPlugin {
 impl TrainingPlugin {
     /// Starts training for `config`; an unreadable dataset or a bad value is an error here,
     /// before any window opens.
-    pub fn start(config: &TrainConfig, threads: Option<usize>, paused: bool) -> Result<Self, String> {
+    pub fn start(
+        config: &TrainConfig,
+        threads: Option<usize>,
+        paused: bool,
+    ) -> Result<Self, String> {
         Ok(Self {
             link: Mutex::new(Some(TrainingLink::start(config, threads, paused)?)),
         })
@@ -272,7 +283,10 @@ fn send_controls(controls: Res<Controls>, mut sent: ResMut<SentControls>, link: 
     if changed(|c| c.weight_decay) {
         commands.push(Command::SetWeightDecay(controls.weight_decay));
     }
-    if previous.as_ref().is_none_or(|p| p.running != controls.running) {
+    if previous
+        .as_ref()
+        .is_none_or(|p| p.running != controls.running)
+    {
         commands.push(if controls.running {
             Command::Resume
         } else {
