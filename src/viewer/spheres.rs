@@ -133,7 +133,7 @@ fn spawn_cloud(
     // Contact lines run inside the shells; draw them on top so they can be seen.
     let (gizmos, _) = gizmo_store.config_mut::<DefaultGizmoConfigGroup>();
     gizmos.depth_bias = -1.0;
-    let mesh = meshes.add(build_mesh(&SphereBuffers::default()));
+    let mesh = meshes.add(build_mesh(SphereBuffers::default()));
     let material = materials.add(SphereMaterial {
         style: Vec4::new(settings.opacity, 2.5, 1.6, 0.0),
     });
@@ -213,7 +213,7 @@ impl SphereBuffers {
 
 /// A mesh of the quads (one degenerate quad when there is nothing to draw: an empty vertex
 /// buffer is not a valid draw).
-pub fn build_mesh(buffers: &SphereBuffers) -> Mesh {
+pub fn build_mesh(buffers: SphereBuffers) -> Mesh {
     let mut mesh = Mesh::new(
         PrimitiveTopology::TriangleList,
         RenderAssetUsages::MAIN_WORLD | RenderAssetUsages::RENDER_WORLD,
@@ -222,7 +222,8 @@ pub fn build_mesh(buffers: &SphereBuffers) -> Mesh {
     mesh
 }
 
-fn fill_mesh(mesh: &mut Mesh, buffers: &SphereBuffers) {
+/// Moves the buffers into the mesh (no copy: this runs every frame).
+fn fill_mesh(mesh: &mut Mesh, buffers: SphereBuffers) {
     if buffers.indices.is_empty() {
         mesh.insert_attribute(Mesh::ATTRIBUTE_POSITION, vec![[0.0f32; 3]; 4]);
         mesh.insert_attribute(Mesh::ATTRIBUTE_UV_0, CORNERS.to_vec());
@@ -231,11 +232,11 @@ fn fill_mesh(mesh: &mut Mesh, buffers: &SphereBuffers) {
         mesh.insert_indices(Indices::U32(vec![0, 1, 2, 0, 2, 3]));
         return;
     }
-    mesh.insert_attribute(Mesh::ATTRIBUTE_POSITION, buffers.centers.clone());
-    mesh.insert_attribute(Mesh::ATTRIBUTE_UV_0, buffers.corners.clone());
-    mesh.insert_attribute(Mesh::ATTRIBUTE_COLOR, buffers.colors.clone());
-    mesh.insert_attribute(ATTRIBUTE_SPHERE, buffers.spheres.clone());
-    mesh.insert_indices(Indices::U32(buffers.indices.clone()));
+    mesh.insert_attribute(Mesh::ATTRIBUTE_POSITION, buffers.centers);
+    mesh.insert_attribute(Mesh::ATTRIBUTE_UV_0, buffers.corners);
+    mesh.insert_attribute(Mesh::ATTRIBUTE_COLOR, buffers.colors);
+    mesh.insert_attribute(ATTRIBUTE_SPHERE, buffers.spheres);
+    mesh.insert_indices(Indices::U32(buffers.indices));
 }
 
 fn update_cloud(
@@ -255,7 +256,7 @@ fn update_cloud(
         .unwrap_or(Vec3::Z);
     let buffers = SphereBuffers::build(&scene, &selection, eye);
     if let Some(mut mesh) = meshes.get_mut(&assets.mesh) {
-        fill_mesh(&mut mesh, &buffers);
+        fill_mesh(&mut mesh, buffers);
     }
     if settings.is_changed()
         && let Some(mut material) = materials.get_mut(&assets.material)
