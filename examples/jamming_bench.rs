@@ -12,14 +12,6 @@ use clamp::physics::{
 const N: usize = 1024;
 const SEEDS: [u64; 5] = [1, 2, 3, 4, 5];
 
-fn config(dim: usize, n: usize, alpha: f64, seed: u64) -> JamConfig {
-    let mut cfg = JamConfig::new(dim, n);
-    cfg.bidisperse = true;
-    cfg.alpha = alpha;
-    cfg.seed = seed;
-    cfg
-}
-
 fn mean_std(xs: &[f64]) -> (f64, f64) {
     let mean = xs.iter().sum::<f64>() / xs.len() as f64;
     let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (xs.len() - 1).max(1) as f64;
@@ -37,7 +29,7 @@ fn main() {
     for (dim, target) in [(3, 0.648), (2, 0.842)] {
         let (mut phis, mut zs) = (Vec::new(), Vec::new());
         for seed in SEEDS {
-            let (r, packing) = jam(&config(dim, N, 2.0, seed));
+            let (r, packing) = jam(&JamConfig::bidisperse(dim, N, 2.0, seed));
             println!(
                 "{dim}   {seed:<4}  {:.5}  {:.3}  {:>2}  {:.4}    {:.2e}  {:>6}  {:>10}  {:>7.1}",
                 r.phi_j,
@@ -74,7 +66,7 @@ fn main() {
                 let (_, r, p) = jammed_seed_one.iter().find(|(d, ..)| *d == dim).unwrap();
                 (r.clone(), p.clone())
             } else {
-                jam(&config(dim, N, alpha, 1))
+                jam(&JamConfig::bidisperse(dim, N, alpha, 1))
             };
             let sweep = sweep_above_jamming(&packing, result.phi_j, &deltas, 200_000, &mut |_| {})
                 .unwrap_or_else(|e| panic!("sweep failed: {e}"));
@@ -98,7 +90,7 @@ fn main() {
     println!("(c) One force evaluation, 3D bidisperse, random centers at phi = 0.64 (min of reps)");
     println!("N        box side  cells/side  ms/eval    ns/particle");
     for n in [1_000, 10_000, 100_000] {
-        let mut packing = Packing::random(&config(3, n, 2.0, 1), 0.64).unwrap();
+        let mut packing = Packing::random(&JamConfig::bidisperse(3, n, 2.0, 1), 0.64).unwrap();
         let reps = (3_000_000 / n).max(5);
         let mut best = f64::INFINITY;
         for _ in 0..reps {

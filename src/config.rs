@@ -101,7 +101,8 @@ pub struct TrainConfig {
     pub snapshot_images: usize,
     /// Run the kNN and linear probes every this many steps (0: only at the end).
     pub eval_every: usize,
-    /// Training images whose features the probes fit on.
+    /// Training images whose features the probes fit on (all of them, in order, when this is
+    /// at least the training set's size).
     pub probe_train_images: usize,
     /// Test images the probes are scored on.
     pub probe_test_images: usize,
@@ -121,7 +122,7 @@ impl Default for TrainConfig {
             views: 2,
             dim: 32,
             alpha: 2.0,
-            radius_scale: 5.0,
+            radius_scale: 2.5,
             log_energy: true,
             temperature: 0.5,
             optimizer: OptimizerKind::Adam,
@@ -136,8 +137,10 @@ impl Default for TrainConfig {
             crop_max: 1.0,
             toy_noise: 0.3,
             snapshot_images: 1000,
-            eval_every: 350,
-            probe_train_images: 10_000,
+            // The probes of the summary follow the offline protocol: all training images (a
+            // probe then takes about 2.5 minutes on 2 cores, so only at the end by default).
+            eval_every: 700,
+            probe_train_images: 60_000,
             probe_test_images: 10_000,
             out: None,
         }

@@ -101,6 +101,9 @@ fn argmax(values: &[f32]) -> usize {
         .unwrap_or(0)
 }
 
+/// Rows per partial gradient of the linear probe.
+const PROBE_CHUNK: usize = 2048;
+
 /// Settings of the linear probe.
 #[derive(Clone, Debug)]
 pub struct ProbeSettings {
@@ -164,11 +167,13 @@ impl LinearProbe {
         let mut second = vec![0f32; probe.weights.len()];
         for epoch in 1..=settings.epochs {
             let weights = &probe.weights;
-            let grad = (0..n)
+            // Partial gradients over fixed chunks, summed in chunk order: the same sum however
+            // the threads are scheduled, so a probe gives the same accuracy every time.
+            let partials: Vec<Vec<f32>> = (0..n.div_ceil(PROBE_CHUNK))
                 .into_par_iter()
-                .fold(
-                    || vec![0f32; weights.len()],
-                    |mut grad, i| {
+                .map(|chunk| {
+                    let mut grad = vec![0f32; weights.len()];
+                    for i in chunk * PROBE_CHUNK..((chunk + 1) * PROBE_CHUNK).min(n) {
                         let x = &inputs[i * dim..(i + 1) * dim];
                         let probs = softmax_logits(weights, x, classes, width);
                         for (c, p) in probs.iter().enumerate() {
@@ -179,16 +184,14 @@ impl LinearProbe {
                             }
                             row[dim] += err;
                         }
-                        grad
-                    },
-                )
-                .reduce(
-                    || vec![0f32; weights.len()],
-                    |mut a, b| {
-                        a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                        a
-                    },
-                );
+                    }
+                    grad
+                })
+                .collect();
+            let mut grad = vec![0f32; weights.len()];
+            for partial in &partials {
+                grad.iter_mut().zip(partial).for_each(|(g, p)| *g += p);
+            }
             let correction1 = 1.0 - beta1.powi(epoch as i32);
             let correction2 = 1.0 - beta2.powi(epoch as i32);
             for (j, w) in probe.weights.iter_mut().enumerate() {
@@ -207,6 +210,11 @@ impl LinearProbe {
             .zip(self.mean.iter().zip(&self.scale))
             .map(|(x, (m, s))| (x - m) * s)
             .collect()
+    }
+
+    /// `[classes, dim + 1]` weights on standardised features, bias last.
+    pub fn weights(&self) -> &[f32] {
+        &self.weights
     }
 
     /// The predicted class of one feature row.

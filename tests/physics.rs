@@ -6,14 +6,6 @@ use clamp::physics::{
     fit_power_law, log_grid, sweep_above_jamming,
 };
 
-fn config(dim: usize, n: usize, alpha: f64, seed: u64) -> JamConfig {
-    let mut cfg = JamConfig::new(dim, n);
-    cfg.bidisperse = true;
-    cfg.alpha = alpha;
-    cfg.seed = seed;
-    cfg
-}
-
 fn max_abs(v: impl IntoIterator<Item = f64>) -> f64 {
     v.into_iter().fold(0.0, |m, x| m.max(x.abs()))
 }
@@ -22,7 +14,7 @@ fn max_abs(v: impl IntoIterator<Item = f64>) -> f64 {
 fn forces_are_the_negative_energy_gradient() {
     for (dim, phi) in [(2, 1.0), (3, 0.9)] {
         for alpha in [2.0, 2.5] {
-            let packing = Packing::random(&config(dim, 40, alpha, 7), phi).unwrap();
+            let packing = Packing::random(&JamConfig::bidisperse(dim, 40, alpha, 7), phi).unwrap();
             assert!(
                 packing.contacts().len() > 40,
                 "configuration must overlap a lot"
@@ -54,7 +46,7 @@ fn forces_are_the_negative_energy_gradient() {
 
 #[test]
 fn sphere_forces_are_the_tangential_negative_gradient() {
-    let mut cfg = config(2, 60, 2.5, 3);
+    let mut cfg = JamConfig::bidisperse(2, 60, 2.5, 3);
     cfg.geometry = Geometry::UnitSphere;
     let packing = Packing::random(&cfg, 1.0).unwrap();
     let (x0, forces) = (packing.positions().to_vec(), packing.forces().to_vec());
@@ -92,7 +84,7 @@ fn cell_list_matches_all_pairs() {
         (3, 2000, 0.7, 4),
         (2, 3000, 0.9, 5),
     ] {
-        let packing = Packing::random(&config(dim, n, 2.0, seed), phi).unwrap();
+        let packing = Packing::random(&JamConfig::bidisperse(dim, n, 2.0, seed), phi).unwrap();
         assert!(
             packing.uses_cell_list(),
             "dim {dim} n {n}: cell list not in use"
@@ -126,7 +118,7 @@ fn cell_list_matches_all_pairs() {
 
 #[test]
 fn fire_reaches_zero_energy_below_jamming() {
-    let mut packing = Packing::random(&config(3, 256, 2.0, 11), 0.5).unwrap();
+    let mut packing = Packing::random(&JamConfig::bidisperse(3, 256, 2.0, 11), 0.5).unwrap();
     let start = packing.energy_per_particle();
     assert!(start > 1e-3, "random start should overlap (E/N = {start})");
     let report = packing.minimize(100_000);
@@ -139,7 +131,7 @@ fn fire_reaches_zero_energy_below_jamming() {
 fn check_jamming(dim: usize, n: usize, seeds: &[u64], phi_expected: f64) {
     let mut phis = Vec::new();
     for &seed in seeds {
-        let result = find_jamming(&config(dim, n, 2.0, seed), &mut |_| {}).unwrap();
+        let result = find_jamming(&JamConfig::bidisperse(dim, n, 2.0, seed), &mut |_| {}).unwrap();
         let isostatic = 2.0 * dim as f64;
         assert!(
             (result.contacts - isostatic).abs() < 0.05 * isostatic,
@@ -174,7 +166,7 @@ fn jamming_3d_bidisperse() {
 
 #[test]
 fn jamming_on_the_sphere_is_isostatic() {
-    let mut cfg = config(2, 128, 2.0, 1);
+    let mut cfg = JamConfig::bidisperse(2, 128, 2.0, 1);
     cfg.geometry = Geometry::UnitSphere;
     let (result, packing) = find_jammed_packing(&cfg, &mut |_| {}).unwrap();
     assert!(
@@ -197,7 +189,8 @@ fn jamming_on_the_sphere_is_isostatic() {
 }
 
 fn check_exponents(dim: usize, n: usize, alpha: f64) {
-    let (result, packing) = find_jammed_packing(&config(dim, n, alpha, 1), &mut |_| {}).unwrap();
+    let (result, packing) =
+        find_jammed_packing(&JamConfig::bidisperse(dim, n, alpha, 1), &mut |_| {}).unwrap();
     let deltas = log_grid(1e-4, 1e-1, 7);
     let sweep = sweep_above_jamming(&packing, result.phi_j, &deltas, 200_000, &mut |_| {}).unwrap();
     assert_eq!(sweep.rows.len(), 7);
@@ -229,7 +222,8 @@ fn exponents_above_jamming_hertzian() {
 fn pressure_is_minus_energy_derivative_in_volume() {
     for (dim, phi) in [(2, 0.9), (3, 0.7)] {
         for alpha in [2.0, 2.5] {
-            let mut packing = Packing::random(&config(dim, 64, alpha, 5), phi).unwrap();
+            let mut packing =
+                Packing::random(&JamConfig::bidisperse(dim, 64, alpha, 5), phi).unwrap();
             packing.minimize(2_000);
             let p = packing.pressure();
             assert!(p > 0.0);
@@ -251,7 +245,7 @@ fn pressure_is_minus_energy_derivative_in_volume() {
 
 #[test]
 fn same_seed_same_result_and_seeds_differ() {
-    let run = |seed| find_jamming(&config(2, 64, 2.0, seed), &mut |_| {}).unwrap();
+    let run = |seed| find_jamming(&JamConfig::bidisperse(2, 64, 2.0, seed), &mut |_| {}).unwrap();
     let (a, b, c) = (run(9), run(9), run(10));
     assert_eq!(a.phi_j, b.phi_j);
     assert_eq!(a.contacts, b.contacts);
@@ -272,13 +266,13 @@ fn bad_input_is_an_error_naming_the_field() {
         ("phi_tolerance:", |c| c.phi_tolerance = f64::NAN),
     ];
     for (field, spoil) in cases {
-        let mut cfg = config(3, 64, 2.0, 0);
+        let mut cfg = JamConfig::bidisperse(3, 64, 2.0, 0);
         spoil(&mut cfg);
         let err = cfg.validate().unwrap_err();
         assert!(err.starts_with(field), "{err}");
         assert!(find_jamming(&cfg, &mut |_| {}).is_err());
     }
-    let mut packing = Packing::random(&config(3, 64, 2.0, 0), 0.5).unwrap();
+    let mut packing = Packing::random(&JamConfig::bidisperse(3, 64, 2.0, 0), 0.5).unwrap();
     assert!(
         packing
             .set_packing_fraction(-0.1)
@@ -295,7 +289,7 @@ fn bad_input_is_an_error_naming_the_field() {
 
 #[test]
 fn packing_steps_frame_by_frame() {
-    let mut packing = Packing::random(&config(3, 100, 2.0, 2), 0.7).unwrap();
+    let mut packing = Packing::random(&JamConfig::bidisperse(3, 100, 2.0, 2), 0.7).unwrap();
     let ratio = packing.diameters()[99] / packing.diameters()[0];
     assert!((ratio - 1.4).abs() < 1e-12);
     assert!((packing.packing_fraction() - 0.7).abs() < 1e-12);

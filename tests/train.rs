@@ -9,7 +9,7 @@ use clamp::augment::AugmentConfig;
 use clamp::backend::{CpuBackend, WgpuBackend, probe_adapter};
 use clamp::config::TrainConfig;
 use clamp::data::{Split, load_fashion_mnist};
-use clamp::eval::{Features, ProbeSettings, knn_accuracy, linear_probe_accuracy};
+use clamp::eval::{Features, LinearProbe, ProbeSettings, knn_accuracy, linear_probe_accuracy};
 use clamp::loss::PackingParams;
 use clamp::optim::{OptimizerKind, scheduled_lr};
 use clamp::simclr::nt_xent;
@@ -282,6 +282,48 @@ fn probes_classify_separable_clusters_and_fail_on_shuffled_labels() {
     }
     let knn = knn_accuracy::<burn::backend::Flex>(&shuffled, &test, 3, 20, &device);
     assert!(knn < 0.6, "kNN on shuffled labels {knn}");
+}
+
+#[test]
+fn the_linear_probe_is_the_same_every_time() {
+    // Noisy, overlapping classes in 16-d, several gradient chunks: a full-batch sum whose order
+    // followed the thread schedule would round differently from run to run.
+    let (n, dim, classes) = (9000usize, 16usize, 4usize);
+    let mut state = 12345u64;
+    let mut noise = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+    };
+    let labels: Vec<u16> = (0..n).map(|i| (i % classes) as u16).collect();
+    let values: Vec<f32> = (0..n * dim)
+        .map(|k| {
+            let (i, j) = (k / dim, k % dim);
+            let signal = if j == labels[i] as usize { 0.4 } else { 0.0 };
+            signal + 2.0 * noise()
+        })
+        .collect();
+    let features = Features {
+        values,
+        labels,
+        dim,
+    };
+    let settings = ProbeSettings {
+        epochs: 40,
+        ..ProbeSettings::default()
+    };
+    let first = LinearProbe::fit(&features, classes, &settings);
+    for _ in 0..3 {
+        let again = LinearProbe::fit(&features, classes, &settings);
+        assert_eq!(first.weights(), again.weights());
+    }
+    // And it learned something: well above chance (0.25) on its own training set.
+    assert!(
+        first.accuracy(&features) > 0.4,
+        "{}",
+        first.accuracy(&features)
+    );
 }
 
 #[test]

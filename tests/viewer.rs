@@ -7,6 +7,7 @@ use bevy::prelude::*;
 use clamp::backend::CpuBackend;
 use clamp::config::{BackendChoice, TrainConfig};
 use clamp::loss::PackingParams;
+use clamp::train::session::TrainingPriority;
 use clamp::train::{Trainer, TrainingData};
 use clamp::viewer::training::{Controls, TrainingAction, TrainingPlugin, TrainingStatus};
 
@@ -41,8 +42,10 @@ fn update_until(app: &mut App, what: &str, done: impl Fn(&TrainingStatus) -> boo
 fn the_alpha_control_changes_the_loss_at_the_next_step() {
     let config = toy_config();
     let mut app = App::new();
-    app.add_plugins(MinimalPlugins)
-        .add_plugins(TrainingPlugin::start(&config, Some(1), true).expect("toy data loads"));
+    app.add_plugins(MinimalPlugins).add_plugins(
+        TrainingPlugin::start(&config, Some(1), TrainingPriority::Normal, true)
+            .expect("toy data loads"),
+    );
 
     app.world_mut().write_message(TrainingAction::Step);
     update_until(&mut app, "step 1", |s| s.step >= 1);

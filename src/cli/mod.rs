@@ -34,6 +34,7 @@ usage:
 
   clamp view [--config FILE.toml] [training flags] [--spheres N] [--teaching] [--physics] [--paused]
              [--frames N] [--screenshot FILE.png] [--stats] [--size WxH] [--train-threads T]
+             [--render-scale S] [--fixed-resolution] [--train-priority background|shared|normal]
       the live viewer (also what `clamp` with no command opens): training drawn as soft spheres
   clamp record [--config FILE.toml] [training flags] [--frames N] [--steps-per-frame K]
                [--fps F] [--size WxH] [--orbit DEG_PER_SECOND] [--out FILE.mp4|FILE.gif|DIR/]

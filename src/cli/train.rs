@@ -11,10 +11,10 @@ use serde_json::json;
 
 use super::args::{Args, FlagSpec};
 use super::progress::Progress;
-use crate::backend::{BackendTask, ResolvedBackend, resolve, run_on};
+use crate::backend::{BackendTask, run_on};
 use crate::config::TrainConfig;
 use crate::eval::{Features, KNN_K, ProbeSettings, knn_accuracy, linear_probe_accuracy};
-use crate::train::{ProbeReport, Trainer, TrainingData, checkpoint};
+use crate::train::{ProbeReport, RunStart, Trainer, TrainingData, checkpoint};
 
 pub const TRAIN_FLAGS: FlagSpec = FlagSpec {
     options: &[
@@ -116,7 +116,9 @@ pub fn train(words: &[String]) -> Result<(), String> {
         .open(out.join("metrics.jsonl"))
         .map_err(|e| format!("cannot write {}: {e}", out.join("metrics.jsonl").display()))?;
 
-    let (data, backend) = data_and_backend(&config)?;
+    let start = RunStart::prepare(&config)?;
+    start.report_to_stderr();
+    let RunStart { data, backend, .. } = start;
     let summary = run_on(
         &backend,
         TrainRun {
@@ -226,18 +228,6 @@ impl BackendTask for TrainRun {
     }
 }
 
-/// Loads the run's data and picks its backend, saying in the log which of each it uses.
-fn data_and_backend(config: &TrainConfig) -> Result<(Arc<TrainingData>, ResolvedBackend), String> {
-    let data = Arc::new(TrainingData::load(config)?);
-    eprintln!("data: {}", data.description);
-    let backend = resolve(config.backend);
-    if let Some(warning) = &backend.warning {
-        eprintln!("warning: {warning}");
-    }
-    eprintln!("backend: {}", backend.description);
-    Ok((data, backend))
-}
-
 fn probe_json(probe: &ProbeReport) -> String {
     json!({"step": probe.step, "knn_acc": probe.knn_acc, "linear_acc": probe.linear_acc, "probe_seconds": probe.seconds})
         .to_string()
@@ -270,7 +260,9 @@ pub fn eval(words: &[String]) -> Result<(), String> {
     if let Some(backend) = args.get("backend")? {
         config.backend = backend;
     }
-    let (data, backend) = data_and_backend(&config)?;
+    let start = RunStart::prepare(&config)?;
+    start.report_to_stderr();
+    let RunStart { data, backend, .. } = start;
     let result = run_on(&backend, EvalRun { dir, config, data })?;
     println!("{result}");
     Ok(())

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use super::args::{Args, FlagSpec};
 use super::train::apply_train_flags;
 use crate::config::TrainConfig;
+use crate::train::session::TrainingPriority;
 use crate::video::VideoOutput;
 use crate::viewer::record::{RecordOptions, record as record_video};
 use crate::viewer::{ViewerMode, ViewerOptions, default_train_threads, preset};
@@ -34,8 +35,9 @@ const VIEW_FLAGS: FlagSpec = FlagSpec {
         "size",
         "train-threads",
         "render-scale",
+        "train-priority",
     ],
-    switches: &["stats", "teaching", "physics", "paused"],
+    switches: &["stats", "teaching", "physics", "paused", "fixed-resolution"],
 };
 
 const RECORD_FLAGS: FlagSpec = FlagSpec {
@@ -142,6 +144,21 @@ pub fn view(words: &[String]) -> Result<(), String> {
             return Err(format!("--render-scale {scale}: allowed 0.1 to 2"));
         }
         options.render_scale = Some(scale);
+    }
+    if let Some(priority) = args.get::<String>("train-priority")? {
+        options.train_priority = match priority.as_str() {
+            "background" => TrainingPriority::Background,
+            "shared" => TrainingPriority::Shared,
+            "normal" => TrainingPriority::Normal,
+            other => {
+                return Err(format!(
+                    "--train-priority {other}: allowed background, shared, normal"
+                ));
+            }
+        };
+    }
+    if args.switch("fixed-resolution") {
+        options.adaptive_resolution = Some(false);
     }
     crate::viewer::run(options)
 }

@@ -59,6 +59,17 @@ impl JamConfig {
         }
     }
 
+    /// The standard glass-forming system: a 50:50 mixture of diameters 1 and 1.4 (no
+    /// crystallisation), with the given exponent and seed.
+    pub fn bidisperse(dim: usize, n: usize, alpha: f64, seed: u64) -> Self {
+        Self {
+            bidisperse: true,
+            alpha,
+            seed,
+            ..Self::new(dim, n)
+        }
+    }
+
     /// FIRE time step for `alpha` (`dt_max` = 10x this): 0.05 for harmonic springs, larger for
     /// softer contacts. Measured here: for alpha = 2, 0.05 jams 10-30x faster than 0.1, whose
     /// `dt_max` = 1 exceeds the stability limit `2/omega_max`; for alpha = 2.5, whose contacts

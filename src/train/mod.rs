@@ -9,6 +9,44 @@ pub mod session;
 
 pub use inputs::TrainingData;
 
+/// What every run starts from: its data and the backend it will train on, plus the lines that
+/// say which (the caller logs them its own way: stderr for the CLI, the log for the viewer).
+pub struct RunStart {
+    pub data: Arc<TrainingData>,
+    pub backend: crate::backend::ResolvedBackend,
+    /// A fallback the user should know about (no GPU adapter, say).
+    pub warning: Option<String>,
+    /// "data: ..." and "backend: ...".
+    pub notes: Vec<String>,
+}
+
+impl RunStart {
+    /// Loads the configured dataset and resolves the configured backend.
+    pub fn prepare(config: &TrainConfig) -> Result<Self, String> {
+        let data = Arc::new(TrainingData::load(config)?);
+        let backend = crate::backend::resolve(config.backend);
+        Ok(Self {
+            notes: vec![
+                format!("data: {}", data.description),
+                format!("backend: {}", backend.description),
+            ],
+            warning: backend.warning.clone(),
+            data,
+            backend,
+        })
+    }
+
+    /// Writes the notes and the warning to stderr.
+    pub fn report_to_stderr(&self) {
+        if let Some(warning) = &self.warning {
+            eprintln!("warning: {warning}");
+        }
+        for note in &self.notes {
+            eprintln!("{note}");
+        }
+    }
+}
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -365,8 +403,13 @@ impl<B: AutodiffBackend> Trainer<B> {
         let started = Instant::now();
         let train_n = self.config.probe_train_images.min(self.data.train.len);
         let test_n = self.config.probe_test_images.min(self.data.test.len);
-        let train_idx: Vec<usize> =
-            permutation(self.data.train.len, mix_seed(self.config.seed, 7))[..train_n].to_vec();
+        // All training images in order (the offline protocol, the same number `clamp eval`
+        // gives), or a fixed random subset of them.
+        let train_idx: Vec<usize> = if train_n == self.data.train.len {
+            (0..train_n).collect()
+        } else {
+            permutation(self.data.train.len, mix_seed(self.config.seed, 7))[..train_n].to_vec()
+        };
         let test_idx: Vec<usize> = (0..test_n).collect();
         let train = self.features(false, &train_idx);
         let test = self.features(true, &test_idx);

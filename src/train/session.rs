@@ -31,6 +31,8 @@ pub enum Command {
     /// Run the kNN and linear probes now.
     Probe,
     SaveCheckpoint(PathBuf),
+    /// How the training threads compete for cores from now on.
+    SetPriority(TrainingPriority),
     Stop,
 }
 
@@ -81,9 +83,9 @@ pub struct SessionOptions {
     /// Worker threads for the training math (None: all cores). A viewer leaves a core to the
     /// renderer by asking for fewer.
     pub threads: Option<usize>,
-    /// Scheduling niceness of the training threads (Linux; None: unchanged). A viewer asks for
+    /// Scheduling priority of the training threads. A viewer asks for less than normal so that
     /// a positive value so that drawing wins when both want a core.
-    pub nice: Option<i32>,
+    pub priority: TrainingPriority,
 }
 
 impl Default for SessionOptions {
@@ -94,7 +96,7 @@ impl Default for SessionOptions {
             step_delay: Duration::ZERO,
             probe_every: 0,
             threads: None,
-            nice: None,
+            priority: TrainingPriority::Normal,
         }
     }
 }
@@ -121,13 +123,11 @@ impl Session {
         let snapshots = Arc::new(Latest::default());
         let mailbox = snapshots.clone();
         let options_threads = options.threads;
-        let options_nice = options.nice;
+        let options_priority = options.priority;
         let thread = std::thread::Builder::new()
             .name("clamp-trainer".into())
             .spawn(move || {
-                if let Some(nice) = options_nice {
-                    lower_priority(nice);
-                }
+                set_priority(options_priority);
                 let work = move || {
                     let trainer = make_trainer();
                     run(trainer, command_rx, event_tx, mailbox, options);
@@ -180,15 +180,36 @@ impl Drop for Session {
     }
 }
 
-/// Sets this thread's niceness; threads it starts afterwards inherit it.
-fn lower_priority(nice: i32) {
+/// How the training threads compete for cores with everything else on the machine.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TrainingPriority {
+    /// Like any other thread.
+    #[default]
+    Normal,
+    /// Niceness 5: a contested core goes mostly to others, but training keeps a share of it.
+    Shared,
+    /// Only cycles nobody else wants (Linux `SCHED_IDLE`; elsewhere the lowest niceness):
+    /// drawing never waits for training, which still runs whenever the renderer pauses.
+    Background,
+}
+
+/// Applies `priority` to the calling thread; threads it starts afterwards inherit it.
+pub fn set_priority(priority: TrainingPriority) {
     #[cfg(target_os = "linux")]
-    // SAFETY: setpriority has no memory effects; on Linux, who = 0 names the calling thread.
+    // SAFETY: both calls only change scheduling attributes; on Linux, pid/who 0 names the
+    // calling thread.
     unsafe {
+        let param = libc::sched_param { sched_priority: 0 };
+        let (policy, nice) = match priority {
+            TrainingPriority::Normal => (libc::SCHED_OTHER, 0),
+            TrainingPriority::Shared => (libc::SCHED_OTHER, 5),
+            TrainingPriority::Background => (libc::SCHED_IDLE, 19),
+        };
+        libc::sched_setscheduler(0, policy, &param);
         libc::setpriority(libc::PRIO_PROCESS, 0, nice);
     }
     #[cfg(not(target_os = "linux"))]
-    let _ = nice;
+    let _ = priority;
 }
 
 /// A private rayon pool of `threads` workers, so the trainer's parallel math stays on them.
@@ -360,6 +381,12 @@ fn apply<B: AutodiffBackend>(
                 Ok(()) => emit(events, Event::Saved(dir)),
                 Err(e) => emit(events, Event::Error(e)),
             }
+            return true;
+        }
+        Command::SetPriority(priority) => {
+            // The calling thread and every worker of the pool it runs in.
+            set_priority(priority);
+            rayon::broadcast(|_| set_priority(priority));
             return true;
         }
         Command::Stop => return false,

@@ -120,6 +120,10 @@ fn spawn_cameras(
     egui_settings.auto_create_primary_context = false;
     commands.spawn((
         Camera2d,
+        Camera {
+            clear_color: ClearColorConfig::Custom(palette::PANEL),
+            ..default()
+        },
         PrimaryEguiContext,
         Msaa::Off,
         bevy::core_pipeline::tonemapping::Tonemapping::None,
@@ -231,12 +235,14 @@ fn apply_orbit(mut cameras: Query<(&OrbitCamera, &mut Transform), Changed<OrbitC
 fn fit_scene_image(
     view: Option<ResMut<SceneView>>,
     settings: Res<super::scene::SceneSettings>,
+    pacing: Option<Res<super::pacing::FramePacing>>,
     windows: Query<&Window, With<PrimaryWindow>>,
     mut images: ResMut<Assets<Image>>,
 ) {
     let Some(mut view) = view else { return };
-    if view.render_scale != settings.render_scale {
-        view.render_scale = settings.render_scale;
+    let render_scale = settings.render_scale * pacing.map(|p| p.factor()).unwrap_or(1.0);
+    if view.render_scale != render_scale {
+        view.render_scale = render_scale;
     }
     let (Some(rect), Ok(window)) = (view.rect, windows.single()) else {
         return;

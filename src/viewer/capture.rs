@@ -45,6 +45,8 @@ struct FrameBudget {
     exit_requested_at: Option<u64>,
     saved: Arc<AtomicBool>,
     frame_seconds: Vec<f32>,
+    /// Sum over the measured frames of the scene's render scale (dynamic resolution moves it).
+    render_scale_sum: f64,
 }
 
 pub struct CapturePlugin {
@@ -65,6 +67,7 @@ impl Plugin for CapturePlugin {
                 exit_requested_at: None,
                 saved: Arc::new(AtomicBool::new(false)),
                 frame_seconds: Vec::new(),
+                render_scale_sum: 0.0,
             })
             .add_systems(
                 Update,
@@ -206,6 +209,7 @@ fn frame_budget(
     recording: Res<Recording>,
     scene: Res<Scene>,
     status: Option<Res<TrainingStatus>>,
+    view: Option<Res<super::camera::SceneView>>,
     time: Res<Time<Real>>,
     mut exit: MessageWriter<AppExit>,
 ) {
@@ -223,6 +227,7 @@ fn frame_budget(
     if budget.stats && budget.counted > 1 {
         let dt = time.delta_secs();
         budget.frame_seconds.push(dt);
+        budget.render_scale_sum += view.as_ref().map_or(1.0, |v| v.render_scale as f64);
     }
     let Some(frames) = budget.frames else {
         return;
@@ -252,7 +257,12 @@ fn frame_budget(
         if budget.stats {
             println!(
                 "{}",
-                frame_stats_json(&budget.frame_seconds, scene.len(), status.as_deref())
+                frame_stats_json(
+                    &budget.frame_seconds,
+                    budget.render_scale_sum,
+                    scene.len(),
+                    status.as_deref()
+                )
             );
         }
         if !saved {
@@ -264,9 +274,10 @@ fn frame_budget(
     }
 }
 
-/// Frames per second, mean and 99th-percentile frame time.
+/// Frames per second, mean and 99th-percentile frame time, and the mean render scale.
 pub fn frame_stats_json(
     seconds: &[f32],
+    render_scale_sum: f64,
     spheres: usize,
     status: Option<&TrainingStatus>,
 ) -> String {
@@ -287,6 +298,7 @@ pub fn frame_stats_json(
         "fps": if mean > 0.0 { 1.0 / mean } else { f64::NAN },
         "mean_frame_ms": mean * 1e3,
         "p99_frame_ms": p99 * 1e3,
+        "mean_render_scale": render_scale_sum / n as f64,
         "spheres": spheres,
         "train_step": status.map(|s| s.step).unwrap_or(0),
         "train_steps_per_sec": status.map(|s| s.steps_per_sec).unwrap_or(0.0),

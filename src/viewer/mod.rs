@@ -16,6 +16,7 @@
 
 pub mod camera;
 pub mod capture;
+pub mod pacing;
 pub mod palette;
 pub mod panel;
 pub mod physics_mode;
@@ -32,6 +33,7 @@ use bevy::prelude::*;
 use bevy::window::{PresentMode, WindowResolution};
 
 use crate::config::TrainConfig;
+use crate::train::session::TrainingPriority;
 
 /// One picture's worth of spheres, from the trainer or from the physics sandbox.
 #[derive(Clone, Debug, Default)]
@@ -77,15 +79,20 @@ pub struct ViewerOptions {
     /// Start with the teaching layout (advanced controls hidden).
     pub teaching: bool,
     pub mode: ViewerMode,
+    /// Window size in logical pixels.
     pub window: (u32, u32),
     /// Training threads (None: leave one core to the renderer).
     pub train_threads: Option<usize>,
+    /// How training competes with drawing for cores.
+    pub train_priority: TrainingPriority,
     /// View settings from a preset.
     pub view: Option<preset::ViewPreset>,
     /// Open with training paused (Play starts it).
     pub paused: bool,
     /// Rendered pixels per window pixel (None: 0.5 on a software adapter, else 1).
     pub render_scale: Option<f32>,
+    /// Lower the resolution when frames run long (None: on a software adapter).
+    pub adaptive_resolution: Option<bool>,
 }
 
 impl ViewerOptions {
@@ -99,9 +106,11 @@ impl ViewerOptions {
             mode: ViewerMode::Training,
             window: (1280, 720),
             train_threads: None,
+            train_priority: TrainingPriority::Background,
             view: None,
             paused: false,
             render_scale: None,
+            adaptive_resolution: None,
         }
     }
 }
@@ -115,11 +124,15 @@ pub fn default_train_threads() -> usize {
 
 /// Opens the window and runs until it is closed (or `--frames` are done).
 pub fn run(options: ViewerOptions) -> Result<(), String> {
-    let training =
-        training::TrainingPlugin::start(&options.config, options.train_threads, options.paused)?;
-    let (width, height) = options.window;
+    let training = training::TrainingPlugin::start(
+        &options.config,
+        options.train_threads,
+        options.train_priority,
+        options.paused,
+    )?;
     // Spheres cost per covered pixel: on a software rasterizer draw them at half resolution.
     let software = crate::backend::probe_adapter().is_none_or(|a| a.software);
+    let (width, height) = options.window;
     let render_scale = options
         .render_scale
         .unwrap_or(if software { 0.5 } else { 1.0 });
@@ -170,6 +183,9 @@ pub fn run(options: ViewerOptions) -> Result<(), String> {
             picking::PickingPlugin,
             panel::PanelPlugin {
                 teaching: options.teaching,
+            },
+            pacing::PacingPlugin {
+                enabled: options.adaptive_resolution.unwrap_or(software),
             },
             capture::CapturePlugin {
                 frames: options.frames,

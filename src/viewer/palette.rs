@@ -5,6 +5,8 @@ use bevy::color::{Color, Hsla, LinearRgba, Srgba};
 
 /// Behind the spheres: dark enough for translucent colors to read.
 pub const BACKGROUND: Color = Color::srgb(0.055, 0.063, 0.082);
+/// egui's panel color (dark theme), to which the window is cleared under unfilled panels.
+pub const PANEL: Color = Color::srgb_u8(27, 27, 27);
 
 const TEN: [(u8, u8, u8); 10] = [
     (0x4e, 0x8f, 0xd6), // blue

@@ -13,6 +13,7 @@ use egui_plot::{HLine, Legend, Line, Plot, PlotPoints};
 use super::ViewerMode;
 use super::camera::{OrbitCamera, SceneView};
 use super::capture::{CaptureRequest, Recording};
+use super::pacing::FramePacing;
 use super::palette;
 use super::physics_mode::{PhysicsControls, PhysicsStatus};
 use super::picking::Selection;
@@ -21,6 +22,7 @@ use super::scene::{Scene, SceneSettings};
 use super::training::{Controls, History, TrainingAction, TrainingLink, TrainingStatus};
 use crate::loss::{ALPHA_RANGE, RADIUS_SCALE_RANGE};
 use crate::projection::ProjectionMode;
+use crate::train::session::TrainingPriority;
 
 /// Panel state that is not a training or scene setting.
 #[derive(Resource)]
@@ -92,6 +94,7 @@ fn draw_ui(
     mut mode: ResMut<ViewerMode>,
     mut physics: ResMut<PhysicsControls>,
     reads: PanelReads,
+    mut pacing: ResMut<FramePacing>,
     mut cameras: Query<&mut OrbitCamera>,
 ) -> Result {
     let PanelReads {
@@ -115,7 +118,11 @@ fn draw_ui(
             .max_rect(ctx.viewport_rect()),
     );
 
+    // Panels are not filled: the window is cleared to the panel color instead, which spares a
+    // software rasterizer shading a third of the window once more every frame.
+    let panel_frame = egui::Frame::side_top_panel(&ctx.global_style()).fill(Color32::TRANSPARENT);
     egui::Panel::left("controls")
+        .frame(panel_frame)
         .default_size(300.0)
         .resizable(true)
         .show(&mut root, |ui| {
@@ -136,7 +143,7 @@ fn draw_ui(
                     physics_controls(ui, &mut physics, physics_status);
                 }
                 ui.separator();
-                view_controls(ui, &mut settings, &mut panel, &mut cameras);
+                view_controls(ui, &mut settings, &mut pacing, &mut panel, &mut cameras);
                 ui.separator();
                 legend(ui, link, scene, &mode);
                 ui.separator();
@@ -149,6 +156,7 @@ fn draw_ui(
         });
 
     egui::Panel::bottom("plots")
+        .frame(panel_frame)
         .default_size(190.0)
         .resizable(true)
         .show(&mut root, |ui| {
@@ -215,7 +223,12 @@ fn header(
         None => {
             ui.horizontal(|ui| {
                 ui.spinner();
-                ui.label("warming up: first step (kernels compile on WGPU)...");
+                ui.label(match link.backend.kind {
+                    crate::backend::BackendKind::Wgpu => {
+                        "warming up: first step (kernels compile on WGPU)..."
+                    }
+                    crate::backend::BackendKind::Cpu => "warming up: first step...",
+                });
             });
         }
         Some(seconds) => {
@@ -279,11 +292,35 @@ fn run_controls(
             "runs/view-{stamp}"
         ))));
     }
+    egui::ComboBox::from_label("training priority")
+        .selected_text(priority_label(controls.priority))
+        .show_ui(ui, |ui| {
+            for priority in [
+                TrainingPriority::Background,
+                TrainingPriority::Shared,
+                TrainingPriority::Normal,
+            ] {
+                ui.selectable_value(&mut controls.priority, priority, priority_label(priority));
+            }
+        })
+        .response
+        .on_hover_text(
+            "frames first: training only uses cycles the renderer leaves; shared: a contested \
+             core goes mostly to drawing; equal: training competes like any program",
+        );
     if let Some(probe) = &status.last_probe {
         ui.label(format!(
             "probe at step {}: kNN {:.3}, linear {:.3}",
             probe.step, probe.knn_acc, probe.linear_acc
         ));
+    }
+}
+
+fn priority_label(priority: TrainingPriority) -> &'static str {
+    match priority {
+        TrainingPriority::Background => "frames first",
+        TrainingPriority::Shared => "shared",
+        TrainingPriority::Normal => "equal",
     }
 }
 
@@ -433,6 +470,7 @@ fn physics_controls(ui: &mut egui::Ui, physics: &mut PhysicsControls, status: &P
 fn view_controls(
     ui: &mut egui::Ui,
     settings: &mut SceneSettings,
+    pacing: &mut FramePacing,
     panel: &mut PanelState,
     cameras: &mut Query<&mut OrbitCamera>,
 ) {
@@ -451,6 +489,23 @@ fn view_controls(
     );
     ui.add(egui::Slider::new(&mut settings.opacity, 0.05..=1.0).text("shell opacity"));
     ui.add(egui::Slider::new(&mut settings.render_scale, 0.25..=1.0).text("render scale"));
+    let target = pacing.target_fps;
+    ui.checkbox(
+        &mut pacing.enabled,
+        format!("hold {target:.0} fps (fewer pixels when slow)"),
+    );
+    let fps = if pacing.frame_seconds > 0.0 {
+        1.0 / pacing.frame_seconds
+    } else {
+        0.0
+    };
+    ui.label(
+        RichText::new(format!(
+            "{fps:.0} fps, spheres drawn at {:.2}x the window's resolution",
+            settings.render_scale * pacing.factor()
+        ))
+        .small(),
+    );
     if let Ok(mut orbit) = cameras.single_mut() {
         let mut rotate = orbit.auto_rotate;
         ui.add(egui::Slider::new(&mut rotate, -45.0..=45.0).text("auto-rotate deg/s"));
@@ -596,102 +651,124 @@ fn series<'a>(steps: &[f64], values: &[f64]) -> PlotPoints<'a> {
         .collect()
 }
 
-fn small_plot(
-    ui: &mut egui::Ui,
-    id: &str,
-    title: &str,
-    width: f32,
+/// One small plot of the strip under the picture.
+struct PlotSpec<'a> {
+    id: &'static str,
+    title: String,
+    /// A legend only where a plot has more than one line; the title names a single one.
     legend: bool,
-    add: impl FnOnce(&mut egui_plot::PlotUi),
-) {
-    ui.vertical(|ui| {
-        ui.label(RichText::new(title).small().strong());
-        let plot = Plot::new(id)
-            .width(width)
-            .height((ui.available_height() - 4.0).max(60.0))
-            .allow_scroll(false);
-        // A legend only where a plot has more than one line; the title names a single one.
-        let plot = if legend {
-            plot.legend(Legend::default())
-        } else {
-            plot
-        };
-        plot.show(ui, add);
-    });
+    fill: Box<dyn FnOnce(&mut egui_plot::PlotUi) + 'a>,
+}
+
+impl<'a> PlotSpec<'a> {
+    fn new(
+        id: &'static str,
+        title: impl Into<String>,
+        legend: bool,
+        fill: impl FnOnce(&mut egui_plot::PlotUi) + 'a,
+    ) -> Self {
+        Self {
+            id,
+            title: title.into(),
+            legend,
+            fill: Box::new(fill),
+        }
+    }
+}
+
+/// Lays the plots out in as many columns as fit (at least 150 points wide each) and as many
+/// rows as that takes, sharing the strip's height.
+fn plot_grid(ui: &mut egui::Ui, plots: Vec<PlotSpec>) {
+    let count = plots.len().max(1);
+    let columns = ((ui.available_width() / 150.0).floor() as usize).clamp(1, count);
+    let rows = count.div_ceil(columns);
+    let spacing = ui.spacing().item_spacing;
+    let width = (ui.available_width() - spacing.x * columns as f32) / columns as f32;
+    // Each row also holds a title line.
+    let height =
+        ((ui.available_height() - rows as f32 * (18.0 + spacing.y)) / rows as f32).max(40.0);
+    let mut plots = plots.into_iter();
+    for _ in 0..rows {
+        ui.horizontal(|ui| {
+            for spec in plots.by_ref().take(columns) {
+                ui.vertical(|ui| {
+                    ui.label(RichText::new(&spec.title).small().strong());
+                    let plot = Plot::new(spec.id)
+                        .width(width)
+                        .height(height)
+                        .allow_scroll(false);
+                    let plot = if spec.legend {
+                        plot.legend(Legend::default())
+                    } else {
+                        plot
+                    };
+                    plot.show(ui, spec.fill);
+                });
+            }
+        });
+    }
 }
 
 fn training_plots(ui: &mut egui::Ui, history: &History, dim: usize) {
-    let width = ((ui.available_width() - 40.0) / 6.0).max(120.0);
-    ui.horizontal(|ui| {
-        let steps = &history.steps;
-        small_plot(ui, "loss", "loss ln(E + 1e-6)", width, false, |p| {
-            p.line(Line::new("loss", series(steps, &history.loss)));
-        });
-        small_plot(ui, "energy", "energy E", width, false, |p| {
-            p.line(Line::new("E", series(steps, &history.energy)));
-        });
-        small_plot(ui, "contacts", "mean contacts Z", width, true, |p| {
-            p.line(Line::new("Z", series(steps, &history.contacts)));
-            p.hline(HLine::new(format!("2d = {}", 2 * dim), (2 * dim) as f64));
-        });
-        small_plot(ui, "activity", "activity / rattlers", width, true, |p| {
-            p.line(Line::new("activity", series(steps, &history.activity)));
-            p.line(Line::new("rattlers", series(steps, &history.rattlers)));
-        });
-        small_plot(ui, "radius", "mean radius (no r_s)", width, false, |p| {
-            p.line(Line::new("radius", series(steps, &history.radius)));
-        });
-        small_plot(ui, "probes", "probe accuracy", width, true, |p| {
-            let knn: PlotPoints = history.probes.iter().map(|r| [r[0], r[1]]).collect();
-            let linear: PlotPoints = history.probes.iter().map(|r| [r[0], r[2]]).collect();
-            p.line(Line::new("kNN", knn));
-            p.line(Line::new("linear", linear));
-        });
-    });
+    let steps = &history.steps;
+    plot_grid(
+        ui,
+        vec![
+            PlotSpec::new("loss", "loss ln(E + 1e-6)", false, |p| {
+                p.line(Line::new("loss", series(steps, &history.loss)));
+            }),
+            PlotSpec::new("energy", "energy E", false, |p| {
+                p.line(Line::new("E", series(steps, &history.energy)));
+            }),
+            PlotSpec::new("contacts", "mean contacts Z", true, move |p| {
+                p.line(Line::new("Z", series(steps, &history.contacts)));
+                p.hline(HLine::new(format!("2d = {}", 2 * dim), (2 * dim) as f64));
+            }),
+            PlotSpec::new("activity", "activity / rattlers", true, |p| {
+                p.line(Line::new("activity", series(steps, &history.activity)));
+                p.line(Line::new("rattlers", series(steps, &history.rattlers)));
+            }),
+            PlotSpec::new("radius", "mean radius (no r_s)", false, |p| {
+                p.line(Line::new("radius", series(steps, &history.radius)));
+            }),
+            PlotSpec::new("probes", "probe accuracy", true, |p| {
+                let knn: PlotPoints = history.probes.iter().map(|r| [r[0], r[1]]).collect();
+                let linear: PlotPoints = history.probes.iter().map(|r| [r[0], r[2]]).collect();
+                p.line(Line::new("kNN", knn));
+                p.line(Line::new("linear", linear));
+            }),
+        ],
+    );
 }
 
 fn physics_plots(ui: &mut egui::Ui, status: &PhysicsStatus) {
-    let width = ((ui.available_width() - 40.0) / 3.0).max(160.0);
-    ui.horizontal(|ui| {
-        let phi = &status.history_phi;
-        small_plot(
-            ui,
-            "phys-z",
-            "contacts Z (rattlers removed)",
-            width,
-            true,
-            |p| {
+    let phi = &status.history_phi;
+    let dim = status.dim;
+    plot_grid(
+        ui,
+        vec![
+            PlotSpec::new("phys-z", "contacts Z (rattlers removed)", true, move |p| {
                 p.line(Line::new("Z", series(phi, &status.history_contacts)));
-                p.hline(HLine::new(
-                    format!("2d = {}", 2 * status.dim),
-                    (2 * status.dim) as f64,
-                ));
-            },
-        );
-        small_plot(
-            ui,
-            "phys-e",
-            "log10 energy per particle",
-            width,
-            false,
-            |p| {
+                p.hline(HLine::new(format!("2d = {}", 2 * dim), (2 * dim) as f64));
+            }),
+            PlotSpec::new("phys-e", "log10 energy per particle", false, |p| {
                 let log_e: Vec<f64> = status
                     .history_energy
                     .iter()
                     .map(|e| e.max(1e-30).log10())
                     .collect();
                 p.line(Line::new("log10 E/N", series(phi, &log_e)));
-            },
-        );
-        small_plot(ui, "phys-p", "log10 pressure", width, false, |p| {
-            let log_p: Vec<f64> = status
-                .history_pressure
-                .iter()
-                .map(|e| e.max(1e-30).log10())
-                .collect();
-            p.line(Line::new("log10 p", series(phi, &log_p)));
-        });
-    });
+            }),
+            PlotSpec::new("phys-p", "log10 pressure", false, |p| {
+                let log_p: Vec<f64> = status
+                    .history_pressure
+                    .iter()
+                    .map(|e| e.max(1e-30).log10())
+                    .collect();
+                p.line(Line::new("log10 p", series(phi, &log_p)));
+            }),
+        ],
+    );
 }
 
 /// The hovered (or pinned) sphere: its image, class, radius and contacts.

@@ -19,7 +19,7 @@ use super::scene::{EaseInRealTime, ScenePlugin, SceneSettings};
 use super::spheres::SphereRenderPlugin;
 use super::training::frame_of;
 use super::{IncomingFrame, palette};
-use crate::backend::{BackendTask, resolve, run_on};
+use crate::backend::{BackendTask, run_on};
 use crate::cli::progress::Progress;
 use crate::config::TrainConfig;
 use crate::train::{Trainer, TrainingData};
@@ -88,14 +88,10 @@ pub struct RecordSummary {
 pub fn record(options: RecordOptions) -> Result<RecordSummary, String> {
     options.validate()?;
     options.output.prepare()?;
-    let data = Arc::new(TrainingData::load(&options.config)?);
-    eprintln!("data: {}", data.description);
-    let backend = resolve(options.config.backend);
-    if let Some(warning) = &backend.warning {
-        eprintln!("warning: {warning}");
-    }
-    eprintln!("backend: {}", backend.description);
-    run_on(&backend, RecordTask { options, data })
+    let start = crate::train::RunStart::prepare(&options.config)?;
+    start.report_to_stderr();
+    let data = start.data;
+    run_on(&start.backend, RecordTask { options, data })
 }
 
 struct RecordTask {

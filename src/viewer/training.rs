@@ -11,9 +11,11 @@ use std::time::{Duration, Instant};
 use bevy::prelude::*;
 
 use super::{IncomingFrame, SceneFrame, ViewerMode};
-use crate::backend::{ResolvedBackend, resolve};
+use crate::backend::ResolvedBackend;
 use crate::config::TrainConfig;
-use crate::train::session::{Command, Event, Session, SessionOptions, spawn_session};
+use crate::train::session::{
+    Command, Event, Session, SessionOptions, TrainingPriority, spawn_session,
+};
 use crate::train::{ProbeReport, Snapshot, StepReport, TrainingData};
 
 /// The running session and what it was started from.
@@ -25,6 +27,7 @@ pub struct TrainingLink {
     pub config: TrainConfig,
     pub backend: ResolvedBackend,
     pub threads: Option<usize>,
+    pub priority: TrainingPriority,
     started_paused: bool,
 }
 
@@ -33,21 +36,23 @@ impl TrainingLink {
     pub fn start(
         config: &TrainConfig,
         threads: Option<usize>,
+        priority: TrainingPriority,
         paused: bool,
     ) -> Result<Self, String> {
         config.validate()?;
-        let data = Arc::new(TrainingData::load(config)?);
-        info!("data: {}", data.description);
-        let backend = resolve(config.backend);
-        if let Some(warning) = &backend.warning {
+        let start = crate::train::RunStart::prepare(config)?;
+        if let Some(warning) = &start.warning {
             warn!("{warning}");
         }
-        info!("backend: {}", backend.description);
+        for note in &start.notes {
+            info!("{note}");
+        }
+        let crate::train::RunStart { data, backend, .. } = start;
         let session = spawn_session(
             &backend,
             config.clone(),
             data.clone(),
-            options(threads, paused),
+            options(threads, paused, priority),
         );
         Ok(Self {
             session: Some(session),
@@ -55,6 +60,7 @@ impl TrainingLink {
             config: config.clone(),
             backend,
             threads,
+            priority,
             started_paused: paused,
         })
     }
@@ -83,7 +89,7 @@ impl TrainingLink {
             &self.backend,
             config.clone(),
             data.clone(),
-            options(self.threads, false),
+            options(self.threads, false, self.priority),
         ));
         self.data = data;
         self.config = config;
@@ -102,7 +108,7 @@ impl TrainingLink {
     }
 }
 
-fn options(threads: Option<usize>, paused: bool) -> SessionOptions {
+fn options(threads: Option<usize>, paused: bool, priority: TrainingPriority) -> SessionOptions {
     SessionOptions {
         start_paused: paused,
         // A snapshot costs a forward pass of every sphere's views: a few per second is smooth
@@ -111,8 +117,7 @@ fn options(threads: Option<usize>, paused: bool) -> SessionOptions {
         step_delay: Duration::ZERO,
         probe_every: 200,
         threads,
-        // Drawing wins a contested core, but training keeps a share of it (nice 5: ~1/3).
-        nice: Some(5),
+        priority,
     }
 }
 
@@ -124,6 +129,7 @@ pub struct Controls {
     pub lr: f64,
     pub weight_decay: f64,
     pub running: bool,
+    pub priority: TrainingPriority,
 }
 
 impl Controls {
@@ -134,6 +140,7 @@ impl Controls {
             lr: config.lr,
             weight_decay: config.weight_decay,
             running: true,
+            priority: TrainingPriority::Background,
         }
     }
 }
@@ -230,10 +237,13 @@ impl TrainingPlugin {
     pub fn start(
         config: &TrainConfig,
         threads: Option<usize>,
+        priority: TrainingPriority,
         paused: bool,
     ) -> Result<Self, String> {
         Ok(Self {
-            link: Mutex::new(Some(TrainingLink::start(config, threads, paused)?)),
+            link: Mutex::new(Some(TrainingLink::start(
+                config, threads, priority, paused,
+            )?)),
         })
     }
 }
@@ -248,6 +258,7 @@ impl Plugin for TrainingPlugin {
             .expect("the training plugin is added once");
         let mut controls = Controls::from_config(&link.config);
         controls.running = !link.started_paused;
+        controls.priority = link.priority;
         app.insert_resource(controls)
             .insert_resource(link)
             .init_resource::<SentControls>()
@@ -292,6 +303,12 @@ fn send_controls(controls: Res<Controls>, mut sent: ResMut<SentControls>, link: 
         } else {
             Command::Pause
         });
+    }
+    if previous
+        .as_ref()
+        .is_some_and(|p| p.priority != controls.priority)
+    {
+        commands.push(Command::SetPriority(controls.priority));
     }
     for command in commands {
         link.send(command);

@@ -1,0 +1,117 @@
+//! Dynamic resolution: holds a frame-rate target by drawing the spheres at fewer pixels when
+//! frames run long, and at more again when there is time to spare. On a software rasterizer
+//! the spheres cost per covered pixel, so the picture's resolution is the knob that moves the
+//! frame rate most; the user's render scale is the ceiling, never exceeded.
+
+use bevy::prelude::*;
+use bevy::time::Real;
+
+/// The lowest fraction of the chosen render scale that pacing goes down to.
+pub const MIN_RESOLUTION: f32 = 0.5;
+/// Seconds between adjustments (a resize reallocates the scene picture).
+const ADJUST_EVERY: f32 = 0.5;
+
+#[derive(Resource, Clone, Debug)]
+pub struct FramePacing {
+    /// Adjust the resolution to hold `target_fps` (off: always the chosen render scale).
+    pub enabled: bool,
+    pub target_fps: f32,
+    /// Fraction of the chosen render scale drawn now, in `[MIN_RESOLUTION, 1]`.
+    pub resolution: f32,
+    /// Smoothed seconds per frame.
+    pub frame_seconds: f32,
+    since_adjust: f32,
+}
+
+impl FramePacing {
+    pub fn new(enabled: bool) -> Self {
+        Self {
+            enabled,
+            target_fps: 30.0,
+            resolution: 1.0,
+            frame_seconds: 0.0,
+            since_adjust: 0.0,
+        }
+    }
+
+    /// The resolution factor that applies now.
+    pub fn factor(&self) -> f32 {
+        if self.enabled { self.resolution } else { 1.0 }
+    }
+}
+
+/// One adjustment step. Frame time is roughly a fixed part plus a part proportional to the
+/// drawn pixels (resolution squared), so a slow frame shrinks the resolution by the square root
+/// of the excess, damped; a fast one grows it gently, so it does not oscillate around the target.
+pub fn next_resolution(resolution: f32, frame_seconds: f32, target_fps: f32) -> f32 {
+    if frame_seconds <= 0.0 || target_fps <= 0.0 {
+        return resolution;
+    }
+    let budget = 1.0 / target_fps;
+    let ratio = frame_seconds / budget;
+    let next = if ratio > 1.0 {
+        resolution * (1.0 / ratio).sqrt().max(0.8)
+    } else if ratio < 0.8 {
+        resolution * 1.08
+    } else {
+        resolution
+    };
+    next.clamp(MIN_RESOLUTION, 1.0)
+}
+
+pub struct PacingPlugin {
+    pub enabled: bool,
+}
+
+impl Plugin for PacingPlugin {
+    fn build(&self, app: &mut App) {
+        app.insert_resource(FramePacing::new(self.enabled))
+            .add_systems(First, measure_and_adjust);
+    }
+}
+
+fn measure_and_adjust(time: Res<Time<Real>>, mut pacing: ResMut<FramePacing>) {
+    let dt = time.delta_secs();
+    if dt <= 0.0 {
+        return;
+    }
+    // An exponential average over about ten frames.
+    pacing.frame_seconds = if pacing.frame_seconds == 0.0 {
+        dt
+    } else {
+        0.9 * pacing.frame_seconds + 0.1 * dt
+    };
+    pacing.since_adjust += dt;
+    if pacing.since_adjust < ADJUST_EVERY || !pacing.enabled {
+        return;
+    }
+    pacing.since_adjust = 0.0;
+    let next = next_resolution(pacing.resolution, pacing.frame_seconds, pacing.target_fps);
+    if next != pacing.resolution {
+        pacing.resolution = next;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slow_frames_shrink_by_the_root_of_the_excess() {
+        // 30 fps target, frames of 1/25 s: 1.2 times the budget, pixels scale with the
+        // square of the resolution, so the side shrinks by 1 / sqrt(1.2).
+        let next = next_resolution(1.0, 1.0 / 25.0, 30.0);
+        assert!((next - (1.0f32 / 1.2).sqrt()).abs() < 1e-6, "{next}");
+        // Much too slow: at most 20% per step, and never below the floor.
+        assert_eq!(next_resolution(1.0, 1.0, 30.0), 0.8);
+        assert_eq!(next_resolution(0.55, 1.0, 30.0), MIN_RESOLUTION);
+    }
+
+    #[test]
+    fn fast_frames_grow_gently_and_near_target_frames_hold() {
+        assert!((next_resolution(0.5, 1.0 / 60.0, 30.0) - 0.54).abs() < 1e-6);
+        assert_eq!(next_resolution(0.98, 1.0 / 60.0, 30.0), 1.0);
+        assert_eq!(next_resolution(0.7, 1.0 / 30.0, 30.0), 0.7);
+        assert_eq!(next_resolution(0.7, 0.0, 30.0), 0.7);
+    }
+}
