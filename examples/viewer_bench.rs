@@ -20,22 +20,24 @@ fn main() {
         .expect("target/release/clamp");
     assert!(clamp.exists(), "build the app first: cargo build --release");
     println!(
-        "| spheres | r_s | window | resolution | fps | mean frame ms | p99 frame ms | mean render scale | training steps during run |"
+        "| spheres | r_s | window | resolution | training priority | fps | mean frame ms | p99 frame ms | mean render scale | training steps during run |"
     );
-    println!("| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |");
+    println!("| ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |");
     // r_s = 0.5 is the viewer's default: a jammed start where every sphere overlaps dozens of
     // others; r_s = 1 is twice as jammed (the worst case for a renderer that shades every
     // shell). "adaptive" is the default on a software adapter (the picture's resolution drops,
     // down to half the render scale, to hold 30 fps); "fixed" keeps the render scale, 0.5.
     let scale = "0.5";
-    for (spheres, radius_scale, size, adaptive) in [
-        (1000, "0.5", "1280x720", true),
-        (1000, "0.5", "1280x720", false),
-        (1000, "1", "1280x720", true),
-        (1000, "0.5", "960x540", true),
-        (1000, "0.5", "960x540", false),
-        (10000, "0.5", "1280x720", true),
-        (10000, "0.5", "1280x720", false),
+    // "background" (the default) trains only on cycles the renderer leaves; "shared" is nice 5.
+    for (spheres, radius_scale, size, adaptive, priority) in [
+        (1000, "0.5", "1280x720", true, "background"),
+        (1000, "0.5", "1280x720", false, "background"),
+        (1000, "0.5", "1280x720", true, "shared"),
+        (1000, "1", "1280x720", true, "background"),
+        (1000, "0.5", "960x540", true, "background"),
+        (1000, "0.5", "960x540", false, "background"),
+        (10000, "0.5", "1280x720", true, "background"),
+        (10000, "0.5", "1280x720", false, "background"),
     ] {
         let mut command = Command::new("xvfb-run");
         command
@@ -50,7 +52,8 @@ fn main() {
                 "--render-scale",
                 scale,
             ])
-            .args(["--radius-scale", radius_scale]);
+            .args(["--radius-scale", radius_scale])
+            .args(["--train-priority", priority]);
         if !adaptive {
             command.arg("--fixed-resolution");
         }
@@ -66,7 +69,7 @@ fn main() {
         let stats: serde_json::Value = serde_json::from_str(line).expect("JSON statistics");
         let number = |key: &str| stats[key].as_f64().unwrap_or(f64::NAN);
         println!(
-            "| {spheres} | {radius_scale} | {size} | {} | {:.1} | {:.1} | {:.1} | {:.2} | {} |",
+            "| {spheres} | {radius_scale} | {size} | {} | {priority} | {:.1} | {:.1} | {:.1} | {:.2} | {} |",
             if adaptive { "adaptive" } else { "fixed" },
             number("fps"),
             number("mean_frame_ms"),
