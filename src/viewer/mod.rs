@@ -124,6 +124,18 @@ pub fn default_train_threads() -> usize {
 
 /// Opens the window and runs until it is closed (or `--frames` are done).
 pub fn run(options: ViewerOptions) -> Result<(), String> {
+    // Without a display the windowing library would only panic later; say what to do instead.
+    if cfg!(target_os = "linux")
+        && std::env::var_os("DISPLAY").is_none()
+        && std::env::var_os("WAYLAND_DISPLAY").is_none()
+    {
+        return Err(
+            "there is no display to open a window on (DISPLAY and WAYLAND_DISPLAY are \
+                    unset): run it on a desktop, under `xvfb-run -a`, or render offscreen with \
+                    `clamp record`"
+                .into(),
+        );
+    }
     let training = training::TrainingPlugin::start(
         &options.config,
         options.train_threads,
