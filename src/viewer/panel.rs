@@ -741,6 +741,11 @@ fn training_plots(ui: &mut egui::Ui, history: &History, dim: usize) {
     );
 }
 
+/// Base-10 logarithms, with zeros (an unjammed packing) floored at 1e-30.
+fn log10(values: &[f64]) -> Vec<f64> {
+    values.iter().map(|v| v.max(1e-30).log10()).collect()
+}
+
 fn physics_plots(ui: &mut egui::Ui, status: &PhysicsStatus) {
     let phi = &status.history_phi;
     let dim = status.dim;
@@ -752,20 +757,16 @@ fn physics_plots(ui: &mut egui::Ui, status: &PhysicsStatus) {
                 p.hline(HLine::new(format!("2d = {}", 2 * dim), (2 * dim) as f64));
             }),
             PlotSpec::new("phys-e", "log10 energy per particle", false, |p| {
-                let log_e: Vec<f64> = status
-                    .history_energy
-                    .iter()
-                    .map(|e| e.max(1e-30).log10())
-                    .collect();
-                p.line(Line::new("log10 E/N", series(phi, &log_e)));
+                p.line(Line::new(
+                    "log10 E/N",
+                    series(phi, &log10(&status.history_energy)),
+                ));
             }),
             PlotSpec::new("phys-p", "log10 pressure", false, |p| {
-                let log_p: Vec<f64> = status
-                    .history_pressure
-                    .iter()
-                    .map(|e| e.max(1e-30).log10())
-                    .collect();
-                p.line(Line::new("log10 p", series(phi, &log_p)));
+                p.line(Line::new(
+                    "log10 p",
+                    series(phi, &log10(&status.history_pressure)),
+                ));
             }),
         ],
     );
