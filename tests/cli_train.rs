@@ -108,3 +108,22 @@ fn train_refuses_bad_configuration_before_training() {
     assert!(stderr.contains("/nonexistent/cifar"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn each_command_explains_its_own_flags_with_help() {
+    let (code, stdout, stderr) = clamp(&["train", "--help"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with("  clamp train "), "{stdout}");
+    assert!(stdout.contains("--radius-scale") && stdout.contains("summary JSON"));
+    assert!(!stdout.contains("clamp eval") && !stdout.contains("clamp jam"));
+    let (code, stdout, _) = clamp(&["jam", "-h"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("--bidisperse") && !stdout.contains("clamp train"));
+    // --help anywhere on the line wins over the other flags: nothing runs.
+    let (code, stdout, _) = clamp(&["jam", "--dim", "9", "--help"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("jamming point"));
+    let (code, _, stderr) = clamp(&["fly", "--help"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("unknown command 'fly'"), "{stderr}");
+}

@@ -6,7 +6,9 @@ use std::str::FromStr;
 
 /// The flags one subcommand accepts.
 pub struct FlagSpec {
-    /// Flags that take a value (`--steps 100`).
+    /// Flags that take a value (`--steps 100`), declared once for several commands.
+    pub shared_options: &'static [&'static str],
+    /// Flags that take a value, this command's own.
     pub options: &'static [&'static str],
     /// Flags that stand alone (`--json`).
     pub switches: &'static [&'static str],
@@ -36,7 +38,7 @@ impl Args {
                     return Err(format!("--{name} takes no value"));
                 }
                 args.switches.push(name.to_string());
-            } else if spec.options.contains(&name) {
+            } else if spec.options.contains(&name) || spec.shared_options.contains(&name) {
                 let value = match inline {
                     Some(v) => v,
                     None => words
@@ -47,8 +49,9 @@ impl Args {
                 args.values.insert(name.to_string(), value);
             } else {
                 let mut known: Vec<String> = spec
-                    .options
+                    .shared_options
                     .iter()
+                    .chain(spec.options)
                     .chain(spec.switches)
                     .map(|f| format!("--{f}"))
                     .collect();

@@ -11,6 +11,7 @@ use crate::physics::{
 
 pub fn jam(words: &[String]) -> Result<(), String> {
     let spec = FlagSpec {
+        shared_options: &[],
         options: &["dim", "n", "alpha", "seed"],
         switches: &["bidisperse", "json", "sweep", "sphere"],
     };

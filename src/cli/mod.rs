@@ -27,7 +27,8 @@ usage:
               [--steps N | --epochs E] [--batch B] [--views M] [--dim D] [--alpha A]
               [--radius-scale RS] [--lr LR] [--weight-decay WD] [--seed S] [--out DIR]
               [--loss clamp|simclr] [--optimizer adam|lars] [--encoder small-cnn|resnet18]
-              [--width W] [--eval-every N] [--temperature T] [--crop-min S] [--no-log]
+              [--width W] [--eval-every N] [--probe-train-images N] [--temperature T]
+              [--crop-min S] [--warmup-steps N] [--data DIR] [--no-log]
       train with a progress bar; metrics.jsonl and a checkpoint in DIR; summary JSON on stdout
   clamp eval --checkpoint DIR [--data DIR] [--backend auto|wgpu|cpu]
       frozen-backbone linear probe and kNN on the test split, beside a raw-pixel kNN baseline
@@ -44,7 +45,7 @@ usage:
       jamming point of N soft spheres with the CLAMP pair energy (O'Hern et al. protocol);
       --sweep adds energy and pressure against phi - phi_J above jamming
 
-run `clamp help` for this text";
+run `clamp help` for this text, `clamp COMMAND --help` for one command";
 
 /// Exit code for bad input or usage.
 pub const EXIT_BAD_INPUT: i32 = 2;
@@ -61,6 +62,12 @@ pub fn run(words: &[String]) -> i32 {
             return EXIT_BAD_INPUT;
         }
     };
+    if rest.iter().any(|w| w == "--help" || w == "-h")
+        && let Some(usage) = command_usage(command)
+    {
+        println!("{usage}");
+        return 0;
+    }
     let result = match command.as_str() {
         "analyze" => analyze(rest),
         "train" => train::train(rest),
@@ -85,8 +92,24 @@ pub fn run(words: &[String]) -> i32 {
     }
 }
 
+/// The part of the usage text about one command (`clamp train --help`).
+pub fn command_usage(command: &str) -> Option<String> {
+    let head = format!("  clamp {command} ");
+    let mut lines = USAGE.lines().skip_while(|line| !line.starts_with(&head));
+    let first = lines.next()?;
+    let rest = lines.take_while(|line| !line.trim().is_empty() && !line.starts_with("  clamp "));
+    Some(
+        std::iter::once(first)
+            .chain(rest)
+            .map(str::trim_end)
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+}
+
 fn analyze(words: &[String]) -> Result<(), String> {
     let spec = FlagSpec {
+        shared_options: &[],
         options: &["embeddings", "alpha", "radius-scale"],
         switches: &["no-log"],
     };

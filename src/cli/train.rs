@@ -16,30 +16,35 @@ use crate::config::TrainConfig;
 use crate::eval::{Features, KNN_K, ProbeSettings, knn_accuracy, linear_probe_accuracy};
 use crate::train::{ProbeReport, RunStart, Trainer, TrainingData, checkpoint};
 
+/// Training flags that also apply when watching (`clamp view`) or recording (`clamp record`).
+pub const SHARED_TRAINING_FLAGS: &[&str] = &[
+    "config",
+    "dataset",
+    "data",
+    "backend",
+    "steps",
+    "batch",
+    "views",
+    "dim",
+    "alpha",
+    "radius-scale",
+    "lr",
+    "weight-decay",
+    "seed",
+    "loss",
+    "width",
+    "crop-min",
+];
+
 pub const TRAIN_FLAGS: FlagSpec = FlagSpec {
+    shared_options: SHARED_TRAINING_FLAGS,
     options: &[
-        "config",
-        "dataset",
-        "data",
-        "backend",
-        "steps",
         "epochs",
-        "batch",
-        "views",
-        "dim",
-        "alpha",
-        "radius-scale",
-        "lr",
-        "weight-decay",
-        "seed",
         "out",
-        "loss",
         "optimizer",
         "encoder",
-        "width",
         "eval-every",
         "temperature",
-        "crop-min",
         "warmup-steps",
         "probe-train-images",
     ],
@@ -246,6 +251,7 @@ fn unix_time() -> u64 {
 
 pub fn eval(words: &[String]) -> Result<(), String> {
     let spec = FlagSpec {
+        shared_options: &[],
         options: &["checkpoint", "data", "backend"],
         switches: &[],
     };

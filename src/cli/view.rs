@@ -3,32 +3,16 @@
 use std::path::PathBuf;
 
 use super::args::{Args, FlagSpec};
-use super::train::apply_train_flags;
+use super::train::{SHARED_TRAINING_FLAGS, apply_train_flags};
 use crate::config::TrainConfig;
 use crate::train::session::TrainingPriority;
 use crate::video::VideoOutput;
 use crate::viewer::record::{RecordOptions, record as record_video};
 use crate::viewer::{ViewerMode, ViewerOptions, default_train_threads, preset};
 
-/// Training flags that also make sense when watching or recording, then each command's own.
 const VIEW_FLAGS: FlagSpec = FlagSpec {
+    shared_options: SHARED_TRAINING_FLAGS,
     options: &[
-        "config",
-        "dataset",
-        "data",
-        "backend",
-        "steps",
-        "batch",
-        "views",
-        "dim",
-        "alpha",
-        "radius-scale",
-        "lr",
-        "weight-decay",
-        "seed",
-        "loss",
-        "width",
-        "crop-min",
         "spheres",
         "frames",
         "screenshot",
@@ -41,23 +25,8 @@ const VIEW_FLAGS: FlagSpec = FlagSpec {
 };
 
 const RECORD_FLAGS: FlagSpec = FlagSpec {
+    shared_options: SHARED_TRAINING_FLAGS,
     options: &[
-        "config",
-        "dataset",
-        "data",
-        "backend",
-        "steps",
-        "batch",
-        "views",
-        "dim",
-        "alpha",
-        "radius-scale",
-        "lr",
-        "weight-decay",
-        "seed",
-        "loss",
-        "width",
-        "crop-min",
         "spheres",
         "frames",
         "steps-per-frame",
