@@ -82,6 +82,23 @@ fn view_without_a_display_is_a_clear_error() {
 }
 
 #[test]
+fn view_with_a_display_that_is_not_there_is_a_clear_error() {
+    let output = Command::new(env!("CARGO_BIN_EXE_clamp"))
+        .args(["view", "--frames", "2"])
+        .env("DISPLAY", ":4321")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .expect("clamp runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("DISPLAY=:4321") && stderr.contains("xvfb-run"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
 fn view_renders_while_training_and_saves_a_screenshot_with_class_colors() {
     let dir = temp_dir("view");
     let shot = dir.join("view.png");

@@ -122,19 +122,65 @@ pub fn default_train_threads() -> usize {
         .unwrap_or(1)
 }
 
+/// Why no window can open on this Linux session, if that can be told before trying: neither
+/// variable set, or `DISPLAY` naming a local X server whose socket is not there. (A remote
+/// `host:N` display is left to the windowing library.)
+pub fn display_problem(
+    display: Option<&str>,
+    wayland: bool,
+    exists: impl Fn(&std::path::Path) -> bool,
+) -> Option<String> {
+    if wayland {
+        return None;
+    }
+    let Some(display) = display.filter(|d| !d.is_empty()) else {
+        return Some(
+            "there is no display to open a window on (DISPLAY and WAYLAND_DISPLAY are unset)"
+                .into(),
+        );
+    };
+    let (host, rest) = display.rsplit_once(':')?;
+    if !(host.is_empty() || host == "unix") {
+        return None;
+    }
+    let number = rest.split('.').next().unwrap_or("");
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(format!("DISPLAY={display} is not a display name like :0"));
+    }
+    let socket = std::path::PathBuf::from(format!("/tmp/.X11-unix/X{number}"));
+    if exists(&socket) {
+        None
+    } else {
+        Some(format!(
+            "DISPLAY={display}, but no X server listens there ({} is missing)",
+            socket.display()
+        ))
+    }
+}
+
 /// Opens the window and runs until it is closed (or `--frames` are done).
 pub fn run(options: ViewerOptions) -> Result<(), String> {
     // Without a display the windowing library would only panic later; say what to do instead.
     if cfg!(target_os = "linux")
-        && std::env::var_os("DISPLAY").is_none()
-        && std::env::var_os("WAYLAND_DISPLAY").is_none()
+        && let Some(problem) = display_problem(
+            std::env::var("DISPLAY").ok().as_deref(),
+            std::env::var_os("WAYLAND_DISPLAY").is_some(),
+            // X servers also listen on an abstract socket of the same name (all a container
+            // sharing the host's network sees).
+            |path| {
+                path.exists()
+                    || std::fs::read_to_string("/proc/net/unix").is_ok_and(|table| {
+                        table
+                            .lines()
+                            .any(|line| line.ends_with(&format!(" @{}", path.display())))
+                    })
+            },
+        )
     {
-        return Err(
-            "there is no display to open a window on (DISPLAY and WAYLAND_DISPLAY are \
-                    unset): run it on a desktop, under `xvfb-run -a`, or render offscreen with \
-                    `clamp record`"
-                .into(),
-        );
+        return Err(format!(
+            "{problem}: run it on a desktop, under `xvfb-run -a`, or render offscreen with \
+             `clamp record`"
+        ));
     }
     let training = training::TrainingPlugin::start(
         &options.config,
@@ -209,5 +255,37 @@ pub fn run(options: ViewerOptions) -> Result<(), String> {
     match exit {
         AppExit::Success => Ok(()),
         AppExit::Error(code) => Err(format!("the viewer stopped with code {code}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::display_problem;
+    use std::path::Path;
+
+    #[test]
+    fn a_display_is_refused_only_when_it_surely_cannot_open() {
+        let x0 = |p: &Path| p == Path::new("/tmp/.X11-unix/X0");
+        // Open: a local server whose socket is there (screen suffix and unix: prefix too),
+        // Wayland, or a remote host that only the windowing library can judge.
+        for display in [":0", ":0.0", "unix:0", "remote.example:7"] {
+            assert_eq!(display_problem(Some(display), false, x0), None, "{display}");
+        }
+        assert_eq!(display_problem(None, true, x0), None);
+        // Refused, naming what is wrong.
+        let none = display_problem(None, false, x0).unwrap();
+        assert!(none.contains("unset"), "{none}");
+        let gone = display_problem(Some(":99"), false, x0).unwrap();
+        assert!(
+            gone.contains("DISPLAY=:99") && gone.contains("/tmp/.X11-unix/X99"),
+            "{gone}"
+        );
+        let odd = display_problem(Some(":x"), false, x0).unwrap();
+        assert!(odd.contains("DISPLAY=:x"), "{odd}");
+        assert!(
+            display_problem(Some(""), false, x0)
+                .unwrap()
+                .contains("unset")
+        );
     }
 }
