@@ -122,20 +122,18 @@ pub fn default_train_threads() -> usize {
         .unwrap_or(1)
 }
 
-/// Why no window can open on this Linux session, if that can be told before trying: neither
-/// variable set, or `DISPLAY` naming a local X server whose socket is not there. (A remote
-/// `host:N` display is left to the windowing library.)
+/// Why no window can open on this Linux session, if that can be told before trying: no
+/// `DISPLAY` (windows open through X11; on a Wayland desktop XWayland provides it), or one
+/// naming a local X server whose socket is not there. (A remote `host:N` display is left to
+/// the windowing library.)
 pub fn display_problem(
     display: Option<&str>,
-    wayland: bool,
     exists: impl Fn(&std::path::Path) -> bool,
 ) -> Option<String> {
-    if wayland {
-        return None;
-    }
     let Some(display) = display.filter(|d| !d.is_empty()) else {
         return Some(
-            "there is no display to open a window on (DISPLAY and WAYLAND_DISPLAY are unset)"
+            "there is no display to open a window on (DISPLAY is unset; windows open through \
+             X11, which a Wayland desktop provides as XWayland)"
                 .into(),
         );
     };
@@ -164,7 +162,6 @@ pub fn run(options: ViewerOptions) -> Result<(), String> {
     if cfg!(target_os = "linux")
         && let Some(problem) = display_problem(
             std::env::var("DISPLAY").ok().as_deref(),
-            std::env::var_os("WAYLAND_DISPLAY").is_some(),
             // X servers also listen on an abstract socket of the same name (all a container
             // sharing the host's network sees).
             |path| {
@@ -266,26 +263,21 @@ mod tests {
     #[test]
     fn a_display_is_refused_only_when_it_surely_cannot_open() {
         let x0 = |p: &Path| p == Path::new("/tmp/.X11-unix/X0");
-        // Open: a local server whose socket is there (screen suffix and unix: prefix too),
-        // Wayland, or a remote host that only the windowing library can judge.
+        // Open: a local server whose socket is there (screen suffix and unix: prefix too), or
+        // a remote host that only the windowing library can judge.
         for display in [":0", ":0.0", "unix:0", "remote.example:7"] {
-            assert_eq!(display_problem(Some(display), false, x0), None, "{display}");
+            assert_eq!(display_problem(Some(display), x0), None, "{display}");
         }
-        assert_eq!(display_problem(None, true, x0), None);
         // Refused, naming what is wrong.
-        let none = display_problem(None, false, x0).unwrap();
-        assert!(none.contains("unset"), "{none}");
-        let gone = display_problem(Some(":99"), false, x0).unwrap();
+        let none = display_problem(None, x0).unwrap();
+        assert!(none.contains("DISPLAY is unset"), "{none}");
+        let gone = display_problem(Some(":99"), x0).unwrap();
         assert!(
             gone.contains("DISPLAY=:99") && gone.contains("/tmp/.X11-unix/X99"),
             "{gone}"
         );
-        let odd = display_problem(Some(":x"), false, x0).unwrap();
+        let odd = display_problem(Some(":x"), x0).unwrap();
         assert!(odd.contains("DISPLAY=:x"), "{odd}");
-        assert!(
-            display_problem(Some(""), false, x0)
-                .unwrap()
-                .contains("unset")
-        );
+        assert!(display_problem(Some(""), x0).unwrap().contains("unset"));
     }
 }
