@@ -21,6 +21,7 @@ pub mod palette;
 pub mod panel;
 pub mod physics_mode;
 pub mod picking;
+pub mod picture;
 pub mod preset;
 pub mod record;
 pub mod scene;
@@ -234,6 +235,7 @@ pub fn run(options: ViewerOptions) -> Result<(), String> {
             physics_mode::PhysicsModePlugin,
             scene::ScenePlugin,
             spheres::SphereRenderPlugin,
+            picture::PicturePlugin,
             camera::OrbitCameraPlugin,
             picking::PickingPlugin,
             panel::PanelPlugin {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use bevy::ecs::system::SystemParam;
 use bevy::prelude::*;
 use bevy_egui::egui::{self, Color32, RichText};
-use bevy_egui::{EguiContexts, EguiPrimaryContextPass, EguiTextureHandle};
+use bevy_egui::{EguiContexts, EguiPrimaryContextPass};
 use egui_plot::{HLine, Legend, Line, Plot, PlotPoints};
 
 use super::ViewerMode;
@@ -167,18 +167,13 @@ fn draw_ui(
             }
         });
 
-    let texture = contexts.add_image(EguiTextureHandle::Weak(view.image.id()));
     egui::CentralPanel::default()
         .frame(egui::Frame::NONE)
         .show(&mut root, |ui| {
             let rect = ui.available_rect_before_wrap();
             let response = ui.allocate_rect(rect, egui::Sense::click_and_drag());
-            ui.painter().image(
-                texture,
-                rect,
-                egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0)),
-                Color32::WHITE,
-            );
+            ui.painter()
+                .add(super::picture::paint(view.image.id(), rect));
             let new_rect = Rect::new(rect.min.x, rect.min.y, rect.max.x, rect.max.y);
             if view.rect != Some(new_rect) {
                 view.rect = Some(new_rect);
