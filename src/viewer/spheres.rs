@@ -8,9 +8,11 @@ use bevy::camera::visibility::NoFrustumCulling;
 use bevy::mesh::{Indices, MeshVertexAttribute, MeshVertexBufferLayoutRef, PrimitiveTopology};
 use bevy::pbr::{MaterialPipeline, MaterialPipelineKey};
 use bevy::prelude::*;
+use bevy::render::mesh::allocator::MeshAllocatorSettings;
 use bevy::render::render_resource::{
     AsBindGroup, RenderPipelineDescriptor, SpecializedMeshPipelineError, VertexFormat,
 };
+use bevy::render::slab_allocator::SlabAllocatorSettings;
 use bevy::shader::ShaderRef;
 
 use super::camera::{OrbitCamera, OrbitUpdate};
@@ -112,6 +114,19 @@ impl Plugin for SphereRenderPlugin {
             .world_mut()
             .resource_mut::<Assets<Shader>>()
             .insert(SPHERE_SHADER.id(), shader);
+        // The sphere mesh is rebuilt every frame (re-sorted back to front). In a general slab
+        // each re-upload empties the slab and creates a new one with an offset allocator of
+        // 128 Ki nodes (megabytes allocated and cleared per frame); above this threshold a
+        // mesh gets a buffer of its own instead.
+        if let Some(render_app) = app.get_sub_app_mut(bevy::render::RenderApp) {
+            render_app.insert_resource(MeshAllocatorSettings {
+                slab_allocator_settings: SlabAllocatorSettings {
+                    large_threshold: 16 * 1024,
+                    ..default()
+                },
+                ..default()
+            });
+        }
         app.add_plugins(MaterialPlugin::<SphereMaterial>::default())
             .add_systems(Startup, spawn_cloud)
             .add_systems(
