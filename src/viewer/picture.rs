@@ -1,7 +1,7 @@
 //! The scene picture in the window, drawn inside egui's pass by a paint callback that fetches
 //! one texel per pixel (`shaders/picture.wgsl`). egui's own image path multiplies in gamma space,
 //! converting every pixel to gamma and back (six `pow` per pixel): over a picture that fills
-//! most of the window, a software rasterizer spent more on that than on drawing the spheres.
+//! most of the window, a software rasterizer spent as much on that as on drawing the spheres.
 
 use bevy::asset::uuid_handle;
 use bevy::core_pipeline::FullscreenShader;
