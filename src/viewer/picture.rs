@@ -3,7 +3,7 @@
 //! converting every pixel to gamma and back (six `pow` per pixel): over a picture that fills
 //! most of the window, a software rasterizer spent as much on that as on drawing the spheres.
 
-use bevy::asset::uuid_handle;
+use bevy::asset::{load_internal_asset, uuid_handle};
 use bevy::core_pipeline::FullscreenShader;
 use bevy::prelude::*;
 use bevy::render::render_asset::RenderAssets;
@@ -23,17 +23,17 @@ use bevy_egui::egui;
 use bevy_egui::render::{EguiBevyPaintCallback, EguiBevyPaintCallbackImpl, EguiPipelineKey};
 
 const PICTURE_SHADER: Handle<Shader> = uuid_handle!("8d2e41c7-5a90-4b3f-a6e1-0c9b7d3f2e58");
-const PICTURE_SHADER_SOURCE: &str = include_str!("../../shaders/picture.wgsl");
 
 pub struct PicturePlugin;
 
 impl Plugin for PicturePlugin {
     fn build(&self, app: &mut App) {
-        let shader = Shader::from_wgsl(PICTURE_SHADER_SOURCE, "shaders/picture.wgsl");
-        let _ = app
-            .world_mut()
-            .resource_mut::<Assets<Shader>>()
-            .insert(PICTURE_SHADER.id(), shader);
+        load_internal_asset!(
+            app,
+            PICTURE_SHADER,
+            "../../shaders/picture.wgsl",
+            Shader::from_wgsl
+        );
         let Some(render_app) = app.get_sub_app_mut(RenderApp) else {
             return;
         };

@@ -3,7 +3,7 @@
 //! quads are re-sorted back to front every frame so the translucent shells blend in order.
 //! Contact lines and the unit-sphere wireframe are gizmos.
 
-use bevy::asset::{RenderAssetUsages, uuid_handle};
+use bevy::asset::{RenderAssetUsages, load_internal_asset, uuid_handle};
 use bevy::camera::visibility::NoFrustumCulling;
 use bevy::mesh::{Indices, MeshVertexAttribute, MeshVertexBufferLayoutRef, PrimitiveTopology};
 use bevy::pbr::{MaterialPipeline, MaterialPipelineKey};
@@ -23,7 +23,6 @@ use crate::projection::ProjectionMode;
 
 /// The impostor shader, compiled into the binary so the app runs from any directory.
 pub const SPHERE_SHADER: Handle<Shader> = uuid_handle!("5f0b6a4e-3c1d-4e0a-9b8f-2d7c6e5a4b31");
-const SPHERE_SHADER_SOURCE: &str = include_str!("../../shaders/spheres.wgsl");
 
 /// Per-vertex radius and highlight state.
 pub const ATTRIBUTE_SPHERE: MeshVertexAttribute = MeshVertexAttribute::new(
@@ -109,11 +108,12 @@ pub struct SphereRenderPlugin;
 
 impl Plugin for SphereRenderPlugin {
     fn build(&self, app: &mut App) {
-        let shader = Shader::from_wgsl(SPHERE_SHADER_SOURCE, "shaders/spheres.wgsl");
-        let _ = app
-            .world_mut()
-            .resource_mut::<Assets<Shader>>()
-            .insert(SPHERE_SHADER.id(), shader);
+        load_internal_asset!(
+            app,
+            SPHERE_SHADER,
+            "../../shaders/spheres.wgsl",
+            Shader::from_wgsl
+        );
         // The sphere mesh is rebuilt every frame (re-sorted back to front). In a general slab
         // each re-upload empties the slab and creates a new one with an offset allocator of
         // 128 Ki nodes (megabytes allocated and cleared per frame); above this threshold a
