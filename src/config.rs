@@ -95,6 +95,8 @@ pub struct TrainConfig {
     /// Random-resized-crop area range.
     pub crop_min: f32,
     pub crop_max: f32,
+    /// Probability of a 3x3 Gaussian blur per view (the reference recipe's 0.5).
+    pub blur_prob: f32,
     /// Gaussian-noise std of the toy dataset's views.
     pub toy_noise: f32,
     /// Spheres shown by the viewer / read out in snapshots (held-out images).
@@ -135,6 +137,7 @@ impl Default for TrainConfig {
             projector_hidden: 256,
             crop_min: 0.3,
             crop_max: 1.0,
+            blur_prob: 0.5,
             toy_noise: 0.3,
             snapshot_images: 1000,
             // The probes of the summary follow the offline protocol: all training images (a
@@ -216,6 +219,7 @@ impl TrainConfig {
             self.crop_max as f64,
             (self.crop_min as f64, 1.0),
         )?;
+        check_range("blur_prob", self.blur_prob as f64, (0.0, 1.0))?;
         check_range("toy_noise", self.toy_noise as f64, (0.0, 10.0))?;
         check_count("snapshot_images", self.snapshot_images, 2, 100_000)?;
         check_count(

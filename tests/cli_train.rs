@@ -96,6 +96,13 @@ fn train_refuses_bad_configuration_before_training() {
         "{stderr}"
     );
 
+    let (code, _, stderr) = clamp(&["train", "--blur-prob", "1.5"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("--blur-prob = 1.5") && stderr.contains("allowed 0 to 1"),
+        "{stderr}"
+    );
+
     let (code, _, stderr) = clamp(&["train", "--backend", "tpu"]);
     assert_eq!(code, 2);
     assert!(

@@ -28,7 +28,7 @@ usage:
               [--radius-scale RS] [--lr LR] [--weight-decay WD] [--seed S] [--out DIR]
               [--loss clamp|simclr] [--optimizer adam|lars] [--encoder small-cnn|resnet18]
               [--width W] [--eval-every N] [--probe-train-images N] [--temperature T]
-              [--crop-min S] [--warmup-steps N] [--data DIR] [--no-log]
+              [--crop-min S] [--blur-prob P] [--warmup-steps N] [--data DIR] [--no-log]
       train with a progress bar; metrics.jsonl and a checkpoint in DIR; summary JSON on stdout
   clamp eval --checkpoint DIR [--data DIR] [--backend auto|wgpu|cpu]
       frozen-backbone linear probe and kNN on the test split, beside a raw-pixel kNN baseline

@@ -34,6 +34,7 @@ pub const SHARED_TRAINING_FLAGS: &[&str] = &[
     "loss",
     "width",
     "crop-min",
+    "blur-prob",
 ];
 
 pub const TRAIN_FLAGS: FlagSpec = FlagSpec {
@@ -88,6 +89,7 @@ pub fn apply_train_flags(mut config: TrainConfig, args: &Args) -> Result<TrainCo
     flag!("eval-every" => eval_every);
     flag!("temperature" => temperature);
     flag!("crop-min" => crop_min);
+    flag!("blur-prob" => blur_prob);
     flag!("warmup-steps" => warmup_steps);
     flag!("probe-train-images" => probe_train_images);
     if let Some(epochs) = args.get("epochs")? {

@@ -32,6 +32,7 @@ impl TrainingData {
         } else {
             AugmentConfig {
                 crop_scale: (config.crop_min, config.crop_max),
+                blur_prob: config.blur_prob,
                 ..AugmentConfig::default()
             }
         };
