@@ -160,9 +160,9 @@ pub fn display_problem(
 /// Lets the allocator keep and reuse what training frees instead of returning it to the
 /// system at every step. Each step allocates and frees hundreds of megabytes; given back,
 /// every unmap interrupts the render threads to flush their address translations (measured:
-/// about 3,000 such interrupts a second while training, none with this) and every reuse
-/// page-faults again. One arena, because a thread's own arena is unmapped piecewise as it
-/// shrinks; large blocks from the heap, and no trimming of its top.
+/// about 3,000 such interrupts a second while training, about one a second with this) and
+/// every reuse page-faults again. One arena, because a thread's own arena is unmapped
+/// piecewise as it shrinks; large blocks from the heap, and no trimming of its top.
 fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator parameters; called before the training and
