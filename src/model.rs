@@ -236,6 +236,8 @@ pub struct ClampModel<B: Backend> {
     pub projector: Projector<B>,
 }
 
+static INIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 impl ModelConfig {
     /// Dimension of the encoder features (what the probes see).
     pub fn feature_dim(&self) -> usize {
@@ -245,7 +247,14 @@ impl ModelConfig {
         }
     }
 
-    pub fn init<B: Backend>(&self, device: &B::Device) -> ClampModel<B> {
+    /// A model whose weights are drawn from `seed`. burn's initialisers share one process-wide
+    /// generator per backend: it is held from seeding to the last draw, so models built on other
+    /// threads at the same time cannot interleave their draws and change these weights.
+    pub fn init<B: Backend>(&self, seed: u64, device: &B::Device) -> ClampModel<B> {
+        let _guard = INIT_LOCK
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        B::seed(device, seed);
         let encoder = match self.encoder {
             EncoderKind::SmallCnn => Encoder {
                 small_cnn: Some(SmallCnn::new(self.channels, self.width, device)),
@@ -260,8 +269,8 @@ impl ModelConfig {
             hidden: LinearConfig::new(self.feature_dim(), self.projector_hidden).init(device),
             output: LinearConfig::new(self.projector_hidden, self.embedding_dim).init(device),
         };
-        // Parameters are drawn lazily, on first use: materialise them now, while the caller
-        // holds the seed, so a clone saved before the first step has the weights training uses.
+        // Parameters are drawn lazily, on first use: materialise them now, under the lock, so
+        // a clone saved before the first step has the weights training uses.
         let model = ClampModel { encoder, projector };
         let record = model.clone().into_record();
         model.load_record(record)

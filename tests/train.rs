@@ -371,6 +371,39 @@ fn config_errors_name_the_key() {
 }
 
 #[test]
+fn a_seed_gives_the_same_weights_while_other_threads_build_models() {
+    use clamp::model::{EncoderKind, ModelConfig};
+    type F = burn::backend::Flex;
+    let config = ModelConfig {
+        encoder: EncoderKind::SmallCnn,
+        channels: 1,
+        width: 4,
+        projector_hidden: 16,
+        embedding_dim: 6,
+    };
+    let device = Default::default();
+    let probe = || Tensor::<F, 4>::ones([2, 1, 28, 28], &device);
+    let alone = config.init::<F>(7, &device).embed(probe()).into_data();
+    // Eight threads build seed-7 and seed-8 models at once: each seed-7 model must be the one
+    // built alone (burn's generator is process-wide, so unguarded draws would interleave).
+    let config = &config;
+    let built: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| scope.spawn(move || config.init::<F>(7 + (i % 2), &Default::default())))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, model) in built.into_iter().enumerate() {
+        let out = model.embed(probe()).into_data();
+        if i % 2 == 0 {
+            assert_eq!(out, alone, "thread {i} drew different seed-7 weights");
+        } else {
+            assert_ne!(out, alone, "seed 8 must differ from seed 7");
+        }
+    }
+}
+
+#[test]
 fn resnet18_encoder_shapes() {
     use clamp::model::{EncoderKind, ModelConfig};
     let config = ModelConfig {
@@ -381,7 +414,7 @@ fn resnet18_encoder_shapes() {
         embedding_dim: 5,
     };
     let device = Default::default();
-    let model = config.init::<burn::backend::Flex>(&device);
+    let model = config.init::<burn::backend::Flex>(0, &device);
     let images = Tensor::<burn::backend::Flex, 4>::zeros([2, 3, 32, 32], &device);
     // Four stages ending at 8x width channels, globally pooled.
     assert_eq!(model.encoder.forward(images.clone()).dims(), [2, 32]);

@@ -125,8 +125,6 @@ impl std::fmt::Display for TrainError {
     }
 }
 
-static INIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 /// Derives independent seeds from the run seed (SplitMix64 finaliser).
 pub fn mix_seed(seed: u64, stream: u64) -> u64 {
     let mut z = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -162,15 +160,9 @@ pub struct Trainer<B: AutodiffBackend> {
 impl<B: AutodiffBackend> Trainer<B> {
     /// A fresh model initialised from the config's seed.
     pub fn new(config: TrainConfig, data: Arc<TrainingData>, device: B::Device) -> Self {
-        let model = {
-            // burn's initialisers draw from a process-wide generator: hold it while seeding and
-            // drawing, so trainers built on other threads cannot interleave their draws.
-            let _guard = INIT_LOCK
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            B::seed(&device, config.seed);
-            config.model(data.train.channels).init::<B>(&device)
-        };
+        let model = config
+            .model(data.train.channels)
+            .init::<B>(config.seed, &device);
         let optimizer = ModelOptimizer::new(config.optimizer, config.weight_decay);
         let total_steps = config.total_steps(data.train.len);
         Self {
