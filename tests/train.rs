@@ -404,6 +404,93 @@ fn a_seed_gives_the_same_weights_while_other_threads_build_models() {
 }
 
 #[test]
+fn batch_norm_matches_burns_batch_norm() {
+    use burn::module::{AutodiffModule, Param};
+    use burn::nn::{BatchNorm, BatchNormConfig};
+    use clamp::model::batch_norm;
+    type F = burn::backend::Flex;
+    type A = burn::backend::Autodiff<F>;
+    let device = Default::default();
+    // Deterministic, uneven values (not drawn from burn's generator, which other tests seed).
+    let wave = |len: usize, k: f32| -> Vec<f32> {
+        (0..len)
+            .map(|i| 1.5 + 2.0 * (i as f32 * k).sin() + (i % 7) as f32 * 0.3)
+            .collect()
+    };
+    let shape = [6, 5, 4, 3];
+    let len = shape.iter().product::<usize>();
+    let input = Tensor::<A, 4>::from_data(TensorData::new(wave(len, 0.37), shape), &device);
+    let weight = Tensor::<A, 4>::from_data(TensorData::new(wave(len, 1.13), shape), &device);
+    let mut norm: BatchNorm<A> = BatchNormConfig::new(5).init(&device);
+    norm.gamma = Param::from_tensor(Tensor::from_data(
+        TensorData::new(wave(5, 0.9), [5]),
+        &device,
+    ));
+    norm.beta = Param::from_tensor(Tensor::from_data(
+        TensorData::new(wave(5, 2.1), [5]),
+        &device,
+    ));
+    let close = |a: TensorData, b: TensorData, what: &str| {
+        let (a, b) = (a.to_vec::<f32>().unwrap(), b.to_vec::<f32>().unwrap());
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(&b) {
+            assert!(
+                (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
+                "{what}: {x} vs {y}"
+            );
+        }
+    };
+
+    // Training mode: output, gradients of input, gamma and beta, running statistics.
+    let run = |ours: bool| {
+        let norm = norm.clone();
+        let x = input.clone().require_grad();
+        let y = if ours {
+            batch_norm(&norm, x.clone())
+        } else {
+            norm.forward(x.clone())
+        };
+        let grads = (y.clone() * weight.clone()).sum().backward();
+        let grad_x = x.grad(&grads).unwrap().into_data();
+        let grad_gamma = norm.gamma.grad(&grads).unwrap().into_data();
+        let grad_beta = norm.beta.grad(&grads).unwrap().into_data();
+        (y.into_data(), grad_x, grad_gamma, grad_beta, norm)
+    };
+    let (y_ours, gx_ours, gg_ours, gb_ours, after_ours) = run(true);
+    let (y_burn, gx_burn, gg_burn, gb_burn, after_burn) = run(false);
+    close(y_ours, y_burn, "output");
+    close(gx_ours, gx_burn, "input gradient");
+    close(gg_ours, gg_burn, "gamma gradient");
+    close(gb_ours, gb_burn, "beta gradient");
+    for (ours, burn, what) in [
+        (
+            &after_ours.running_mean,
+            &after_burn.running_mean,
+            "running mean",
+        ),
+        (
+            &after_ours.running_var,
+            &after_burn.running_var,
+            "running variance",
+        ),
+    ] {
+        close(ours.value().into_data(), burn.value().into_data(), what);
+    }
+    // The update moved the running mean off its initial zeros.
+    let moved = after_ours.running_mean.value().abs().sum().into_scalar();
+    assert!(moved > 0.1, "running mean did not move: {moved}");
+
+    // Inference (no autodiff): the running statistics, as burn.
+    let valid = after_burn.valid();
+    let x = input.inner();
+    close(
+        batch_norm(&valid, x.clone()).into_data(),
+        valid.forward(x).into_data(),
+        "inference output",
+    );
+}
+
+#[test]
 fn resnet18_encoder_shapes() {
     use clamp::model::{EncoderKind, ModelConfig};
     let config = ModelConfig {
