@@ -421,15 +421,19 @@ fn batch_norm_matches_burns_batch_norm() {
     let len = shape.iter().product::<usize>();
     let input = Tensor::<A, 4>::from_data(TensorData::new(wave(len, 0.37), shape), &device);
     let weight = Tensor::<A, 4>::from_data(TensorData::new(wave(len, 1.13), shape), &device);
-    let mut norm: BatchNorm<A> = BatchNormConfig::new(5).init(&device);
-    norm.gamma = Param::from_tensor(Tensor::from_data(
-        TensorData::new(wave(5, 0.9), [5]),
-        &device,
-    ));
-    norm.beta = Param::from_tensor(Tensor::from_data(
-        TensorData::new(wave(5, 2.1), [5]),
-        &device,
-    ));
+    // A fresh module per run: clones of a module share its running statistics.
+    let fresh_norm = || {
+        let mut norm: BatchNorm<A> = BatchNormConfig::new(5).init(&device);
+        norm.gamma = Param::from_tensor(Tensor::from_data(
+            TensorData::new(wave(5, 0.9), [5]),
+            &device,
+        ));
+        norm.beta = Param::from_tensor(Tensor::from_data(
+            TensorData::new(wave(5, 2.1), [5]),
+            &device,
+        ));
+        norm
+    };
     let close = |a: TensorData, b: TensorData, what: &str| {
         let (a, b) = (a.to_vec::<f32>().unwrap(), b.to_vec::<f32>().unwrap());
         assert_eq!(a.len(), b.len());
@@ -443,7 +447,7 @@ fn batch_norm_matches_burns_batch_norm() {
 
     // Training mode: output, gradients of input, gamma and beta, running statistics.
     let run = |ours: bool| {
-        let norm = norm.clone();
+        let norm = fresh_norm();
         let x = input.clone().require_grad();
         let y = if ours {
             batch_norm(&norm, x.clone())
@@ -474,13 +478,23 @@ fn batch_norm_matches_burns_batch_norm() {
             "running variance",
         ),
     ] {
-        close(ours.value().into_data(), burn.value().into_data(), what);
+        // value_sync: an update is kept per thread until the value is synchronised.
+        close(
+            ours.value_sync().into_data(),
+            burn.value_sync().into_data(),
+            what,
+        );
     }
     // The update moved the running mean off its initial zeros.
-    let moved = after_ours.running_mean.value().abs().sum().into_scalar();
+    let moved = after_ours
+        .running_mean
+        .value_sync()
+        .abs()
+        .sum()
+        .into_scalar();
     assert!(moved > 0.1, "running mean did not move: {moved}");
 
-    // Inference (no autodiff): the running statistics, as burn.
+    // Inference (no autodiff): the running statistics (synchronised above), as burn.
     let valid = after_burn.valid();
     let x = input.inner();
     close(
