@@ -112,7 +112,10 @@ fn fragment(in: VertexOutput) -> FragmentOutput {
     let edge_distance = 1.0 - facing;
     let rim = edge_distance * edge_distance * sqrt(edge_distance);
 
-    let opacity = max(style.x * (0.35 + 0.65 * rim) * in.base.a, in.edge.a);
+    // Below full opacity a sphere is a translucent shell (clearer at its rim); at full opacity
+    // it is solid, so overlapping classes keep their own colors instead of blending.
+    let shell = style.x * (0.35 + 0.65 * rim);
+    let opacity = max(select(shell, 1.0, style.x >= 0.999) * in.base.a, in.edge.a);
     let rgb = in.base.rgb * diffuse + vec3<f32>(specular) + in.edge.rgb * rim;
 
     // Only depth is needed from the projection: two rows, not the whole matrix.

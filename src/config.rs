@@ -152,17 +152,27 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
-    /// What `clamp view` starts with: the training defaults, but a 3-d embedding (the true
-    /// picture: spheres on the unit sphere, no projection), r_s = 0.5 (the packing starts jammed
-    /// and visibly unjams, with spheres small enough to draw fast on a software rasterizer), a long cosine schedule for open-ended watching, and smaller probes so
-    /// a probe does not stall the picture.
+    /// What `clamp view` starts with: made for watching, not for the probe score. An MLP on
+    /// the pixels (784 -> 256 -> 256 -> 3) instead of the CNN, so that a step takes a few
+    /// milliseconds and the picture moves ten times a second beside a software renderer; a
+    /// 3-d embedding (the true picture: spheres on the unit sphere, no projection); four views
+    /// of 128 images per step; r_s = 0.75, where the spheres start jammed and fall through
+    /// Z = 2d while classes gather (`examples/live_bench.rs` measures both); 200 spheres drawn;
+    /// a long cosine schedule for open-ended watching; smaller probes.
     pub fn viewer_default() -> Self {
         Self {
+            encoder: EncoderKind::Mlp,
+            width: 256,
+            projector_hidden: 256,
             dim: 3,
-            radius_scale: 0.5,
-            // Four views per sphere and small batches: a smoother radius and quicker steps.
+            radius_scale: 0.75,
             views: 4,
             batch: 128,
+            // As many spheres as the picture can show packing with: 200 held-out images are
+            // about 1.6 times as dense on the sphere as a batch of 128, so the drawn spheres
+            // unjam soon after the batch does and gaps open (1,000 stay overlapping until
+            // r < 0.06); `--spheres` draws more.
+            snapshot_images: 200,
             steps: 20_000,
             probe_train_images: 5_000,
             probe_test_images: 2_000,
@@ -241,10 +251,11 @@ impl TrainConfig {
         }
     }
 
-    pub fn model(&self, channels: usize) -> ModelConfig {
+    pub fn model(&self, channels: usize, pixels: usize) -> ModelConfig {
         ModelConfig {
             encoder: self.encoder,
             channels,
+            pixels,
             width: self.width,
             projector_hidden: self.projector_hidden,
             embedding_dim: self.dim,

@@ -269,3 +269,56 @@ pub fn linear_probe_accuracy(
 ) -> f64 {
     LinearProbe::fit(train, classes, settings).accuracy(test)
 }
+
+/// Neighbours counted by [`class_purity`].
+pub const PURITY_K: usize = 10;
+
+/// How plainly classes show in a picture: for each point, the fraction of its `k` nearest other
+/// points (Euclidean, in the given coordinates) that share its class, averaged over the points.
+/// Chance is about 1 / classes; a picture of separated class regions approaches 1.
+pub fn class_purity(points: &[f32], dim: usize, labels: &[u16], k: usize) -> f64 {
+    let n = labels.len();
+    if n < 2 || dim == 0 || points.len() != n * dim {
+        return f64::NAN;
+    }
+    let k = k.min(n - 1);
+    let shared: usize = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let here = &points[i * dim..(i + 1) * dim];
+            // The k smallest distances, kept sorted (k is small).
+            let mut nearest: Vec<(f32, u16)> = Vec::with_capacity(k + 1);
+            for j in (0..n).filter(|&j| j != i) {
+                let there = &points[j * dim..(j + 1) * dim];
+                let d2: f32 = here.iter().zip(there).map(|(a, b)| (a - b) * (a - b)).sum();
+                if nearest.len() == k && d2 >= nearest[k - 1].0 {
+                    continue;
+                }
+                let at = nearest.partition_point(|&(d, _)| d <= d2);
+                nearest.insert(at, (d2, labels[j]));
+                nearest.truncate(k);
+            }
+            nearest.iter().filter(|&&(_, l)| l == labels[i]).count()
+        })
+        .sum();
+    shared as f64 / (n * k) as f64
+}
+
+/// The baseline a learned picture has to beat: [`class_purity`] of the raw pixels of
+/// `indices` projected by PCA to three dimensions.
+pub fn pixel_pca_purity(set: &crate::data::ImageSet, indices: &[usize]) -> Result<f64, String> {
+    let pixels: Vec<f32> = indices
+        .iter()
+        .flat_map(|&i| set.image(i).iter().map(|&p| p as f32 / 255.0))
+        .collect();
+    let dim = set.channels * set.height * set.width;
+    let projector = crate::projection::Projector::fit(
+        &pixels,
+        dim,
+        crate::projection::ProjectionMode::Pca,
+        None,
+    )?;
+    let flat: Vec<f32> = projector.project(&pixels).into_iter().flatten().collect();
+    let labels: Vec<u16> = indices.iter().map(|&i| set.labels[i]).collect();
+    Ok(class_purity(&flat, 3, &labels, PURITY_K))
+}

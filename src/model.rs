@@ -1,7 +1,8 @@
 //! The network: an encoder (backbone) whose features are probed, and a projector MLP whose
 //! outputs are packed by the CLAMP loss. As the reference: the projector is Linear + ReLU with no
 //! batch norm; the encoder is a CIFAR-style ResNet-18 (3x3 stem, no max-pool) or, for the live
-//! demo, a small CNN of conv / batch-norm / ReLU blocks.
+//! demo, a small CNN of conv / batch-norm / ReLU blocks; the live viewer's default on a CPU is a
+//! one-layer MLP on the pixels, cheap enough to train ten times a second beside a renderer.
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -20,6 +21,10 @@ pub enum EncoderKind {
     SmallCnn,
     /// CIFAR-style ResNet-18: 3x3 stem, no max-pool, four stages of two basic blocks.
     Resnet18,
+    /// The pixels flattened into one hidden layer of `width` units (Linear + ReLU): with the
+    /// projector, an MLP pixels -> width -> projector_hidden -> d. Made for watching: a step
+    /// costs a few GEMMs.
+    Mlp,
 }
 
 impl std::str::FromStr for EncoderKind {
@@ -28,8 +33,9 @@ impl std::str::FromStr for EncoderKind {
         match s {
             "small-cnn" => Ok(Self::SmallCnn),
             "resnet18" => Ok(Self::Resnet18),
+            "mlp" => Ok(Self::Mlp),
             other => Err(format!(
-                "unknown encoder '{other}' (choose small-cnn or resnet18)"
+                "unknown encoder '{other}' (choose small-cnn, resnet18 or mlp)"
             )),
         }
     }
@@ -41,6 +47,8 @@ pub struct ModelConfig {
     pub encoder: EncoderKind,
     /// Input channels (1 for Fashion-MNIST, 3 for CIFAR).
     pub channels: usize,
+    /// Input pixels per channel (height x width; the MLP's input is channels x pixels).
+    pub pixels: usize,
     /// Channels of the first conv block (small CNN) or stage (ResNet-18: 64 in the reference).
     pub width: usize,
     /// Hidden width of the projector MLP.
@@ -245,17 +253,23 @@ impl<B: Backend> ResNet18<B> {
 /// Side of the pooling grid of the small CNN's features.
 const SMALL_CNN_GRID: usize = 2;
 
-/// Backbone: exactly one of the two is present.
+/// Backbone: exactly one of the three is present.
 #[derive(Module, Debug)]
 pub struct Encoder<B: Backend> {
     small_cnn: Option<SmallCnn<B>>,
     resnet18: Option<ResNet18<B>>,
+    mlp: Option<Linear<B>>,
 }
 
 impl<B: Backend> Encoder<B> {
     /// Features `[N, feature_dim]`: the small CNN's last maps averaged onto a 2x2 grid (a
-    /// little layout survives, which the linear probe uses), ResNet-18's globally averaged.
+    /// little layout survives, which the linear probe uses), ResNet-18's globally averaged, the
+    /// MLP's hidden units.
     pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
+        if let Some(hidden) = &self.mlp {
+            let [n, c, h, w] = images.dims();
+            return relu(hidden.forward(images.reshape([n, c * h * w])));
+        }
         let (maps, grid) = match (&self.small_cnn, &self.resnet18) {
             (Some(cnn), _) => (cnn.forward(images), SMALL_CNN_GRID),
             (None, Some(resnet)) => (resnet.forward(images), 1),
@@ -294,6 +308,7 @@ impl ModelConfig {
         match self.encoder {
             EncoderKind::SmallCnn => 4 * self.width * SMALL_CNN_GRID * SMALL_CNN_GRID,
             EncoderKind::Resnet18 => 8 * self.width,
+            EncoderKind::Mlp => self.width,
         }
     }
 
@@ -309,10 +324,19 @@ impl ModelConfig {
             EncoderKind::SmallCnn => Encoder {
                 small_cnn: Some(SmallCnn::new(self.channels, self.width, device)),
                 resnet18: None,
+                mlp: None,
             },
             EncoderKind::Resnet18 => Encoder {
                 small_cnn: None,
                 resnet18: Some(ResNet18::new(self.channels, self.width, device)),
+                mlp: None,
+            },
+            EncoderKind::Mlp => Encoder {
+                small_cnn: None,
+                resnet18: None,
+                mlp: Some(
+                    LinearConfig::new(self.channels * self.pixels, self.width).init(device),
+                ),
             },
         };
         let projector = Projector {

@@ -120,6 +120,7 @@ fn view_renders_while_training_and_saves_a_screenshot_with_class_colors() {
                 "960x540",
                 "--backend",
                 "cpu",
+                "--stats",
             ])
             .arg("--screenshot")
             .arg(&shot)
@@ -149,6 +150,32 @@ fn view_renders_while_training_and_saves_a_screenshot_with_class_colors() {
         classes >= 4,
         "only {classes} distinct class hues in the picture"
     );
+
+    // --stats: one JSON line describing the frames and the picture's spheres.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stats: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("--stats prints JSON ({e}): {stdout}"));
+    let number = |key: &str| {
+        stats[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} is a number: {stats}"))
+    };
+    assert_eq!(number("spheres"), 400.0);
+    assert_eq!(number("isostatic_contacts"), 6.0, "2d for d = 3");
+    assert_eq!(number("chance_purity"), 0.1, "ten classes");
+    assert!(number("frames") >= 18.0 && number("fps") > 0.0, "{stats}");
+    assert!(number("train_steps_per_sec") >= 0.0, "{stats}");
+    // The picture's own numbers: purity of 400 spheres is a share of 4,000 neighbour slots,
+    // the pixel baseline of these images lies between chance and 1, and the drawn spheres
+    // have contacts and a radius.
+    let purity = number("class_purity");
+    assert!((0.0..=1.0).contains(&purity), "{stats}");
+    let slots = purity * 4000.0;
+    assert!((slots - slots.round()).abs() < 1e-6, "{stats}");
+    let baseline = number("pixel_pca_purity");
+    assert!(baseline > 0.2 && baseline < 0.9, "{stats}");
+    assert!(number("drawn_contacts") > 0.0, "the start is jammed: {stats}");
+    assert!(number("drawn_mean_radius") > 0.0, "{stats}");
 }
 
 fn record(dir: &Path, frames: usize, extra: &[&str]) -> (i32, String, String) {

@@ -377,6 +377,7 @@ fn a_seed_gives_the_same_weights_while_other_threads_build_models() {
     let config = ModelConfig {
         encoder: EncoderKind::SmallCnn,
         channels: 1,
+        pixels: 28 * 28,
         width: 4,
         projector_hidden: 16,
         embedding_dim: 6,
@@ -510,6 +511,7 @@ fn resnet18_encoder_shapes() {
     let config = ModelConfig {
         encoder: EncoderKind::Resnet18,
         channels: 3,
+        pixels: 32 * 32,
         width: 4,
         projector_hidden: 16,
         embedding_dim: 5,

@@ -26,7 +26,7 @@ usage:
   clamp train [--config FILE.toml] [--dataset NAME|DIR] [--backend auto|wgpu|cpu]
               [--steps N | --epochs E] [--batch B] [--views M] [--dim D] [--alpha A]
               [--radius-scale RS] [--lr LR] [--weight-decay WD] [--seed S] [--out DIR]
-              [--loss clamp|simclr] [--optimizer adam|lars] [--encoder small-cnn|resnet18]
+              [--loss clamp|simclr] [--optimizer adam|lars] [--encoder small-cnn|resnet18|mlp]
               [--width W] [--eval-every N] [--probe-train-images N] [--temperature T]
               [--crop-min S] [--blur-prob P] [--warmup-steps N] [--data DIR] [--no-log]
       train with a progress bar; metrics.jsonl and a checkpoint in DIR; summary JSON on stdout
@@ -34,7 +34,8 @@ usage:
       frozen-backbone linear probe and kNN on the test split, beside a raw-pixel kNN baseline
 
   clamp view [--config FILE.toml] [training flags] [--spheres N] [--teaching] [--physics] [--paused]
-             [--frames N] [--screenshot FILE.png] [--stats] [--size WxH] [--train-threads T]
+             [--frames N | --seconds S] [--screenshot FILE.png] [--stats] [--size WxH]
+             [--train-threads T]
              [--render-scale S] [--fixed-resolution] [--train-priority background|shared|normal]
       the live viewer (also what `clamp` with no command opens): training drawn as soft spheres
   clamp record [--config FILE.toml] [training flags] [--frames N] [--steps-per-frame K]

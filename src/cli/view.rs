@@ -15,6 +15,7 @@ const VIEW_FLAGS: FlagSpec = FlagSpec {
     options: &[
         "spheres",
         "frames",
+        "seconds",
         "screenshot",
         "size",
         "train-threads",
@@ -41,10 +42,20 @@ const RECORD_FLAGS: FlagSpec = FlagSpec {
 fn base_config(
     args: &Args,
     default: TrainConfig,
-) -> Result<(TrainConfig, Option<preset::ViewPreset>), String> {
-    let (config, view) = match args.get::<PathBuf>("config")? {
-        Some(path) => preset::load(&path)?,
-        None => (default, None),
+) -> Result<
+    (
+        TrainConfig,
+        Option<preset::ViewPreset>,
+        Option<preset::Lesson>,
+    ),
+    String,
+> {
+    let (config, view, lesson) = match args.get::<PathBuf>("config")? {
+        Some(path) => {
+            let preset = preset::load(&path, &default)?;
+            (preset.config, preset.view, preset.lesson)
+        }
+        None => (default, None, None),
     };
     let mut config = apply_train_flags(config, args)?;
     if let Some(spheres) = args.get::<usize>("spheres")? {
@@ -53,7 +64,7 @@ fn base_config(
             .validate()
             .map_err(|e| format!("--{}", e.replace("snapshot_images", "spheres")))?;
     }
-    Ok((config, view))
+    Ok((config, view, lesson))
 }
 
 /// Parses `WxH`.
@@ -71,11 +82,18 @@ pub fn parse_size(text: &str) -> Result<(u32, u32), String> {
 
 pub fn view(words: &[String]) -> Result<(), String> {
     let args = Args::parse(words, &VIEW_FLAGS)?;
-    let (config, view) = base_config(&args, TrainConfig::viewer_default())?;
+    let (config, view, lesson) = base_config(&args, TrainConfig::viewer_default())?;
     let mut options = ViewerOptions::new(config);
+    options.lesson = lesson;
     options.frames = args.get("frames")?;
     if options.frames == Some(0) {
         return Err("--frames 0: render at least one frame".into());
+    }
+    options.seconds = args.get("seconds")?;
+    if let Some(seconds) = options.seconds
+        && !(seconds > 0.0 && seconds <= 86_400.0)
+    {
+        return Err(format!("--seconds {seconds}: allowed above 0, up to 86400"));
     }
     options.screenshot = args.get("screenshot")?;
     if let Some(path) = &options.screenshot {
@@ -85,7 +103,7 @@ pub fn view(words: &[String]) -> Result<(), String> {
         {
             return Err(format!("--screenshot {}: must end in .png", path.display()));
         }
-        if options.frames.is_none() {
+        if options.frames.is_none() && options.seconds.is_none() {
             options.frames = Some(120);
         }
     }
@@ -144,7 +162,7 @@ pub fn record(words: &[String]) -> Result<(), String> {
             .get::<String>("size")?
             .unwrap_or_else(|| "960x540".into()),
     )?;
-    let (config, view) = base_config(&args, TrainConfig::viewer_default())?;
+    let (config, view, _lesson) = base_config(&args, TrainConfig::viewer_default())?;
     let options = RecordOptions {
         config,
         frames: args.get("frames")?.unwrap_or(120),

@@ -161,7 +161,7 @@ impl<B: AutodiffBackend> Trainer<B> {
     /// A fresh model initialised from the config's seed.
     pub fn new(config: TrainConfig, data: Arc<TrainingData>, device: B::Device) -> Self {
         let model = config
-            .model(data.train.channels)
+            .model(data.train.channels, data.train.height * data.train.width)
             .init::<B>(config.seed, &device);
         let optimizer = ModelOptimizer::new(config.optimizer, config.weight_decay);
         let total_steps = config.total_steps(data.train.len);

@@ -39,6 +39,9 @@ pub struct Recording {
 #[derive(Resource)]
 struct FrameBudget {
     frames: Option<u64>,
+    /// Or stop after this many seconds from the first picture.
+    seconds: Option<f64>,
+    started: Option<std::time::Instant>,
     screenshot: Option<PathBuf>,
     stats: bool,
     counted: u64,
@@ -47,10 +50,13 @@ struct FrameBudget {
     frame_seconds: Vec<f32>,
     /// Sum over the measured frames of the scene's render scale (dynamic resolution moves it).
     render_scale_sum: f64,
+    /// Training step and time at the first measured frame, for the steps per second.
+    first_measured: Option<(usize, std::time::Instant)>,
 }
 
 pub struct CapturePlugin {
     pub frames: Option<u64>,
+    pub seconds: Option<f64>,
     pub screenshot: Option<PathBuf>,
     pub stats: bool,
 }
@@ -61,6 +67,8 @@ impl Plugin for CapturePlugin {
             .add_message::<CaptureRequest>()
             .insert_resource(FrameBudget {
                 frames: self.frames,
+                seconds: self.seconds,
+                started: None,
                 screenshot: self.screenshot.clone(),
                 stats: self.stats,
                 counted: 0,
@@ -68,6 +76,7 @@ impl Plugin for CapturePlugin {
                 saved: Arc::new(AtomicBool::new(false)),
                 frame_seconds: Vec::new(),
                 render_scale_sum: 0.0,
+                first_measured: None,
             })
             .add_systems(
                 Update,
@@ -209,6 +218,8 @@ fn frame_budget(
     recording: Res<Recording>,
     scene: Res<Scene>,
     status: Option<Res<TrainingStatus>>,
+    history: Option<Res<super::training::History>>,
+    link: Option<Res<super::training::TrainingLink>>,
     view: Option<Res<super::camera::SceneView>>,
     time: Res<Time<Real>>,
     mut exit: MessageWriter<AppExit>,
@@ -220,19 +231,27 @@ fn frame_budget(
     budget.counted += 1;
     if budget.counted == 1 {
         info!("first picture: {} spheres", scene.len());
+        budget.started = Some(std::time::Instant::now());
     }
     if budget.counted % 100 == 0 {
         debug!("frame {}", budget.counted);
+    }
+    if budget.stats && budget.counted == 1 {
+        let step = status.as_ref().map_or(0, |s| s.step);
+        budget.first_measured = Some((step, std::time::Instant::now()));
     }
     if budget.stats && budget.counted > 1 {
         let dt = time.delta_secs();
         budget.frame_seconds.push(dt);
         budget.render_scale_sum += view.as_ref().map_or(1.0, |v| v.render_scale as f64);
     }
-    let Some(frames) = budget.frames else {
-        return;
-    };
-    if budget.counted == frames {
+    let time_is_up = budget.seconds.is_some_and(|limit| {
+        budget
+            .started
+            .is_some_and(|t| t.elapsed().as_secs_f64() >= limit)
+    });
+    let frames_done = budget.frames.is_some_and(|frames| budget.counted == frames);
+    if budget.exit_requested_at.is_none() && (frames_done || time_is_up) {
         budget.exit_requested_at = Some(budget.counted);
         if let Some(path) = budget.screenshot.clone() {
             commands
@@ -255,13 +274,28 @@ fn frame_budget(
             }
         }
         if budget.stats {
+            let training = status.as_deref().map(|status| {
+                let (first_step, since) = budget
+                    .first_measured
+                    .unwrap_or((0, std::time::Instant::now()));
+                TrainingStats {
+                    status,
+                    steps_per_sec: status.step.saturating_sub(first_step) as f64
+                        / since.elapsed().as_secs_f64().max(1e-9),
+                    history: history.as_deref(),
+                    pixel_purity: link.as_ref().and_then(|l| l.pixel_purity),
+                    classes: link.as_ref().map_or(scene.classes, |l| {
+                        l.data.test.num_classes()
+                    }),
+                }
+            });
             println!(
                 "{}",
                 frame_stats_json(
                     &budget.frame_seconds,
                     budget.render_scale_sum,
-                    scene.len(),
-                    status.as_deref()
+                    &scene,
+                    training.as_ref(),
                 )
             );
         }
@@ -274,13 +308,34 @@ fn frame_budget(
     }
 }
 
-/// Frames per second, mean and 99th-percentile frame time, and the mean render scale.
+/// What `--stats` reports of training besides the frames.
+pub struct TrainingStats<'a> {
+    pub status: &'a TrainingStatus,
+    /// Training steps per second over the measured frames.
+    pub steps_per_sec: f64,
+    pub history: Option<&'a super::training::History>,
+    pub pixel_purity: Option<f64>,
+    pub classes: usize,
+}
+
+/// Frames per second, mean and 99th-percentile frame time, the mean render scale, and what the
+/// picture shows at the end: class purity of the drawn spheres (with the raw-pixel baseline
+/// and chance beside it), their contacts and radius, and the batch's contacts.
 pub fn frame_stats_json(
     seconds: &[f32],
     render_scale_sum: f64,
-    spheres: usize,
-    status: Option<&TrainingStatus>,
+    scene: &Scene,
+    training: Option<&TrainingStats>,
 ) -> String {
+    let spheres = scene.len();
+    let frame = &scene.frame;
+    let n = frame.radii.len().max(1) as f64;
+    let drawn_contacts = frame.contacts.iter().map(|&c| c as f64).sum::<f64>() / n;
+    let drawn_radius = frame.radii.iter().map(|&r| r as f64).sum::<f64>() / n;
+    let status = training.map(|t| t.status);
+    let best_purity = training
+        .and_then(|t| t.history)
+        .and_then(|h| h.pictures.iter().map(|p| p.purity).reduce(f64::max));
     let mut sorted: Vec<f64> = seconds.iter().map(|&s| s as f64).collect();
     sorted.sort_by(f64::total_cmp);
     let n = sorted.len().max(1);
@@ -301,7 +356,16 @@ pub fn frame_stats_json(
         "mean_render_scale": render_scale_sum / n as f64,
         "spheres": spheres,
         "train_step": status.map(|s| s.step).unwrap_or(0),
-        "train_steps_per_sec": status.map(|s| s.steps_per_sec).unwrap_or(0.0),
+        "train_steps_per_sec": training.map(|t| t.steps_per_sec).unwrap_or(0.0),
+        "picture_step": frame.step,
+        "class_purity": scene.purity,
+        "best_class_purity": best_purity,
+        "pixel_pca_purity": training.and_then(|t| t.pixel_purity),
+        "chance_purity": training.map(|t| 1.0 / t.classes.max(1) as f64),
+        "drawn_contacts": drawn_contacts,
+        "isostatic_contacts": 2 * frame.dim,
+        "drawn_mean_radius": drawn_radius,
+        "batch_contacts": status.and_then(|s| s.last.as_ref()).map(|r| r.packing.mean_contacts),
     })
     .to_string()
 }

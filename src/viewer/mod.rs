@@ -5,6 +5,7 @@
 //!   panel's [`Controls`](training::Controls) into commands. Nothing else talks to the trainer.
 //! * [`physics_mode`] is the other source of frames: plain soft spheres being compressed to
 //!   jamming, with the same pair energy.
+//! * [`timeline`] keeps the run's snapshots in bounded memory and replays them on the scrubber.
 //! * [`scene`] projects each frame to 3-D (PCA aligned by Procrustes) and eases positions.
 //! * [`spheres`] draws every sphere with one instanced impostor shader (`shaders/spheres.wgsl`),
 //!   plus contact lines and the unit-sphere wireframe.
@@ -26,6 +27,7 @@ pub mod preset;
 pub mod record;
 pub mod scene;
 pub mod spheres;
+pub mod timeline;
 pub mod training;
 
 use std::path::PathBuf;
@@ -74,6 +76,8 @@ pub struct ViewerOptions {
     pub config: TrainConfig,
     /// Render this many frames, then exit (after the screenshot, if any).
     pub frames: Option<u64>,
+    /// Or run this many seconds from the first picture, then exit.
+    pub seconds: Option<f64>,
     pub screenshot: Option<PathBuf>,
     /// Print frame-time statistics as JSON on exit.
     pub stats: bool,
@@ -90,6 +94,8 @@ pub struct ViewerOptions {
     pub view: Option<preset::ViewPreset>,
     /// Open with training paused (Play starts it).
     pub paused: bool,
+    /// The lesson the panel shows (from `--config` with a `[lesson]` table).
+    pub lesson: Option<preset::Lesson>,
     /// Rendered pixels per window pixel (None: 0.5 on a software adapter, else 1).
     pub render_scale: Option<f32>,
     /// Lower the resolution when frames run long (None: on a software adapter).
@@ -101,6 +107,7 @@ impl ViewerOptions {
         Self {
             config,
             frames: None,
+            seconds: None,
             screenshot: None,
             stats: false,
             teaching: false,
@@ -110,6 +117,7 @@ impl ViewerOptions {
             train_priority: TrainingPriority::Background,
             view: None,
             paused: false,
+            lesson: None,
             render_scale: None,
             adaptive_resolution: None,
         }
@@ -253,6 +261,7 @@ pub fn run(options: ViewerOptions) -> Result<(), String> {
         ))
         .insert_resource(options.mode)
         .add_plugins(training)
+        .add_plugins(timeline::TimelinePlugin)
         .add_plugins((
             physics_mode::PhysicsModePlugin,
             scene::ScenePlugin,
@@ -262,12 +271,14 @@ pub fn run(options: ViewerOptions) -> Result<(), String> {
             picking::PickingPlugin,
             panel::PanelPlugin {
                 teaching: options.teaching,
+                lesson: options.lesson.clone(),
             },
             pacing::PacingPlugin {
                 enabled: options.adaptive_resolution.unwrap_or(software),
             },
             capture::CapturePlugin {
                 frames: options.frames,
+                seconds: options.seconds,
                 screenshot: options.screenshot.clone(),
                 stats: options.stats,
             },

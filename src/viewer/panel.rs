@@ -8,7 +8,7 @@ use bevy::ecs::system::SystemParam;
 use bevy::prelude::*;
 use bevy_egui::egui::{self, Color32, RichText};
 use bevy_egui::{EguiContexts, EguiPrimaryContextPass};
-use egui_plot::{HLine, Legend, Line, Plot, PlotPoints};
+use egui_plot::{Corner, HLine, Legend, Line, Plot, PlotPoints, Points, VLine};
 
 use super::ViewerMode;
 use super::camera::{OrbitCamera, SceneView};
@@ -17,9 +17,11 @@ use super::pacing::FramePacing;
 use super::palette;
 use super::physics_mode::{PhysicsControls, PhysicsStatus};
 use super::picking::Selection;
-use super::preset::{self, ViewPreset};
+use super::preset::{self, Lesson, ViewPreset};
 use super::scene::{Scene, SceneSettings};
+use super::timeline::Timeline;
 use super::training::{Controls, History, TrainingAction, TrainingLink, TrainingStatus};
+use crate::config::TrainConfig;
 use crate::loss::{ALPHA_RANGE, RADIUS_SCALE_RANGE};
 use crate::projection::ProjectionMode;
 use crate::train::session::TrainingPriority;
@@ -38,16 +40,20 @@ pub struct PanelState {
     pub spheres: usize,
     pub preset_path: String,
     pub message: Option<(String, bool)>,
+    /// The lesson running, shown at the top of the panel.
+    pub lesson: Option<Lesson>,
     hover_texture: Option<(usize, egui::TextureHandle)>,
 }
 
 pub struct PanelPlugin {
     pub teaching: bool,
+    pub lesson: Option<Lesson>,
 }
 
 impl Plugin for PanelPlugin {
     fn build(&self, app: &mut App) {
         let teaching = self.teaching;
+        let lesson = self.lesson.clone();
         app.add_systems(
             Startup,
             move |mut commands: Commands, link: Res<TrainingLink>| {
@@ -62,6 +68,7 @@ impl Plugin for PanelPlugin {
                     spheres: config.snapshot_images,
                     preset_path: "presets/my-run.toml".into(),
                     message: None,
+                    lesson: lesson.clone(),
                     hover_texture: None,
                 });
             },
@@ -96,6 +103,7 @@ fn draw_ui(
     reads: PanelReads,
     mut pacing: ResMut<FramePacing>,
     mut cameras: Query<&mut OrbitCamera>,
+    mut timeline: ResMut<Timeline>,
 ) -> Result {
     let PanelReads {
         physics_status,
@@ -127,12 +135,22 @@ fn draw_ui(
         .resizable(true)
         .show(&mut root, |ui| {
             egui::ScrollArea::vertical().show(ui, |ui| {
-                header(ui, status, link, scene, &mode, physics_status);
+                header(ui, status, link, scene, &mode, physics_status, &timeline);
                 ui.separator();
                 mode_switch(ui, &mut mode);
                 ui.separator();
                 if *mode == ViewerMode::Training {
+                    lesson_controls(
+                        ui,
+                        &mut panel,
+                        &mut controls,
+                        &mut settings,
+                        &mut cameras,
+                        &mut actions,
+                    );
+                    ui.separator();
                     run_controls(ui, &mut controls, status, &mut actions);
+                    timeline_controls(ui, &mut timeline, &mut controls);
                     ui.separator();
                     packing_controls(ui, &mut controls, panel.teaching);
                     if !panel.teaching {
@@ -155,13 +173,17 @@ fn draw_ui(
             });
         });
 
+    // The plots size themselves to the strip, so the strip needs a floor of its own: a quarter
+    // of the window, enough to read a curve, and the user can drag it taller.
+    let window_height = ctx.viewport_rect().height();
     egui::Panel::bottom("plots")
         .frame(panel_frame)
-        .default_size(190.0)
+        .default_size(window_height * 0.27)
+        .min_size((window_height * 0.22).min(200.0))
         .resizable(true)
         .show(&mut root, |ui| {
             if *mode == ViewerMode::Training {
-                training_plots(ui, history, link.config.dim);
+                training_plots(ui, history, link, timeline.cursor_step());
             } else {
                 physics_plots(ui, physics_status);
             }
@@ -196,6 +218,7 @@ fn header(
     scene: &Scene,
     mode: &ViewerMode,
     physics: &PhysicsStatus,
+    timeline: &Timeline,
 ) {
     ui.heading("CLAMP");
     ui.label(RichText::new("contrastive learning as manifold packing").italics());
@@ -232,11 +255,48 @@ fn header(
     }
     if let Some(report) = &status.last {
         ui.label(format!(
-            "loss {:.3} - Z {:.2} - {:.0} images/s",
-            report.loss, report.packing.mean_contacts, report.images_per_sec
+            "batch of {}: loss {:.3}, Z {:.2} - {:.0} images/s",
+            link.config.batch, report.loss, report.packing.mean_contacts, report.images_per_sec
         ));
     }
-    ui.label(format!("{} spheres drawn", scene.len()));
+    let frame = &scene.frame;
+    let drawn_z = frame.contacts.iter().map(|&c| c as f64).sum::<f64>()
+        / frame.contacts.len().max(1) as f64;
+    let when = match timeline.cursor_step() {
+        Some(step) => format!("replaying step {step}"),
+        None => format!("step {}", frame.step),
+    };
+    ui.label(format!(
+        "{} spheres drawn ({when}): Z {drawn_z:.2} (2d = {})",
+        scene.len(),
+        2 * frame.dim
+    ))
+    .on_hover_text(format!(
+        "The loss packs each batch of {batch}; the drawn spheres are {drawn} held-out images, \
+         {ratio:.1} times as many on the same sphere, so at the same radii they touch about \
+         {ratio:.1} times as many neighbours. Both Z are plotted.",
+        batch = link.config.batch,
+        drawn = scene.len(),
+        ratio = scene.len().max(1) as f64 / link.config.batch.max(1) as f64,
+    ));
+    if let Some(purity) = scene.purity {
+        let classes = link.data.test.num_classes().max(1);
+        let baseline = link
+            .pixel_purity
+            .map_or(String::new(), |p| format!("raw pixels by PCA {p:.2}, "));
+        ui.label(RichText::new(format!("class purity {purity:.3}")).strong())
+            .on_hover_text(
+                "for each drawn sphere, the share of its 10 nearest drawn spheres (in the \
+                 picture's 3-D positions) that show the same class, averaged",
+            );
+        ui.label(
+            RichText::new(format!(
+                "({baseline}chance {:.2})",
+                1.0 / classes as f64
+            ))
+            .small(),
+        );
+    }
     if let Some(error) = status.error.as_ref().or(scene.error.as_ref()) {
         ui.colored_label(Color32::from_rgb(255, 110, 100), format!("error: {error}"));
     }
@@ -309,6 +369,147 @@ fn run_controls(
             probe.step, probe.knn_acc, probe.linear_acc
         ));
     }
+}
+
+/// The scrubber over the stored snapshots: dragging it pauses training and shows the past;
+/// Live returns to the newest picture and resumes; Replay plays the history forward (the
+/// Record button captures it).
+fn timeline_controls(ui: &mut egui::Ui, timeline: &mut Timeline, controls: &mut Controls) {
+    if timeline.is_empty() {
+        return;
+    }
+    let last = timeline.len() - 1;
+    let mut position = timeline.cursor().unwrap_or(last);
+    let first_step = timeline.entry(0).map_or(0, |e| e.step);
+    let last_step = timeline.entry(last).map_or(0, |e| e.step);
+    ui.label(
+        RichText::new(format!(
+            "timeline: {} snapshots, steps {first_step}-{last_step}",
+            timeline.len()
+        ))
+        .small(),
+    );
+    let response = ui.add(
+        egui::Slider::new(&mut position, 0..=last)
+            .show_value(false)
+            .text(match timeline.cursor_step() {
+                Some(step) => format!("step {step}"),
+                None => "live".into(),
+            }),
+    );
+    if response.changed() {
+        if position == last && timeline.cursor().is_none() {
+            // Dragged onto the live end without leaving it.
+        } else {
+            timeline.scrub_to(position);
+            timeline.replaying = false;
+            controls.running = false;
+        }
+    }
+    ui.horizontal(|ui| {
+        let live = timeline.is_live();
+        if ui
+            .add_enabled(!live, egui::Button::new("Live"))
+            .on_hover_text("back to the newest picture; training resumes")
+            .clicked()
+        {
+            timeline.go_live();
+            controls.running = true;
+        }
+        let replay_label = if timeline.replaying {
+            "Stop replay"
+        } else {
+            "Replay"
+        };
+        if ui
+            .button(replay_label)
+            .on_hover_text("play the history from the slider's position, one snapshot a frame")
+            .clicked()
+        {
+            if timeline.replaying {
+                timeline.replaying = false;
+            } else {
+                if live {
+                    timeline.scrub_to(0);
+                }
+                timeline.replaying = true;
+                controls.running = false;
+            }
+        }
+    });
+}
+
+/// The shipped lessons, one click each: the lesson's run restarts from fresh weights with its
+/// settings, and its text stays at the top of the panel.
+fn lesson_controls(
+    ui: &mut egui::Ui,
+    panel: &mut PanelState,
+    controls: &mut Controls,
+    settings: &mut SceneSettings,
+    cameras: &mut Query<&mut OrbitCamera>,
+    actions: &mut MessageWriter<TrainingAction>,
+) {
+    if let Some(lesson) = &panel.lesson {
+        ui.label(
+            RichText::new(&lesson.title)
+                .strong()
+                .color(Color32::from_rgb(150, 200, 255)),
+        );
+        ui.label(&lesson.text);
+    }
+    ui.collapsing("lessons", |ui| {
+        for (name, text) in preset::LESSONS {
+            let preset = match preset::parse(text, &TrainConfig::viewer_default()) {
+                Ok(preset) => preset,
+                Err(e) => {
+                    ui.colored_label(Color32::from_rgb(255, 110, 100), format!("{name}: {e}"));
+                    continue;
+                }
+            };
+            let title = preset
+                .lesson
+                .as_ref()
+                .map_or(name.to_string(), |l| l.title.clone());
+            if ui.button(title).on_hover_text(format!("assets/lessons/{name}")).clicked() {
+                apply_preset(preset, panel, controls, settings, cameras, actions);
+            }
+        }
+    });
+}
+
+/// Runs a preset: its live values into the controls, its view into the scene, and a restart
+/// with its config.
+fn apply_preset(
+    preset: preset::Preset,
+    panel: &mut PanelState,
+    controls: &mut Controls,
+    settings: &mut SceneSettings,
+    cameras: &mut Query<&mut OrbitCamera>,
+    actions: &mut MessageWriter<TrainingAction>,
+) {
+    let config = preset.config;
+    controls.alpha = config.alpha;
+    controls.radius_scale = config.radius_scale;
+    controls.lr = config.lr;
+    controls.weight_decay = config.weight_decay;
+    controls.running = true;
+    if let Some(view) = &preset.view {
+        settings.projection = view.projection;
+        settings.show_contacts = view.show_contacts;
+        settings.opacity = view.opacity;
+        panel.teaching = view.teaching;
+        if let Ok(mut orbit) = cameras.single_mut() {
+            orbit.auto_rotate = view.auto_rotate;
+        }
+    }
+    panel.views = config.views;
+    panel.batch = config.batch;
+    panel.dim = config.dim;
+    panel.dataset = config.dataset.clone();
+    panel.seed = config.seed;
+    panel.spheres = config.snapshot_images;
+    panel.lesson = preset.lesson;
+    actions.write(TrainingAction::Restart(Box::new(config)));
 }
 
 fn priority_label(priority: TrainingPriority) -> &'static str {
@@ -482,7 +683,7 @@ fn view_controls(
         &mut settings.show_wireframe,
         "unit sphere (true 3-D embedding)",
     );
-    ui.add(egui::Slider::new(&mut settings.opacity, 0.05..=1.0).text("shell opacity"));
+    ui.add(egui::Slider::new(&mut settings.opacity, 0.05..=1.0).text("opacity (1: solid)"));
     ui.add(egui::Slider::new(&mut settings.render_scale, 0.25..=1.0).text("render scale"));
     let target = pacing.target_fps;
     ui.checkbox(
@@ -606,8 +807,8 @@ fn preset_controls(
         }
         if ui.button("Load preset").clicked() {
             let path = PathBuf::from(panel.preset_path.trim());
-            panel.message = Some(match preset::load(&path) {
-                Ok((config, _view)) => {
+            panel.message = Some(match preset::load(&path, &TrainConfig::viewer_default()) {
+                Ok(preset::Preset { config, .. }) => {
                     panel.views = config.views;
                     panel.batch = config.batch;
                     panel.dim = config.dim;
@@ -692,8 +893,15 @@ fn plot_grid(ui: &mut egui::Ui, plots: Vec<PlotSpec>) {
                         .width(width)
                         .height(height)
                         .allow_scroll(false);
+                    // Small legends in the top-left corner, where the curves start high and fall
+                    // (Z, radius, loss) or start low and climb (purity) away from them.
                     let plot = if spec.legend {
-                        plot.legend(Legend::default())
+                        plot.legend(
+                            Legend::default()
+                                .position(Corner::LeftTop)
+                                .text_style(egui::TextStyle::Small)
+                                .background_alpha(0.5),
+                        )
                     } else {
                         plot
                     };
@@ -704,33 +912,63 @@ fn plot_grid(ui: &mut egui::Ui, plots: Vec<PlotSpec>) {
     }
 }
 
-fn training_plots(ui: &mut egui::Ui, history: &History, dim: usize) {
+fn training_plots(ui: &mut egui::Ui, history: &History, link: &TrainingLink, cursor: Option<usize>) {
     let steps = &history.steps;
+    let dim = link.config.dim;
+    let batch = link.config.batch;
+    let pictures = &history.pictures;
+    let picture_series = |value: fn(&super::training::PictureSample) -> f64| -> PlotPoints {
+        pictures
+            .iter()
+            .map(|p| [p.step as f64, value(p)])
+            .filter(|p| p[1].is_finite())
+            .collect()
+    };
+    let baseline = link.pixel_purity;
+    let chance = 1.0 / link.data.test.num_classes().max(1) as f64;
+    // While the timeline is scrubbed, every plot marks the step shown.
+    let mark = move |p: &mut egui_plot::PlotUi| {
+        if let Some(step) = cursor {
+            p.vline(VLine::new("shown", step as f64).color(Color32::from_rgb(240, 200, 90)));
+        }
+    };
     plot_grid(
         ui,
         vec![
-            PlotSpec::new("loss", "loss ln(E + 1e-6)", false, |p| {
-                p.line(Line::new("loss", series(steps, &history.loss)));
-            }),
-            PlotSpec::new("energy", "energy E", false, |p| {
-                p.line(Line::new("E", series(steps, &history.energy)));
-            }),
+            PlotSpec::new(
+                "purity",
+                "class purity of the drawn spheres / probes",
+                true,
+                move |p| {
+                    p.line(Line::new("purity", picture_series(|s| s.purity)));
+                    let knn: PlotPoints = history.probes.iter().map(|r| [r[0], r[1]]).collect();
+                    let linear: PlotPoints =
+                        history.probes.iter().map(|r| [r[0], r[2]]).collect();
+                    p.points(Points::new("kNN probe", knn).radius(3.0));
+                    p.points(Points::new("linear probe", linear).radius(3.0));
+                    if let Some(baseline) = baseline {
+                        p.hline(HLine::new("raw pixels by PCA", baseline));
+                    }
+                    p.hline(HLine::new("chance", chance));
+                    mark(p);
+                },
+            ),
             PlotSpec::new("contacts", "mean contacts Z", true, move |p| {
-                p.line(Line::new("Z", series(steps, &history.contacts)));
+                p.line(Line::new("drawn spheres", picture_series(|s| s.contacts)));
+                p.line(Line::new(
+                    format!("batch of {batch}"),
+                    series(steps, &history.contacts),
+                ));
                 p.hline(HLine::new(format!("2d = {}", 2 * dim), (2 * dim) as f64));
+                mark(p);
             }),
-            PlotSpec::new("activity", "activity / rattlers", true, |p| {
-                p.line(Line::new("activity", series(steps, &history.activity)));
-                p.line(Line::new("rattlers", series(steps, &history.rattlers)));
+            PlotSpec::new("radius", "mean radius of drawn spheres", false, move |p| {
+                p.line(Line::new("radius", picture_series(|s| s.radius)));
+                mark(p);
             }),
-            PlotSpec::new("radius", "mean radius (no r_s)", false, |p| {
-                p.line(Line::new("radius", series(steps, &history.radius)));
-            }),
-            PlotSpec::new("probes", "probe accuracy", true, |p| {
-                let knn: PlotPoints = history.probes.iter().map(|r| [r[0], r[1]]).collect();
-                let linear: PlotPoints = history.probes.iter().map(|r| [r[0], r[2]]).collect();
-                p.line(Line::new("kNN", knn));
-                p.line(Line::new("linear", linear));
+            PlotSpec::new("loss", "batch loss ln(E + 1e-6)", false, move |p| {
+                p.line(Line::new("loss", series(steps, &history.loss)));
+                mark(p);
             }),
         ],
     );

@@ -1,7 +1,9 @@
 //! Presets: a training configuration (seed included, so the run is reproduced) plus how it was
 //! shown, as one TOML file. The training keys sit at the top level exactly as in a
 //! `clamp train --config` file, and the view settings in a `[view]` table, so every preset is
-//! also a valid training config once that table is dropped.
+//! also a valid training config once that table is dropped. A lesson is a preset with a
+//! `[lesson]` table: a title and a sentence or two that the panel shows while it runs. The
+//! lessons in `assets/lessons/` are compiled in, so the panel offers them wherever it runs.
 
 use std::path::Path;
 
@@ -28,7 +30,7 @@ impl Default for ViewPreset {
         Self {
             projection: ProjectionMode::Pca,
             show_contacts: false,
-            opacity: 0.55,
+            opacity: 1.0,
             auto_rotate: 6.0,
             teaching: false,
         }
@@ -42,30 +44,83 @@ impl ViewPreset {
     }
 }
 
-/// Reads a preset or a plain training config; errors name the file and the key.
-pub fn load(path: &Path) -> Result<(TrainConfig, Option<ViewPreset>), String> {
+/// What a lesson tells the viewer's user.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lesson {
+    pub title: String,
+    pub text: String,
+}
+
+/// A preset as read: the training config, and the view and lesson when it has them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Preset {
+    pub config: TrainConfig,
+    pub view: Option<ViewPreset>,
+    pub lesson: Option<Lesson>,
+}
+
+/// The lessons shipped in `assets/lessons/`: (file name, text).
+pub const LESSONS: [(&str, &str); 4] = [
+    (
+        "1-unjamming.toml",
+        include_str!("../../assets/lessons/1-unjamming.toml"),
+    ),
+    (
+        "2-jammed.toml",
+        include_str!("../../assets/lessons/2-jammed.toml"),
+    ),
+    (
+        "3-hertzian.toml",
+        include_str!("../../assets/lessons/3-hertzian.toml"),
+    ),
+    (
+        "4-collapse.toml",
+        include_str!("../../assets/lessons/4-collapse.toml"),
+    ),
+];
+
+/// Reads a preset, a lesson or a plain training config; keys it does not set come from
+/// `base`. Errors name the file and the key.
+pub fn load(path: &Path, base: &TrainConfig) -> Result<Preset, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let mut table: toml::Table = toml::from_str(&text)
-        .map_err(|e| format!("{}: {}", path.display(), e.to_string().trim()))?;
+    parse(&text, base).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// [`load`] of a text already read.
+pub fn parse(text: &str, base: &TrainConfig) -> Result<Preset, String> {
+    let mut table: toml::Table = toml::from_str(text).map_err(|e| e.to_string().trim().to_string())?;
     let view = match table.remove("view") {
         Some(value) => {
-            let view: ViewPreset = value.try_into().map_err(|e: toml::de::Error| {
-                format!("{}: [view]: {}", path.display(), e.to_string().trim())
-            })?;
-            view.validate()
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let view: ViewPreset = value
+                .try_into()
+                .map_err(|e: toml::de::Error| format!("[view]: {}", e.to_string().trim()))?;
+            view.validate()?;
             Some(view)
         }
         None => None,
     };
-    let config: TrainConfig = toml::Value::Table(table)
+    let lesson = match table.remove("lesson") {
+        Some(value) => Some(
+            value
+                .try_into()
+                .map_err(|e: toml::de::Error| format!("[lesson]: {}", e.to_string().trim()))?,
+        ),
+        None => None,
+    };
+    let mut merged: toml::Table =
+        toml::from_str(&base.to_toml()).map_err(|e| format!("the base config: {e}"))?;
+    merged.extend(table);
+    let config: TrainConfig = toml::Value::Table(merged)
         .try_into()
-        .map_err(|e: toml::de::Error| format!("{}: {}", path.display(), e.to_string().trim()))?;
-    config
-        .validate()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok((config, view))
+        .map_err(|e: toml::de::Error| e.to_string().trim().to_string())?;
+    config.validate()?;
+    Ok(Preset {
+        config,
+        view,
+        lesson,
+    })
 }
 
 /// Writes a preset atomically (a crash mid-write leaves the previous file intact).

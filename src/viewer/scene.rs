@@ -28,7 +28,8 @@ impl Default for SceneSettings {
             // A jammed start has hundreds of contacts per sphere: lines on demand.
             show_contacts: false,
             show_wireframe: true,
-            opacity: 0.55,
+            // Solid spheres: class colors stay distinct where spheres overlap.
+            opacity: 1.0,
             render_scale: 1.0,
         }
     }
@@ -65,6 +66,19 @@ pub struct Scene {
     pub version: u64,
     /// A projection failure (shown in the panel; the previous picture stays).
     pub error: Option<String>,
+    /// Class purity of the newest frame's projected positions (training frames only).
+    pub purity: Option<f64>,
+}
+
+/// Spheres whose neighbours [`picture_purity`] looks through (the first ones when there are
+/// more): a brute-force search, kept to a few milliseconds a frame.
+pub const PURITY_MAX_SPHERES: usize = 2000;
+
+/// Class purity of drawn positions (see [`crate::eval::class_purity`]).
+pub fn picture_purity(positions: &[Vec3], labels: &[u16]) -> f64 {
+    let n = positions.len().min(labels.len()).min(PURITY_MAX_SPHERES);
+    let flat: Vec<f32> = positions[..n].iter().flat_map(|p| p.to_array()).collect();
+    crate::eval::class_purity(&flat, 3, &labels[..n], crate::eval::PURITY_K)
 }
 
 impl Scene {
@@ -91,6 +105,9 @@ impl Scene {
                     .collect();
                 self.projector = Some(projector);
                 self.error = None;
+                // Physics frames label particle sizes, not classes.
+                self.purity = (!frame.images.is_empty())
+                    .then(|| picture_purity(&self.target, &frame.labels));
             }
             Err(e) => {
                 self.error = Some(e);

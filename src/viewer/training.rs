@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
 
+use super::scene::{Scene, SceneUpdate};
+use super::timeline::Timeline;
 use super::{IncomingFrame, SceneFrame, ViewerMode};
 use crate::backend::ResolvedBackend;
 use crate::config::TrainConfig;
@@ -28,7 +30,17 @@ pub struct TrainingLink {
     pub backend: ResolvedBackend,
     pub threads: Option<usize>,
     pub priority: TrainingPriority,
+    /// Class purity of the drawn images' raw pixels projected by PCA to 3-D: the baseline a
+    /// learned picture has to beat (None when it could not be computed).
+    pub pixel_purity: Option<f64>,
     started_paused: bool,
+}
+
+/// [`crate::eval::pixel_pca_purity`] of the images a run draws.
+fn pixel_purity_of(data: &TrainingData) -> Option<f64> {
+    crate::eval::pixel_pca_purity(&data.test, &data.snapshot_images)
+        .map_err(|e| warn!("no pixel baseline for the class purity: {e}"))
+        .ok()
 }
 
 impl TrainingLink {
@@ -56,6 +68,7 @@ impl TrainingLink {
         );
         Ok(Self {
             session: Some(session),
+            pixel_purity: pixel_purity_of(&data),
             data,
             config: config.clone(),
             backend,
@@ -80,7 +93,9 @@ impl TrainingLink {
         {
             self.data.clone()
         } else {
-            Arc::new(TrainingData::load(&config)?)
+            let data = Arc::new(TrainingData::load(&config)?);
+            self.pixel_purity = pixel_purity_of(&data);
+            data
         };
         if let Some(old) = self.session.take() {
             std::thread::spawn(move || drop(old));
@@ -112,10 +127,11 @@ fn options(threads: Option<usize>, paused: bool, priority: TrainingPriority) -> 
     SessionOptions {
         start_paused: paused,
         // A snapshot costs a forward pass of every sphere's views: a few per second is smooth
-        // enough once positions are eased.
-        snapshots_per_sec: 2.0,
+        // once positions are eased, and each one is a point of the drawn spheres' plots.
+        snapshots_per_sec: SNAPSHOTS_PER_SEC,
         step_delay: Duration::ZERO,
-        probe_every: 200,
+        // A probe stops training for seconds (features of 7,000 images, a fitted classifier).
+        probe_every: 1000,
         threads,
         priority,
     }
@@ -187,10 +203,27 @@ pub struct History {
     pub radius: Vec<f64>,
     /// (step, kNN accuracy, linear-probe accuracy).
     pub probes: Vec<[f64; 3]>,
+    /// The drawn spheres, one sample per live snapshot.
+    pub pictures: Vec<PictureSample>,
 }
 
-/// Seconds over which steps per second are counted (a step can take seconds on a CPU).
-const STEP_RATE_WINDOW: u64 = 20;
+/// Seconds over which steps per second are counted.
+const STEP_RATE_WINDOW: u64 = 5;
+
+/// Snapshots of the drawn spheres per second, at most.
+pub const SNAPSHOTS_PER_SEC: f64 = 4.0;
+
+/// The drawn spheres at one snapshot: what the picture shows, in numbers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PictureSample {
+    pub step: usize,
+    /// Class purity of the drawn 3-D positions (see [`crate::eval::class_purity`]).
+    pub purity: f64,
+    /// Mean contact number among the drawn spheres.
+    pub contacts: f64,
+    /// Mean radius of the drawn spheres, r_s included (as drawn).
+    pub radius: f64,
+}
 
 /// Longest series kept; older points are thinned to every other one beyond it.
 const HISTORY_LIMIT: usize = 20_000;
@@ -205,6 +238,9 @@ impl History {
         self.activity.push(m.activity);
         self.rattlers.push(m.rattler_fraction);
         self.radius.push(m.mean_radius);
+        if self.pictures.len() > HISTORY_LIMIT {
+            self.pictures = self.pictures.iter().step_by(2).copied().collect();
+        }
         if self.steps.len() > HISTORY_LIMIT {
             for series in [
                 &mut self.steps,
@@ -267,9 +303,15 @@ impl Plugin for TrainingPlugin {
             .init_resource::<IncomingFrame>()
             .init_resource::<ViewerMode>()
             .add_message::<TrainingAction>()
+            .init_resource::<Timeline>()
             .add_systems(
                 Update,
-                (send_controls, handle_actions, pump_training).chain(),
+                (
+                    (send_controls, handle_actions, pump_training)
+                        .chain()
+                        .before(SceneUpdate),
+                    sample_picture.after(SceneUpdate),
+                ),
             );
     }
 }
@@ -323,6 +365,7 @@ fn handle_actions(
     mut sent: ResMut<SentControls>,
     mut status: ResMut<TrainingStatus>,
     mut history: ResMut<History>,
+    mut timeline: ResMut<Timeline>,
 ) {
     for action in actions.read() {
         match action {
@@ -334,6 +377,7 @@ fn handle_actions(
             TrainingAction::Reset => {
                 link.send(Command::Reset);
                 history.clear();
+                timeline.clear();
                 status.notice = Some("reset to the initial weights (same seed)".into());
             }
             TrainingAction::Probe => {
@@ -352,6 +396,7 @@ fn handle_actions(
                 match link.restart(config) {
                     Ok(()) => {
                         history.clear();
+                        timeline.clear();
                         *status = TrainingStatus {
                             notice: Some(format!(
                                 "restarted: m = {}, batch = {}, d = {}, data: {}",
@@ -380,13 +425,19 @@ fn pump_training(
     mut incoming: ResMut<IncomingFrame>,
     mut controls: ResMut<Controls>,
     mut sent: ResMut<SentControls>,
+    mut timeline: ResMut<Timeline>,
     mut last_frame: Local<Option<SceneFrame>>,
     mut last_mode: Local<Option<ViewerMode>>,
+    mut was_live: Local<bool>,
 ) {
-    // Back from physics mode: show the newest training picture again at once, even if paused.
-    if *last_mode != Some(*mode) && *mode == ViewerMode::Training {
+    // Back from physics mode, or back at the timeline's live end: show the newest training
+    // picture again at once, even if paused.
+    let back_to_training = *last_mode != Some(*mode) && *mode == ViewerMode::Training;
+    let back_to_live = timeline.is_live() && !*was_live;
+    if (back_to_training && timeline.is_live()) || back_to_live {
         incoming.0 = last_frame.clone();
     }
+    *was_live = timeline.is_live();
     *last_mode = Some(*mode);
     let now = Instant::now();
     for event in link.events() {
@@ -444,11 +495,43 @@ fn pump_training(
 
     if let Some(snapshot) = link.take_snapshot() {
         let frame = frame_of(snapshot);
-        if *mode == ViewerMode::Training {
+        timeline.record(&frame);
+        if *mode == ViewerMode::Training && timeline.is_live() {
             incoming.0 = Some(frame.clone());
         }
         *last_frame = Some(frame);
     }
+}
+
+/// One [`PictureSample`] per new live training picture, once the scene has projected it.
+fn sample_picture(
+    scene: Res<Scene>,
+    mode: Res<ViewerMode>,
+    timeline: Res<Timeline>,
+    mut history: ResMut<History>,
+    mut seen: Local<u64>,
+) {
+    if scene.version == *seen {
+        return;
+    }
+    *seen = scene.version;
+    if *mode != ViewerMode::Training || !timeline.is_live() {
+        return;
+    }
+    let frame = &scene.frame;
+    let (Some(purity), false) = (scene.purity, frame.radii.is_empty()) else {
+        return;
+    };
+    if history.pictures.last().is_some_and(|p| p.step == frame.step) {
+        history.pictures.pop();
+    }
+    let n = frame.radii.len() as f64;
+    history.pictures.push(PictureSample {
+        step: frame.step,
+        purity,
+        contacts: frame.contacts.iter().map(|&c| c as f64).sum::<f64>() / n,
+        radius: frame.radii.iter().map(|&r| r as f64).sum::<f64>() / n,
+    });
 }
 
 /// The spheres of a training snapshot.

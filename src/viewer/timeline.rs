@@ -1,0 +1,207 @@
+//! The history of training snapshots, kept in bounded memory, and the scrubber that replays it.
+//! Each entry keeps what cannot be recomputed (step, centers, radii); contacts and touching
+//! pairs are recomputed with the read-out's rule when an entry is shown. While the cursor is on
+//! an entry, the training plugin stops feeding live frames to the scene; back at the live end,
+//! training resumes from where it stopped.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bevy::prelude::*;
+
+use super::{IncomingFrame, SceneFrame, ViewerMode};
+use crate::readout::contact_pairs;
+
+/// Memory the stored snapshots may take: at 16 bytes a sphere (three coordinates and a radius),
+/// about 4,000 snapshots of 1,000 spheres.
+pub const TIMELINE_BYTES: usize = 64 << 20;
+/// Fewest snapshots kept, whatever their size.
+pub const TIMELINE_MIN_ENTRIES: usize = 100;
+
+/// One stored snapshot.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TimelineEntry {
+    pub step: usize,
+    pub centers: Vec<f32>,
+    pub radii: Vec<f32>,
+}
+
+/// Snapshots of the current run, oldest first, and where the scrubber stands.
+#[derive(Resource, Default)]
+pub struct Timeline {
+    entries: VecDeque<TimelineEntry>,
+    dim: usize,
+    /// Constant over a run: shared by every replayed frame.
+    labels: Arc<Vec<u16>>,
+    images: Arc<Vec<usize>>,
+    /// `None`: following training live; `Some(k)`: showing entry `k`.
+    cursor: Option<usize>,
+    /// The cursor moved and the scene has not been given that entry yet.
+    cursor_moved: bool,
+    /// Playing the history forward, one entry per frame, up to the live end.
+    pub replaying: bool,
+}
+
+impl Timeline {
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Most entries of this run's size kept in [`TIMELINE_BYTES`].
+    pub fn capacity(&self) -> usize {
+        let per_entry = self
+            .entries
+            .front()
+            .map_or(1, |e| 4 * (e.centers.len() + e.radii.len()) + 64);
+        (TIMELINE_BYTES / per_entry).max(TIMELINE_MIN_ENTRIES)
+    }
+
+    pub fn entry(&self, k: usize) -> Option<&TimelineEntry> {
+        self.entries.get(k)
+    }
+
+    pub fn cursor(&self) -> Option<usize> {
+        self.cursor
+    }
+
+    pub fn is_live(&self) -> bool {
+        self.cursor.is_none()
+    }
+
+    /// Stores a live frame. A frame of another shape (a restart) starts a new history.
+    pub fn record(&mut self, frame: &SceneFrame) {
+        let same_run = self.dim == frame.dim
+            && self.labels.as_slice() == frame.labels.as_slice()
+            && self.images.as_slice() == frame.images.as_slice();
+        if !same_run {
+            self.clear();
+            self.dim = frame.dim;
+            self.labels = Arc::new(frame.labels.clone());
+            self.images = Arc::new(frame.images.clone());
+        }
+        // A reset starts the steps again: the history before it belongs to another run.
+        if self.entries.back().is_some_and(|e| e.step > frame.step) {
+            self.clear();
+        }
+        if self.entries.back().is_some_and(|e| e.step == frame.step) {
+            // The same step again (a changed r_s while paused): keep the newest radii.
+            self.entries.pop_back();
+        }
+        self.entries.push_back(TimelineEntry {
+            step: frame.step,
+            centers: frame.centers.clone(),
+            radii: frame.radii.clone(),
+        });
+        while self.entries.len() > self.capacity() {
+            self.entries.pop_front();
+            if let Some(k) = self.cursor.as_mut() {
+                *k = k.saturating_sub(1);
+                self.cursor_moved = true;
+            }
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.cursor = None;
+        self.cursor_moved = false;
+        self.replaying = false;
+    }
+
+    /// Shows entry `k` (clamped to the history).
+    pub fn scrub_to(&mut self, k: usize) {
+        if self.entries.is_empty() {
+            return;
+        }
+        let k = k.min(self.entries.len() - 1);
+        if self.cursor != Some(k) {
+            self.cursor = Some(k);
+            self.cursor_moved = true;
+        }
+    }
+
+    /// Back to following training.
+    pub fn go_live(&mut self) {
+        self.cursor = None;
+        self.cursor_moved = false;
+        self.replaying = false;
+    }
+
+    /// Step shown by the cursor, if it is on an entry.
+    pub fn cursor_step(&self) -> Option<usize> {
+        self.cursor.and_then(|k| self.entries.get(k)).map(|e| e.step)
+    }
+
+    /// The frame of entry `k`, contacts and pairs recomputed.
+    pub fn frame(&self, k: usize) -> Option<SceneFrame> {
+        let entry = self.entries.get(k)?;
+        let pairs = contact_pairs(&entry.centers, &entry.radii, self.dim);
+        let mut contacts = vec![0u32; entry.radii.len()];
+        for &[i, j] in &pairs {
+            contacts[i as usize] += 1;
+            contacts[j as usize] += 1;
+        }
+        Some(SceneFrame {
+            step: entry.step,
+            dim: self.dim,
+            centers: entry.centers.clone(),
+            radii: entry.radii.clone(),
+            labels: self.labels.as_ref().clone(),
+            contacts,
+            pairs,
+            images: self.images.as_ref().clone(),
+            unit_sphere: true,
+        })
+    }
+
+    /// The frame the scene should be given now, if the cursor moved since the last call.
+    pub fn take_moved_frame(&mut self) -> Option<SceneFrame> {
+        if !std::mem::take(&mut self.cursor_moved) {
+            return None;
+        }
+        self.frame(self.cursor?)
+    }
+
+    /// Advances a replay by one entry; at the end of the history it stops there.
+    pub fn advance_replay(&mut self) {
+        if !self.replaying {
+            return;
+        }
+        match self.cursor {
+            Some(k) if k + 1 < self.entries.len() => self.scrub_to(k + 1),
+            _ => self.replaying = false,
+        }
+    }
+}
+
+pub struct TimelinePlugin;
+
+impl Plugin for TimelinePlugin {
+    fn build(&self, app: &mut App) {
+        app.init_resource::<Timeline>()
+            .init_resource::<IncomingFrame>()
+            .add_systems(
+                Update,
+                show_scrubbed.before(super::scene::SceneUpdate),
+            );
+    }
+}
+
+/// Gives the scene the scrubbed entry whenever the cursor moves.
+fn show_scrubbed(
+    mut timeline: ResMut<Timeline>,
+    mut incoming: ResMut<IncomingFrame>,
+    mode: Option<Res<ViewerMode>>,
+) {
+    if mode.is_some_and(|m| *m != ViewerMode::Training) {
+        return;
+    }
+    timeline.advance_replay();
+    if let Some(frame) = timeline.take_moved_frame() {
+        incoming.0 = Some(frame);
+    }
+}

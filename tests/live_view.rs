@@ -1,0 +1,187 @@
+//! The live viewer's picture, driven headlessly (no window, no GPU): its default training makes
+//! classes visible (class purity of the drawn spheres above the raw-pixel PCA baseline), the
+//! timeline replays exactly what was drawn, and lessons load over the viewer's defaults.
+
+use std::time::{Duration, Instant};
+
+use bevy::prelude::*;
+use clamp::config::{BackendChoice, TrainConfig};
+use clamp::eval::{PURITY_K, class_purity, pixel_pca_purity};
+use clamp::model::EncoderKind;
+use clamp::train::TrainingData;
+use clamp::train::session::TrainingPriority;
+use clamp::viewer::preset;
+use clamp::viewer::scene::{EaseInRealTime, Scene, ScenePlugin};
+use clamp::viewer::timeline::{Timeline, TimelinePlugin};
+use clamp::viewer::training::{History, TrainingLink, TrainingPlugin, TrainingStatus};
+
+#[test]
+fn class_purity_on_hand_computed_cases() {
+    // Points on a line at 0, 1, 3, 7 with classes a, a, b, b (no ties among distances).
+    let points = [0.0f32, 1.0, 3.0, 7.0];
+    let labels = [0u16, 0, 1, 1];
+    // k = 1: 0 -> 1 (same), 1 -> 0 (same), 3 -> 1 (other), 7 -> 3 (same).
+    assert_eq!(class_purity(&points, 1, &labels, 1), 0.75);
+    // k = 2: {1, 3} one same, {0, 3} one, {1, 0} none, {3, 1} one: 3 of 8.
+    assert_eq!(class_purity(&points, 1, &labels, 2), 0.375);
+    // Two far clusters in 3-D: every neighbour shares the class.
+    let clusters: Vec<f32> = (0..20)
+        .flat_map(|i| {
+            let offset = if i < 10 { 0.0 } else { 100.0 };
+            [offset + (i % 10) as f32 * 0.1, 0.0, 0.0]
+        })
+        .collect();
+    let cluster_labels: Vec<u16> = (0..20).map(|i| (i >= 10) as u16).collect();
+    assert_eq!(class_purity(&clusters, 3, &cluster_labels, 5), 1.0);
+    // Ten classes assigned at random to random points: near chance (1/10).
+    let mut state = 12345u64;
+    let mut next = || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 33) as f32 / (1u64 << 31) as f32
+    };
+    let random_points: Vec<f32> = (0..6000).map(|_| next()).collect();
+    let random_labels: Vec<u16> = (0..2000).map(|_| (next() * 10.0) as u16 % 10).collect();
+    let chance = class_purity(&random_points, 3, &random_labels, PURITY_K);
+    assert!((chance - 0.1).abs() < 0.02, "random labels: {chance}");
+}
+
+fn viewer_config() -> TrainConfig {
+    TrainConfig {
+        backend: BackendChoice::Cpu,
+        ..TrainConfig::viewer_default()
+    }
+}
+
+#[test]
+fn the_viewer_defaults_are_the_watchable_mlp_in_three_dimensions() {
+    let config = TrainConfig::viewer_default();
+    assert_eq!(config.encoder, EncoderKind::Mlp);
+    assert_eq!(config.dim, 3);
+    config.validate().unwrap();
+}
+
+/// Runs the app's schedule until `done` holds (or fails after `limit`).
+fn update_until(app: &mut App, what: &str, limit: Duration, done: impl Fn(&World) -> bool) {
+    let started = Instant::now();
+    while !done(app.world()) {
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
+        app.update();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn the_viewers_training_separates_classes_and_the_timeline_replays_what_was_drawn() {
+    let config = viewer_config();
+    let mut app = App::new();
+    app.add_plugins(MinimalPlugins)
+        .add_plugins(
+            TrainingPlugin::start(&config, Some(2), TrainingPriority::Normal, false)
+                .expect("Fashion-MNIST loads"),
+        )
+        .add_plugins((TimelinePlugin, ScenePlugin))
+        // Drawn positions jump to each frame, so they can be compared exactly.
+        .insert_resource(EaseInRealTime(false));
+
+    let baseline = app
+        .world()
+        .resource::<TrainingLink>()
+        .pixel_purity
+        .expect("the raw-pixel baseline is computed at start");
+    // Independent check of the baseline: the same images' pixels, projected and scored here.
+    let data = TrainingData::load(&config).unwrap();
+    assert_eq!(
+        baseline,
+        pixel_pca_purity(&data.test, &data.snapshot_images).unwrap()
+    );
+    assert!(
+        (0.3..0.7).contains(&baseline),
+        "pixels by PCA give about 0.5: {baseline}"
+    );
+
+    update_until(&mut app, "300 steps", Duration::from_secs(600), |w| {
+        w.resource::<TrainingStatus>().step >= 300
+    });
+    // The newest picture after the trainer has passed step 300.
+    let target = app.world().resource::<TrainingStatus>().step;
+    update_until(&mut app, "a picture after step 300", Duration::from_secs(120), |w| {
+        w.resource::<Scene>().frame.step >= target
+    });
+
+    let history = app.world().resource::<History>();
+    let first = history.pictures.first().expect("pictures were sampled");
+    let last = *history.pictures.last().unwrap();
+    assert!(
+        first.purity < baseline,
+        "the untrained picture ({}) is below the pixel baseline ({baseline})",
+        first.purity
+    );
+    assert!(
+        last.purity > baseline + 0.02,
+        "after {} steps the class purity {} beats raw pixels by PCA ({baseline})",
+        last.step,
+        last.purity
+    );
+    // The scene's number is the core's class purity of the drawn positions.
+    let scene = app.world().resource::<Scene>();
+    let drawn: Vec<f32> = scene.drawn.iter().flat_map(|p| p.to_array()).collect();
+    assert_eq!(
+        scene.purity.unwrap(),
+        class_purity(&drawn, 3, &scene.frame.labels, PURITY_K)
+    );
+
+    // Scrub back to an early snapshot: the scene draws exactly its stored positions and radii.
+    let (k, entry) = {
+        let timeline = app.world().resource::<Timeline>();
+        assert!(timeline.len() >= 3, "snapshots were stored");
+        let k = timeline.len() / 3;
+        (k, timeline.entry(k).unwrap().clone())
+    };
+    app.world_mut().resource_mut::<Timeline>().scrub_to(k);
+    app.update();
+    let scene = app.world().resource::<Scene>();
+    assert_eq!(scene.frame.step, entry.step);
+    let drawn: Vec<f32> = scene.drawn.iter().flat_map(|p| p.to_array()).collect();
+    assert_eq!(drawn, entry.centers, "d = 3: drawn positions are the stored centers");
+    assert_eq!(scene.radii, entry.radii);
+    // Contacts are recomputed with the read-out's rule: a live frame of the same step had them.
+    let replayed_contacts: u32 = scene.frame.contacts.iter().sum();
+    assert_eq!(replayed_contacts as usize, 2 * scene.frame.pairs.len());
+
+    // Back to live: the newest live picture again.
+    app.world_mut().resource_mut::<Timeline>().go_live();
+    app.update();
+    let newest = app.world().resource::<Scene>().frame.step;
+    assert!(newest > entry.step, "live again: step {newest}");
+}
+
+#[test]
+fn every_shipped_lesson_loads_over_the_viewer_defaults() {
+    let base = TrainConfig::viewer_default();
+    for (name, text) in preset::LESSONS {
+        let lesson = preset::parse(text, &base).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let words = lesson.lesson.as_ref().expect("a [lesson] table");
+        assert!(!words.title.is_empty() && words.text.len() > 40, "{name}");
+        // The file on disk is the compiled-in text (so `clamp view --config` gives the same).
+        let path = format!("{}/assets/lessons/{name}", env!("CARGO_MANIFEST_DIR"));
+        let from_disk = preset::load(std::path::Path::new(&path), &base).unwrap();
+        assert_eq!(from_disk, lesson, "{name}");
+        // Keys the lesson leaves out are the viewer's.
+        assert_eq!(lesson.config.encoder, base.encoder, "{name}");
+        assert_eq!(lesson.config.dim, base.dim, "{name}");
+    }
+    // The lessons differ where they say they do.
+    let r_s = |i: usize| {
+        preset::parse(preset::LESSONS[i].1, &base)
+            .unwrap()
+            .config
+            .radius_scale
+    };
+    assert!(r_s(1) > 2.0 * r_s(0), "the jammed lesson has a large r_s");
+    assert!(r_s(3) < 0.5 * r_s(0), "the collapse lesson has a small r_s");
+    let alpha = preset::parse(preset::LESSONS[2].1, &base).unwrap().config.alpha;
+    assert_eq!(alpha, 2.5);
+    // A misspelt key is refused with its name.
+    let error = preset::parse("radius_scael = 1.0", &base).unwrap_err();
+    assert!(error.contains("radius_scael"), "{error}");
+}
