@@ -17,15 +17,15 @@ use clamp::eval::{PURITY_K, class_purity, pixel_pca_purity};
 use clamp::train::{Trainer, TrainingData};
 
 fn config_with(overrides: &[String]) -> Result<TrainConfig, String> {
-    let mut table: toml::Table = toml::from_str(&TrainConfig::viewer_default().to_toml())
-        .map_err(|e| e.to_string())?;
+    let mut table: toml::Table =
+        toml::from_str(&TrainConfig::viewer_default().to_toml()).map_err(|e| e.to_string())?;
     for pair in overrides {
         let (key, value) = pair
             .split_once('=')
             .ok_or_else(|| format!("'{pair}' is not key=value"))?;
-        let parsed: toml::Table =
-            toml::from_str(&format!("v = {value}")).or_else(|_| toml::from_str(&format!("v = \"{value}\"")))
-                .map_err(|e: toml::de::Error| e.to_string())?;
+        let parsed: toml::Table = toml::from_str(&format!("v = {value}"))
+            .or_else(|_| toml::from_str(&format!("v = \"{value}\"")))
+            .map_err(|e: toml::de::Error| e.to_string())?;
         table.insert(key.to_string(), parsed["v"].clone());
     }
     let config: TrainConfig = toml::from_str(&table.to_string()).map_err(|e| e.to_string())?;
@@ -72,7 +72,9 @@ fn main() {
     println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     let mut trainer = Trainer::<CpuBackend>::new(config.clone(), data, Default::default());
     let mut training_seconds = 0.0;
-    let row = |trainer: &Trainer<CpuBackend>, training_seconds: f64, batch: Option<&clamp::train::StepReport>| {
+    let row = |trainer: &Trainer<CpuBackend>,
+               training_seconds: f64,
+               batch: Option<&clamp::train::StepReport>| {
         let snapshot = trainer.snapshot();
         let readout = &snapshot.readout;
         let purity = class_purity(&readout.centers, readout.dim, &snapshot.labels, PURITY_K);

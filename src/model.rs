@@ -334,9 +334,7 @@ impl ModelConfig {
             EncoderKind::Mlp => Encoder {
                 small_cnn: None,
                 resnet18: None,
-                mlp: Some(
-                    LinearConfig::new(self.channels * self.pixels, self.width).init(device),
-                ),
+                mlp: Some(LinearConfig::new(self.channels * self.pixels, self.width).init(device)),
             },
         };
         let projector = Projector {

@@ -174,7 +174,10 @@ fn view_renders_while_training_and_saves_a_screenshot_with_class_colors() {
     assert!((slots - slots.round()).abs() < 1e-6, "{stats}");
     let baseline = number("pixel_pca_purity");
     assert!(baseline > 0.2 && baseline < 0.9, "{stats}");
-    assert!(number("drawn_contacts") > 0.0, "the start is jammed: {stats}");
+    assert!(
+        number("drawn_contacts") > 0.0,
+        "the start is jammed: {stats}"
+    );
     assert!(number("drawn_mean_radius") > 0.0, "{stats}");
 }
 

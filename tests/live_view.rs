@@ -13,7 +13,7 @@ use clamp::train::session::TrainingPriority;
 use clamp::viewer::preset;
 use clamp::viewer::scene::{EaseInRealTime, Scene, ScenePlugin};
 use clamp::viewer::timeline::{Timeline, TimelinePlugin};
-use clamp::viewer::training::{History, TrainingLink, TrainingPlugin, TrainingStatus};
+use clamp::viewer::training::{Controls, History, TrainingLink, TrainingPlugin, TrainingStatus};
 
 #[test]
 fn class_purity_on_hand_computed_cases() {
@@ -36,7 +36,9 @@ fn class_purity_on_hand_computed_cases() {
     // Ten classes assigned at random to random points: near chance (1/10).
     let mut state = 12345u64;
     let mut next = || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (state >> 33) as f32 / (1u64 << 31) as f32
     };
     let random_points: Vec<f32> = (0..6000).map(|_| next()).collect();
@@ -104,9 +106,12 @@ fn the_viewers_training_separates_classes_and_the_timeline_replays_what_was_draw
     });
     // The newest picture after the trainer has passed step 300.
     let target = app.world().resource::<TrainingStatus>().step;
-    update_until(&mut app, "a picture after step 300", Duration::from_secs(120), |w| {
-        w.resource::<Scene>().frame.step >= target
-    });
+    update_until(
+        &mut app,
+        "a picture after step 300",
+        Duration::from_secs(120),
+        |w| w.resource::<Scene>().frame.step >= target,
+    );
 
     let history = app.world().resource::<History>();
     let first = history.pictures.first().expect("pictures were sampled");
@@ -142,7 +147,10 @@ fn the_viewers_training_separates_classes_and_the_timeline_replays_what_was_draw
     let scene = app.world().resource::<Scene>();
     assert_eq!(scene.frame.step, entry.step);
     let drawn: Vec<f32> = scene.drawn.iter().flat_map(|p| p.to_array()).collect();
-    assert_eq!(drawn, entry.centers, "d = 3: drawn positions are the stored centers");
+    assert_eq!(
+        drawn, entry.centers,
+        "d = 3: drawn positions are the stored centers"
+    );
     assert_eq!(scene.radii, entry.radii);
     // Contacts are recomputed with the read-out's rule: a live frame of the same step had them.
     let replayed_contacts: u32 = scene.frame.contacts.iter().sum();
@@ -153,6 +161,37 @@ fn the_viewers_training_separates_classes_and_the_timeline_replays_what_was_draw
     app.update();
     let newest = app.world().resource::<Scene>().frame.step;
     assert!(newest > entry.step, "live again: step {newest}");
+
+    // The radius scale acts at the next snapshot: up re-jams the drawn spheres (Z above
+    // 2d = 6), down unjams them. Radii scale with r_s, so the picture shows it at once.
+    let radius_at = |world: &World| world.resource::<History>().pictures.last().unwrap().radius;
+    let before = radius_at(app.world());
+    app.world_mut().resource_mut::<Controls>().radius_scale = 4.0;
+    update_until(
+        &mut app,
+        "a picture at r_s = 4",
+        Duration::from_secs(60),
+        |w| radius_at(w) > 3.0 * before,
+    );
+    let jammed = *app.world().resource::<History>().pictures.last().unwrap();
+    assert!(
+        jammed.contacts > 6.0,
+        "r_s = 4 re-jams: Z = {}",
+        jammed.contacts
+    );
+    app.world_mut().resource_mut::<Controls>().radius_scale = 0.2;
+    update_until(
+        &mut app,
+        "a picture at r_s = 0.2",
+        Duration::from_secs(60),
+        |w| radius_at(w) < 0.5 * before,
+    );
+    let loose = *app.world().resource::<History>().pictures.last().unwrap();
+    assert!(
+        loose.contacts < 6.0,
+        "r_s = 0.2 unjams: Z = {}",
+        loose.contacts
+    );
 }
 
 #[test]
@@ -179,7 +218,10 @@ fn every_shipped_lesson_loads_over_the_viewer_defaults() {
     };
     assert!(r_s(1) > 2.0 * r_s(0), "the jammed lesson has a large r_s");
     assert!(r_s(3) < 0.5 * r_s(0), "the collapse lesson has a small r_s");
-    let alpha = preset::parse(preset::LESSONS[2].1, &base).unwrap().config.alpha;
+    let alpha = preset::parse(preset::LESSONS[2].1, &base)
+        .unwrap()
+        .config
+        .alpha;
     assert_eq!(alpha, 2.5);
     // A misspelt key is refused with its name.
     let error = preset::parse("radius_scael = 1.0", &base).unwrap_err();

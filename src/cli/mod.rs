@@ -38,7 +38,8 @@ usage:
              [--train-threads T]
              [--render-scale S] [--fixed-resolution] [--train-priority background|shared|normal]
       the live viewer (also what `clamp` with no command opens): training drawn as soft spheres
-  clamp record [--config FILE.toml] [training flags] [--frames N] [--steps-per-frame K]
+  clamp record [--config FILE.toml] [training flags] [--start-step S] [--frames N]
+               [--steps-per-frame K]
                [--fps F] [--size WxH] [--orbit DEG_PER_SECOND] [--out FILE.mp4|FILE.gif|DIR/]
       trains and renders offscreen (no window, no X server); PNG frames, GIF, or MP4 via ffmpeg
 

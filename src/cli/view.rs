@@ -29,6 +29,7 @@ const RECORD_FLAGS: FlagSpec = FlagSpec {
     shared_options: SHARED_TRAINING_FLAGS,
     options: &[
         "spheres",
+        "start-step",
         "frames",
         "steps-per-frame",
         "fps",
@@ -165,6 +166,7 @@ pub fn record(words: &[String]) -> Result<(), String> {
     let (config, view, _lesson) = base_config(&args, TrainConfig::viewer_default())?;
     let options = RecordOptions {
         config,
+        start_step: args.get("start-step")?.unwrap_or(0),
         frames: args.get("frames")?.unwrap_or(120),
         steps_per_frame: args.get("steps-per-frame")?.unwrap_or(2),
         fps: args.get("fps")?.unwrap_or(24.0),

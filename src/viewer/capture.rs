@@ -284,9 +284,9 @@ fn frame_budget(
                         / since.elapsed().as_secs_f64().max(1e-9),
                     history: history.as_deref(),
                     pixel_purity: link.as_ref().and_then(|l| l.pixel_purity),
-                    classes: link.as_ref().map_or(scene.classes, |l| {
-                        l.data.test.num_classes()
-                    }),
+                    classes: link
+                        .as_ref()
+                        .map_or(scene.classes, |l| l.data.test.num_classes()),
                 }
             });
             println!(

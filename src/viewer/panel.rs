@@ -238,6 +238,9 @@ fn header(
         status.step, status.steps_per_sec
     ));
     match status.first_step_seconds {
+        None if status.paused => {
+            ui.label("paused before the first step: press Play");
+        }
         None => {
             ui.horizontal(|ui| {
                 ui.spinner();
@@ -260,8 +263,8 @@ fn header(
         ));
     }
     let frame = &scene.frame;
-    let drawn_z = frame.contacts.iter().map(|&c| c as f64).sum::<f64>()
-        / frame.contacts.len().max(1) as f64;
+    let drawn_z =
+        frame.contacts.iter().map(|&c| c as f64).sum::<f64>() / frame.contacts.len().max(1) as f64;
     let when = match timeline.cursor_step() {
         Some(step) => format!("replaying step {step}"),
         None => format!("step {}", frame.step),
@@ -289,13 +292,7 @@ fn header(
                 "for each drawn sphere, the share of its 10 nearest drawn spheres (in the \
                  picture's 3-D positions) that show the same class, averaged",
             );
-        ui.label(
-            RichText::new(format!(
-                "({baseline}chance {:.2})",
-                1.0 / classes as f64
-            ))
-            .small(),
-        );
+        ui.label(RichText::new(format!("({baseline}chance {:.2})", 1.0 / classes as f64)).small());
     }
     if let Some(error) = status.error.as_ref().or(scene.error.as_ref()) {
         ui.colored_label(Color32::from_rgb(255, 110, 100), format!("error: {error}"));
@@ -470,7 +467,11 @@ fn lesson_controls(
                 .lesson
                 .as_ref()
                 .map_or(name.to_string(), |l| l.title.clone());
-            if ui.button(title).on_hover_text(format!("assets/lessons/{name}")).clicked() {
+            if ui
+                .button(title)
+                .on_hover_text(format!("assets/lessons/{name}"))
+                .clicked()
+            {
                 apply_preset(preset, panel, controls, settings, cameras, actions);
             }
         }
@@ -912,7 +913,12 @@ fn plot_grid(ui: &mut egui::Ui, plots: Vec<PlotSpec>) {
     }
 }
 
-fn training_plots(ui: &mut egui::Ui, history: &History, link: &TrainingLink, cursor: Option<usize>) {
+fn training_plots(
+    ui: &mut egui::Ui,
+    history: &History,
+    link: &TrainingLink,
+    cursor: Option<usize>,
+) {
     let steps = &history.steps;
     let dim = link.config.dim;
     let batch = link.config.batch;
@@ -942,8 +948,7 @@ fn training_plots(ui: &mut egui::Ui, history: &History, link: &TrainingLink, cur
                 move |p| {
                     p.line(Line::new("purity", picture_series(|s| s.purity)));
                     let knn: PlotPoints = history.probes.iter().map(|r| [r[0], r[1]]).collect();
-                    let linear: PlotPoints =
-                        history.probes.iter().map(|r| [r[0], r[2]]).collect();
+                    let linear: PlotPoints = history.probes.iter().map(|r| [r[0], r[2]]).collect();
                     p.points(Points::new("kNN probe", knn).radius(3.0));
                     p.points(Points::new("linear probe", linear).radius(3.0));
                     if let Some(baseline) = baseline {

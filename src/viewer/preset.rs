@@ -90,7 +90,8 @@ pub fn load(path: &Path, base: &TrainConfig) -> Result<Preset, String> {
 
 /// [`load`] of a text already read.
 pub fn parse(text: &str, base: &TrainConfig) -> Result<Preset, String> {
-    let mut table: toml::Table = toml::from_str(text).map_err(|e| e.to_string().trim().to_string())?;
+    let mut table: toml::Table =
+        toml::from_str(text).map_err(|e| e.to_string().trim().to_string())?;
     let view = match table.remove("view") {
         Some(value) => {
             let view: ViewPreset = value

@@ -29,6 +29,9 @@ use crate::video::{self, VideoOutput};
 #[derive(Clone, Debug)]
 pub struct RecordOptions {
     pub config: TrainConfig,
+    /// Steps trained before the first frame: the stretch of the run that is recorded starts
+    /// there.
+    pub start_step: usize,
     pub frames: usize,
     pub steps_per_frame: usize,
     pub fps: f64,
@@ -52,6 +55,12 @@ impl RecordOptions {
         }
         if self.frames == 0 || self.frames > 100_000 {
             return Err(format!("--frames {}: allowed 1 to 100000", self.frames));
+        }
+        if self.start_step > 10_000_000 {
+            return Err(format!(
+                "--start-step {}: allowed 0 to 10000000",
+                self.start_step
+            ));
         }
         if self.steps_per_frame > 100_000 {
             return Err(format!(
@@ -106,6 +115,7 @@ impl BackendTask for RecordTask {
         let started = std::time::Instant::now();
         let RecordOptions {
             config,
+            start_step,
             frames,
             steps_per_frame,
             fps,
@@ -116,6 +126,14 @@ impl BackendTask for RecordTask {
         let mut trainer = Trainer::<B>::new(config, self.data, device);
         let mut renderer = OffscreenRenderer::new(size)?;
         let dir = output.frames_dir();
+        if start_step > 0 {
+            let mut progress = Progress::new("train to the first frame", start_step);
+            for step in 0..start_step {
+                trainer.step().map_err(|e| e.to_string())?;
+                progress.set(step + 1);
+            }
+            progress.finish();
+        }
         let mut written = Vec::with_capacity(frames);
         let mut progress = Progress::new("record", frames);
         for index in 0..frames {
@@ -127,12 +145,13 @@ impl BackendTask for RecordTask {
             let snapshot = trainer.snapshot();
             let metrics = &snapshot.readout.metrics;
             let caption = format!(
-                "step {}  alpha {:.2}  r_s {:.2}  loss {:.3}  Z {:.1}",
+                "step {}  r_s {:.2}  alpha {:.2}  Z {:.1} (2d = {})  class purity {:.2}",
                 snapshot.step,
-                snapshot.params.alpha,
                 snapshot.params.radius_scale,
-                metrics.loss,
-                metrics.mean_contacts
+                snapshot.params.alpha,
+                metrics.mean_contacts,
+                2 * snapshot.readout.dim,
+                drawn_purity(&snapshot)?,
             );
             progress.set_message(&caption);
             let yaw = OrbitCamera::default().yaw + (orbit * index as f32 / fps as f32).to_radians();
@@ -173,6 +192,29 @@ impl BackendTask for RecordTask {
             seconds: started.elapsed().as_secs_f64(),
         })
     }
+}
+
+/// Class purity of a snapshot's spheres where they are drawn: the centers projected to 3-D as
+/// the scene projects them (the centers themselves when d = 3).
+fn drawn_purity(snapshot: &crate::train::Snapshot) -> Result<f64, String> {
+    let readout = &snapshot.readout;
+    let projector = crate::projection::Projector::fit(
+        &readout.centers,
+        readout.dim,
+        crate::projection::ProjectionMode::Pca,
+        None,
+    )?;
+    let positions: Vec<f32> = projector
+        .project(&readout.centers)
+        .into_iter()
+        .flatten()
+        .collect();
+    Ok(crate::eval::class_purity(
+        &positions,
+        3,
+        &snapshot.labels,
+        crate::eval::PURITY_K,
+    ))
 }
 
 /// The viewer's scene rendered into an image, one frame per call.

@@ -106,8 +106,8 @@ impl Scene {
                 self.projector = Some(projector);
                 self.error = None;
                 // Physics frames label particle sizes, not classes.
-                self.purity = (!frame.images.is_empty())
-                    .then(|| picture_purity(&self.target, &frame.labels));
+                self.purity =
+                    (!frame.images.is_empty()).then(|| picture_purity(&self.target, &frame.labels));
             }
             Err(e) => {
                 self.error = Some(e);

@@ -133,7 +133,9 @@ impl Timeline {
 
     /// Step shown by the cursor, if it is on an entry.
     pub fn cursor_step(&self) -> Option<usize> {
-        self.cursor.and_then(|k| self.entries.get(k)).map(|e| e.step)
+        self.cursor
+            .and_then(|k| self.entries.get(k))
+            .map(|e| e.step)
     }
 
     /// The frame of entry `k`, contacts and pairs recomputed.
@@ -184,10 +186,7 @@ impl Plugin for TimelinePlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<Timeline>()
             .init_resource::<IncomingFrame>()
-            .add_systems(
-                Update,
-                show_scrubbed.before(super::scene::SceneUpdate),
-            );
+            .add_systems(Update, show_scrubbed.before(super::scene::SceneUpdate));
     }
 }
 

@@ -505,12 +505,16 @@ fn pump_training(
 
 /// One [`PictureSample`] per new live training picture, once the scene has projected it.
 fn sample_picture(
-    scene: Res<Scene>,
+    // Absent where the training plugin runs without a scene (headless tests of the session).
+    scene: Option<Res<Scene>>,
     mode: Res<ViewerMode>,
     timeline: Res<Timeline>,
     mut history: ResMut<History>,
     mut seen: Local<u64>,
 ) {
+    let Some(scene) = scene else {
+        return;
+    };
     if scene.version == *seen {
         return;
     }
@@ -522,7 +526,11 @@ fn sample_picture(
     let (Some(purity), false) = (scene.purity, frame.radii.is_empty()) else {
         return;
     };
-    if history.pictures.last().is_some_and(|p| p.step == frame.step) {
+    if history
+        .pictures
+        .last()
+        .is_some_and(|p| p.step == frame.step)
+    {
         history.pictures.pop();
     }
     let n = frame.radii.len() as f64;
