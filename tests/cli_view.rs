@@ -102,6 +102,42 @@ fn view_with_a_display_that_is_not_there_is_a_clear_error() {
     );
 }
 
+/// `clamp ARGS` with the Vulkan driver hidden from the loader (both the old and the new name of
+/// the variable), under Xvfb so that the display is not what is missing.
+fn without_vulkan(args: &[&str]) -> std::process::Output {
+    Command::new("xvfb-run")
+        .args(["-a", "-s", "-screen 0 1280x720x24"])
+        .arg(env!("CARGO_BIN_EXE_clamp"))
+        .args(args)
+        .env("VK_ICD_FILENAMES", "/nonexistent/clamp-no-driver.json")
+        .env("VK_DRIVER_FILES", "/nonexistent/clamp-no-driver.json")
+        .output()
+        .expect("xvfb-run must be installed (Debian package xvfb) for this test")
+}
+
+#[test]
+fn view_and_record_without_a_vulkan_driver_say_what_to_install() {
+    let dir = temp_dir("no-vulkan");
+    let out = format!("{}/", dir.display());
+    for args in [
+        vec!["view", "--frames", "2"],
+        vec!["record", "--frames", "1", "--out", out.as_str()],
+    ] {
+        let output = without_vulkan(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("mesa-vulkan-drivers")
+                && (stderr.contains("no Vulkan driver") || stderr.contains("no graphics adapter")),
+            "{args:?}: {stderr}"
+        );
+        // Refused before the data is read or a frame is drawn.
+        assert!(!stderr.contains("data:"), "{args:?}: {stderr}");
+    }
+    assert!(frames_in(&dir).is_empty(), "no frame was written");
+}
+
 #[test]
 fn view_renders_while_training_and_saves_a_screenshot_with_class_colors() {
     let dir = temp_dir("view");

@@ -165,6 +165,25 @@ pub fn display_problem(
     }
 }
 
+/// Why this build cannot draw on `adapter`, the one wgpu would choose, if it cannot: no adapter
+/// at all, or on Linux one that is not Vulkan (the renderer's shaders need Vulkan there; wgpu's
+/// fallback to GL has no present modes for the window and cannot compile them).
+pub fn renderer_problem(adapter: Option<&crate::backend::AdapterSummary>) -> Option<String> {
+    const INSTALL: &str = "install a Vulkan driver (Debian/Ubuntu: `sudo apt install \
+                           mesa-vulkan-drivers`, which also draws without a GPU)";
+    match adapter {
+        None => Some(format!(
+            "no graphics adapter found (wgpu sees no Vulkan or GL device): {INSTALL}"
+        )),
+        Some(a) if cfg!(target_os = "linux") && a.backend != "Vulkan" => Some(format!(
+            "no Vulkan driver: the only adapter is {} on {}, which the renderer cannot use: \
+             {INSTALL}",
+            a.name, a.backend
+        )),
+        Some(_) => None,
+    }
+}
+
 /// Lets the allocator keep and reuse what training frees instead of returning it to the
 /// system at every step. Each step allocates and frees hundreds of megabytes; given back,
 /// every unmap interrupts the render threads to flush their address translations (measured:
@@ -205,6 +224,10 @@ pub fn run(options: ViewerOptions) -> Result<(), String> {
              `clamp record`"
         ));
     }
+    let adapter = crate::backend::probe_adapter();
+    if let Some(problem) = renderer_problem(adapter.as_ref()) {
+        return Err(problem);
+    }
     keep_freed_memory();
     let training = training::TrainingPlugin::start(
         &options.config,
@@ -213,7 +236,7 @@ pub fn run(options: ViewerOptions) -> Result<(), String> {
         options.paused,
     )?;
     // Spheres cost per covered pixel: on a software rasterizer draw them at half resolution.
-    let software = crate::backend::probe_adapter().is_none_or(|a| a.software);
+    let software = adapter.is_none_or(|a| a.software);
     // A software rasterizer pays for every window pixel several times a frame (Bevy's frame,
     // the egui panel, the scene picture, the copy to the display), whatever is drawn.
     let (width, height) = options
@@ -294,6 +317,27 @@ pub fn run(options: ViewerOptions) -> Result<(), String> {
 mod tests {
     use super::display_problem;
     use std::path::Path;
+
+    #[test]
+    fn only_a_vulkan_adapter_is_taken_for_drawing_on_linux() {
+        use super::renderer_problem;
+        use crate::backend::AdapterSummary;
+        let adapter = |backend: &str| AdapterSummary {
+            name: "llvmpipe".into(),
+            backend: backend.into(),
+            software: true,
+        };
+        let none = renderer_problem(None).unwrap();
+        assert!(none.contains("mesa-vulkan-drivers"), "{none}");
+        assert_eq!(renderer_problem(Some(&adapter("Vulkan"))), None);
+        if cfg!(target_os = "linux") {
+            let gl = renderer_problem(Some(&adapter("Gl"))).unwrap();
+            assert!(
+                gl.contains("no Vulkan driver") && gl.contains("llvmpipe on Gl"),
+                "{gl}"
+            );
+        }
+    }
 
     #[test]
     fn a_display_is_refused_only_when_it_surely_cannot_open() {

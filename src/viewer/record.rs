@@ -96,6 +96,9 @@ pub struct RecordSummary {
 /// Validates, prepares the output (before any training), then records.
 pub fn record(options: RecordOptions) -> Result<RecordSummary, String> {
     options.validate()?;
+    if let Some(problem) = super::renderer_problem(crate::backend::probe_adapter().as_ref()) {
+        return Err(problem);
+    }
     options.output.prepare()?;
     let start = crate::train::RunStart::prepare(&options.config)?;
     start.report_to_stderr();

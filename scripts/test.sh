@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what the tests need, then runs them: `scripts/test.sh [cargo test arguments]`.
+# On Debian and Ubuntu the missing system packages are installed with apt-get (as root, or
+# through sudo): a Vulkan driver (Mesa's software lavapipe serves when there is no GPU), Xvfb
+# and the X libraries the viewer's window test loads, and the full Fashion-MNIST. Elsewhere it
+# names what is missing and stops.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages="mesa-vulkan-drivers libvulkan1 xvfb xauth libxkbcommon-x11-0 libxcursor1 libxi6 libxrandr2 dataset-fashion-mnist"
+
+if command -v dpkg >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  missing=""
+  for package in $packages; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing="$missing $package"
+  done
+  if [ -n "$missing" ]; then
+    if [ "$(id -u)" = 0 ]; then
+      as_root=""
+    elif command -v sudo >/dev/null 2>&1; then
+      as_root="sudo"
+    else
+      echo "scripts/test.sh: the tests need these Debian packages:$missing" >&2
+      echo "  install them as root: apt-get install$missing" >&2
+      exit 1
+    fi
+    echo "scripts/test.sh: installing with apt-get:$missing"
+    $as_root apt-get update -qq
+    $as_root env DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  fi
+else
+  problems=""
+  command -v xvfb-run >/dev/null 2>&1 || problems="$problems\n  - xvfb-run (Xvfb), for the viewer's window test"
+  icds=$(ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json 2>/dev/null || true)
+  [ -n "$icds" ] || problems="$problems\n  - a Vulkan driver (your GPU's, or Mesa's lavapipe), for the renderer and the WGPU tests"
+  if [ -n "$problems" ]; then
+    printf 'scripts/test.sh: this is not a Debian or Ubuntu system, and the tests need:%b\n' "$problems" >&2
+    echo "  install them with your package manager (on Debian: $packages), then run this again" >&2
+    exit 1
+  fi
+fi
+
+exec cargo test --release "$@"
