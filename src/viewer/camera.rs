@@ -22,6 +22,9 @@ pub struct OrbitCamera {
     pub pitch: f32,
     /// Degrees per second of automatic turning (0: off).
     pub auto_rotate: f32,
+    /// Extra step back, at least 1, so that spheres larger than the usual view (a large r_s)
+    /// stay in the picture instead of swallowing the camera.
+    pub framing: f32,
 }
 
 impl Default for OrbitCamera {
@@ -32,14 +35,29 @@ impl Default for OrbitCamera {
             yaw: 0.6,
             pitch: 0.35,
             auto_rotate: 6.0,
+            framing: 1.0,
         }
+    }
+}
+
+/// Reach from the origin (centers plus radii) that the default camera frames: a ball of this
+/// radius fills the 45-degree view from the default distance 3.2 (3.2 x sin 22.5 degrees).
+const FRAMED_REACH: f32 = 1.25;
+
+/// The camera's step back for spheres reaching `reach` from the origin: none up to
+/// [`FRAMED_REACH`], then in proportion.
+pub fn framing_for(reach: f32) -> f32 {
+    if reach.is_finite() {
+        (reach / FRAMED_REACH).max(1.0)
+    } else {
+        1.0
     }
 }
 
 impl OrbitCamera {
     pub fn transform(&self) -> Transform {
         let rotation = Quat::from_euler(EulerRot::YXZ, self.yaw, -self.pitch, 0.0);
-        let eye = self.focus + rotation * Vec3::new(0.0, 0.0, self.distance);
+        let eye = self.focus + rotation * Vec3::new(0.0, 0.0, self.distance * self.framing);
         Transform::from_translation(eye).looking_at(self.focus, Vec3::Y)
     }
 }
@@ -80,7 +98,13 @@ impl Plugin for OrbitCameraPlugin {
     fn build(&self, app: &mut App) {
         app.add_systems(Startup, spawn_cameras).add_systems(
             Update,
-            (orbit_input, auto_rotate, apply_orbit, fit_scene_image)
+            (
+                orbit_input,
+                auto_rotate,
+                frame_scene,
+                apply_orbit,
+                fit_scene_image,
+            )
                 .chain()
                 .in_set(OrbitUpdate),
         );
@@ -225,6 +249,30 @@ fn auto_rotate(time: Res<Time>, mut cameras: Query<&mut OrbitCamera>) {
     }
 }
 
+/// Steps the camera back while the drawn spheres reach beyond the usual view.
+fn frame_scene(scene: Option<Res<super::scene::Scene>>, mut cameras: Query<&mut OrbitCamera>) {
+    let Some(scene) = scene else { return };
+    // The reach of all but the largest 2% of spheres: a few outliers should not zoom out.
+    let mut reach: Vec<f32> = scene
+        .drawn
+        .iter()
+        .zip(&scene.radii)
+        .map(|(p, r)| p.length() + r)
+        .collect();
+    if reach.is_empty() {
+        return;
+    }
+    let k = (reach.len() as f32 * 0.98) as usize;
+    let k = k.min(reach.len() - 1);
+    let framing = framing_for(*reach.select_nth_unstable_by(k, f32::total_cmp).1);
+    for mut orbit in &mut cameras {
+        // Only real changes count, so the transform is not rebuilt every frame.
+        if (orbit.framing - framing).abs() > 0.005 * orbit.framing {
+            orbit.framing = framing;
+        }
+    }
+}
+
 fn apply_orbit(mut cameras: Query<(&OrbitCamera, &mut Transform), Changed<OrbitCamera>>) {
     for (orbit, mut transform) in &mut cameras {
         *transform = orbit.transform();
@@ -261,5 +309,19 @@ fn fit_scene_image(
             height: wanted.y,
             depth_or_array_layers: 1,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::framing_for;
+
+    #[test]
+    fn the_camera_steps_back_only_for_spheres_beyond_the_usual_view() {
+        assert_eq!(framing_for(0.0), 1.0);
+        assert_eq!(framing_for(1.25), 1.0);
+        assert_eq!(framing_for(2.5), 2.0);
+        assert_eq!(framing_for(f32::NAN), 1.0);
+        assert_eq!(framing_for(f32::INFINITY), 1.0);
     }
 }
