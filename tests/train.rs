@@ -116,6 +116,57 @@ fn alpha_command_changes_the_loss_at_the_next_step() {
 }
 
 #[test]
+fn errors_reach_an_owner_that_stopped_reading_step_reports() {
+    let config = small_config();
+    let data = small_data(&config);
+    let options = SessionOptions {
+        // Room for three step reports: the owner below reads nothing while twenty steps run.
+        step_events: 3,
+        ..Default::default()
+    };
+    let (c, d) = (config.clone(), data.clone());
+    let session = Session::spawn(
+        move || Trainer::<CpuBackend>::new(c, d, Default::default()),
+        options,
+    );
+    // Wait, unread, until the schedule's 20 steps are long past the channel's room, then ask
+    // for something the trainer refuses, and pause.
+    std::thread::sleep(Duration::from_secs(3));
+    session.send(Command::SetRadiusScale(-1.0));
+    session.send(Command::Pause);
+    std::thread::sleep(Duration::from_millis(500));
+    let events = session.events();
+    let steps: Vec<usize> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Step(report) => Some(report.step),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        steps.len() <= 3,
+        "step reports beyond the room are dropped: {steps:?}"
+    );
+    let error = events.iter().find_map(|e| match e {
+        Event::Error(message) => Some(message.clone()),
+        _ => None,
+    });
+    assert!(
+        error.as_deref().is_some_and(|m| m.contains("radius_scale")),
+        "the refusal arrives although the step channel was full: {events:?}"
+    );
+    assert!(
+        events.iter().any(|e| matches!(e, Event::Paused(true))),
+        "the pause arrives too"
+    );
+    // In sending order: the refusal comes before the pause it preceded.
+    let position = |wanted: fn(&Event) -> bool| events.iter().position(wanted).unwrap();
+    assert!(
+        position(|e| matches!(e, Event::Error(_))) < position(|e| matches!(e, Event::Paused(true)))
+    );
+}
+
+#[test]
 fn resuming_a_checkpoint_continues_the_loss_trajectory_exactly() {
     let config = TrainConfig {
         optimizer: OptimizerKind::Adam,

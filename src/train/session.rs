@@ -1,10 +1,13 @@
 //! A [`Trainer`] on its own thread. The owner sends [`Command`]s; the thread answers with small
 //! [`Event`]s on a bounded channel and publishes the latest [`Snapshot`] in a one-slot mailbox.
-//! Neither side ever waits on the other: a full event channel or an unread snapshot is simply
-//! overwritten or dropped, so a slow viewer cannot stall training and a slow step cannot stall
-//! the viewer.
+//! Neither side ever waits on the other: step reports go through a bounded channel and are
+//! dropped when it is full, and an unread snapshot is overwritten, so a slow viewer cannot
+//! stall training and a slow step cannot stall the viewer. Everything else the thread says
+//! (errors, pauses, saves, probes, parameters in force) is rare and must not be lost: it has an
+//! unbounded channel of its own, and a sequence number puts both streams back in order.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -84,8 +87,10 @@ pub struct SessionOptions {
     /// renderer by asking for fewer.
     pub threads: Option<usize>,
     /// Scheduling priority of the training threads. A viewer asks for less than normal so that
-    /// a positive value so that drawing wins when both want a core.
+    /// drawing wins when both want a core.
     pub priority: TrainingPriority,
+    /// Step reports kept for a consumer that has not read them (older ones are dropped).
+    pub step_events: usize,
 }
 
 impl Default for SessionOptions {
@@ -97,7 +102,51 @@ impl Default for SessionOptions {
             probe_every: 0,
             threads: None,
             priority: TrainingPriority::Normal,
+            step_events: 1024,
         }
+    }
+}
+
+/// The thread's side of the two event streams.
+struct Outbox {
+    steps: SyncSender<(u64, Event)>,
+    others: Sender<(u64, Event)>,
+    sequence: AtomicU64,
+}
+
+impl Outbox {
+    /// Sends `event`: a step report is dropped when the consumer is behind (better than
+    /// blocking training on a consumer that stopped reading); anything else is always
+    /// delivered.
+    fn emit(&self, event: Event) {
+        let number = self.sequence.fetch_add(1, Ordering::Relaxed);
+        match event {
+            Event::Step(_) => {
+                let _ = self.steps.try_send((number, event));
+            }
+            _ => {
+                let _ = self.others.send((number, event));
+            }
+        }
+    }
+}
+
+/// The owner's side of the two event streams.
+struct Inbox {
+    steps: Receiver<(u64, Event)>,
+    others: Receiver<(u64, Event)>,
+    /// Received, not yet handed out, in sending order.
+    pending: std::collections::VecDeque<(u64, Event)>,
+}
+
+impl Inbox {
+    /// Moves everything that has arrived into `pending`, in sending order. (Whatever was
+    /// pending was sent before anything that arrives after it was collected.)
+    fn collect(&mut self) {
+        let mut arrived: Vec<(u64, Event)> = self.steps.try_iter().collect();
+        arrived.extend(self.others.try_iter());
+        arrived.sort_by_key(|(number, _)| *number);
+        self.pending.extend(arrived);
     }
 }
 
@@ -105,7 +154,7 @@ impl Default for SessionOptions {
 pub struct Session {
     commands: Sender<Command>,
     // Behind a mutex so a Session can be shared (e.g. held in an ECS resource).
-    events: Mutex<Receiver<Event>>,
+    events: Mutex<Inbox>,
     snapshots: Arc<Latest<Snapshot>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -119,7 +168,13 @@ impl Session {
         F: FnOnce() -> Trainer<B> + Send + 'static,
     {
         let (command_tx, command_rx) = mpsc::channel();
-        let (event_tx, event_rx) = mpsc::sync_channel(1024);
+        let (step_tx, step_rx) = mpsc::sync_channel(options.step_events.max(1));
+        let (other_tx, other_rx) = mpsc::channel();
+        let event_tx = Outbox {
+            steps: step_tx,
+            others: other_tx,
+            sequence: AtomicU64::new(0),
+        };
         let snapshots = Arc::new(Latest::default());
         let mailbox = snapshots.clone();
         let options_threads = options.threads;
@@ -141,7 +196,11 @@ impl Session {
             .expect("spawning the training thread");
         Self {
             commands: command_tx,
-            events: Mutex::new(event_rx),
+            events: Mutex::new(Inbox {
+                steps: step_rx,
+                others: other_rx,
+                pending: Default::default(),
+            }),
             snapshots,
             thread: Some(thread),
         }
@@ -152,17 +211,31 @@ impl Session {
         self.commands.send(command).is_ok()
     }
 
-    /// Events since the last call.
+    /// Events since the last call, in the order the thread sent them.
     pub fn events(&self) -> Vec<Event> {
-        self.events
-            .lock()
-            .map(|events| events.try_iter().collect())
-            .unwrap_or_default()
+        let Ok(mut inbox) = self.events.lock() else {
+            return Vec::new();
+        };
+        inbox.collect();
+        inbox.pending.drain(..).map(|(_, event)| event).collect()
     }
 
-    /// Waits up to `timeout` for the next event.
+    /// Waits up to `timeout` for the next event (of either stream).
     pub fn next_event(&self, timeout: Duration) -> Option<Event> {
-        self.events.lock().ok()?.recv_timeout(timeout).ok()
+        let deadline = Instant::now() + timeout;
+        loop {
+            {
+                let mut inbox = self.events.lock().ok()?;
+                inbox.collect();
+                if let Some((_, event)) = inbox.pending.pop_front() {
+                    return Some(event);
+                }
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// The newest snapshot not yet taken.
@@ -255,15 +328,14 @@ pub fn spawn_session(
     )
 }
 
-fn emit(events: &SyncSender<Event>, event: Event) {
-    // Dropping an event is better than blocking training on a consumer that stopped reading.
-    let _ = events.try_send(event);
+fn emit(events: &Outbox, event: Event) {
+    events.emit(event);
 }
 
 fn run<B: AutodiffBackend>(
     mut trainer: Trainer<B>,
     commands: Receiver<Command>,
-    events: SyncSender<Event>,
+    events: Outbox,
     snapshots: Arc<Latest<Snapshot>>,
     options: SessionOptions,
 ) {
@@ -335,7 +407,7 @@ fn apply<B: AutodiffBackend>(
     command: Command,
     paused: &mut bool,
     single_steps: &mut usize,
-    events: &SyncSender<Event>,
+    events: &Outbox,
     snapshots: &Latest<Snapshot>,
 ) -> bool {
     let params = trainer.params();

@@ -24,6 +24,7 @@ pub mod physics_mode;
 pub mod picking;
 pub mod picture;
 pub mod preset;
+pub mod ranges;
 pub mod record;
 pub mod scene;
 pub mod spheres;

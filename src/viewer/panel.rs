@@ -18,11 +18,11 @@ use super::palette;
 use super::physics_mode::{PhysicsControls, PhysicsStatus};
 use super::picking::Selection;
 use super::preset::{self, Lesson, ViewPreset};
+use super::ranges;
 use super::scene::{Scene, SceneSettings};
 use super::timeline::Timeline;
 use super::training::{Controls, History, TrainingAction, TrainingLink, TrainingStatus};
 use crate::config::TrainConfig;
-use crate::loss::{ALPHA_RANGE, RADIUS_SCALE_RANGE};
 use crate::projection::ProjectionMode;
 use crate::train::session::TrainingPriority;
 
@@ -526,13 +526,13 @@ fn packing_controls(ui: &mut egui::Ui, controls: &mut Controls, teaching: bool) 
     ui.add(
         egui::Slider::new(
             &mut controls.radius_scale,
-            0.1..=RADIUS_SCALE_RANGE.1.min(50.0),
+            ranges::RADIUS_SCALE.0..=ranges::RADIUS_SCALE.1,
         )
         .logarithmic(true)
         .text("radius scale r_s"),
     );
     ui.add(
-        egui::Slider::new(&mut controls.alpha, ALPHA_RANGE.0..=4.0)
+        egui::Slider::new(&mut controls.alpha, ranges::ALPHA.0..=ranges::ALPHA.1)
             .step_by(0.05)
             .text("exponent alpha"),
     );
@@ -546,15 +546,21 @@ fn packing_controls(ui: &mut egui::Ui, controls: &mut Controls, teaching: bool) 
         }
     });
     ui.add(
-        egui::Slider::new(&mut controls.lr, 1e-5..=1e-1)
-            .logarithmic(true)
-            .text("learning rate"),
+        egui::Slider::new(
+            &mut controls.lr,
+            ranges::LEARNING_RATE.0..=ranges::LEARNING_RATE.1,
+        )
+        .logarithmic(true)
+        .text("learning rate"),
     );
     if !teaching {
         ui.add(
-            egui::Slider::new(&mut controls.weight_decay, 0.0..=1e-2)
-                .logarithmic(true)
-                .text("weight decay"),
+            egui::Slider::new(
+                &mut controls.weight_decay,
+                ranges::WEIGHT_DECAY.0..=ranges::WEIGHT_DECAY.1,
+            )
+            .logarithmic(true)
+            .text("weight decay"),
         );
     }
 }
@@ -566,19 +572,19 @@ fn restart_controls(
     actions: &mut MessageWriter<TrainingAction>,
 ) {
     ui.label(RichText::new("run (applied by a restart)").strong());
-    ui.add(egui::Slider::new(&mut panel.views, 2..=16).text("views m"));
+    ui.add(egui::Slider::new(&mut panel.views, ranges::VIEWS.0..=ranges::VIEWS.1).text("views m"));
     ui.add(
-        egui::Slider::new(&mut panel.batch, 16..=1024)
+        egui::Slider::new(&mut panel.batch, ranges::BATCH.0..=ranges::BATCH.1)
             .logarithmic(true)
             .text("batch"),
     );
     ui.add(
-        egui::Slider::new(&mut panel.dim, 3..=256)
+        egui::Slider::new(&mut panel.dim, ranges::DIM.0..=ranges::DIM.1)
             .logarithmic(true)
             .text("embedding dim d"),
     );
     ui.add(
-        egui::Slider::new(&mut panel.spheres, 100..=10_000)
+        egui::Slider::new(&mut panel.spheres, ranges::SPHERES.0..=ranges::SPHERES.1)
             .logarithmic(true)
             .text("spheres shown"),
     );
@@ -623,15 +629,21 @@ fn restart_controls(
 fn physics_controls(ui: &mut egui::Ui, physics: &mut PhysicsControls, status: &PhysicsStatus) {
     ui.label(RichText::new("soft spheres in a periodic box").strong());
     ui.add(
-        egui::Slider::new(&mut physics.alpha, ALPHA_RANGE.0..=4.0)
-            .step_by(0.05)
-            .text("exponent alpha"),
+        egui::Slider::new(
+            &mut physics.alpha,
+            ranges::PHYSICS_ALPHA.0..=ranges::PHYSICS_ALPHA.1,
+        )
+        .step_by(0.05)
+        .text("exponent alpha"),
     );
     ui.add(egui::Slider::new(&mut physics.radius_scale, 0.5..=1.5).text("radius scale (phi)"));
     ui.add(
-        egui::Slider::new(&mut physics.n, 64..=2048)
-            .logarithmic(true)
-            .text("particles"),
+        egui::Slider::new(
+            &mut physics.n,
+            ranges::PHYSICS_PARTICLES.0..=ranges::PHYSICS_PARTICLES.1,
+        )
+        .logarithmic(true)
+        .text("particles"),
     );
     ui.horizontal(|ui| {
         ui.selectable_value(&mut physics.dim, 3, "3-D");
@@ -684,7 +696,10 @@ fn view_controls(
         &mut settings.show_wireframe,
         "unit sphere (true 3-D embedding)",
     );
-    ui.add(egui::Slider::new(&mut settings.opacity, 0.05..=1.0).text("opacity (1: solid)"));
+    ui.add(
+        egui::Slider::new(&mut settings.opacity, ranges::OPACITY.0..=ranges::OPACITY.1)
+            .text("opacity (1: solid)"),
+    );
     ui.add(egui::Slider::new(&mut settings.render_scale, 0.25..=1.0).text("render scale"));
     let target = pacing.target_fps;
     ui.checkbox(
@@ -705,7 +720,10 @@ fn view_controls(
     );
     if let Ok(mut orbit) = cameras.single_mut() {
         let mut rotate = orbit.auto_rotate;
-        ui.add(egui::Slider::new(&mut rotate, -45.0..=45.0).text("auto-rotate deg/s"));
+        ui.add(
+            egui::Slider::new(&mut rotate, ranges::AUTO_ROTATE.0..=ranges::AUTO_ROTATE.1)
+                .text("auto-rotate deg/s"),
+        );
         if rotate != orbit.auto_rotate {
             orbit.auto_rotate = rotate;
         }

@@ -134,6 +134,7 @@ fn options(threads: Option<usize>, paused: bool, priority: TrainingPriority) -> 
         probe_every: 1000,
         threads,
         priority,
+        ..SessionOptions::default()
     }
 }
 
