@@ -45,6 +45,18 @@ pub struct PanelState {
     hover_texture: Option<(usize, egui::TextureHandle)>,
 }
 
+impl PanelState {
+    /// The restart fields of `config`, ready for the Restart button.
+    fn take_restart_fields(&mut self, config: &TrainConfig) {
+        self.views = config.views;
+        self.batch = config.batch;
+        self.dim = config.dim;
+        self.dataset = config.dataset.clone();
+        self.seed = config.seed;
+        self.spheres = config.snapshot_images;
+    }
+}
+
 pub struct PanelPlugin {
     pub teaching: bool,
     pub lesson: Option<Lesson>,
@@ -503,12 +515,7 @@ fn apply_preset(
             orbit.auto_rotate = view.auto_rotate;
         }
     }
-    panel.views = config.views;
-    panel.batch = config.batch;
-    panel.dim = config.dim;
-    panel.dataset = config.dataset.clone();
-    panel.seed = config.seed;
-    panel.spheres = config.snapshot_images;
+    panel.take_restart_fields(&config);
     panel.lesson = preset.lesson;
     actions.write(TrainingAction::Restart(Box::new(config)));
 }
@@ -828,12 +835,7 @@ fn preset_controls(
             let path = PathBuf::from(panel.preset_path.trim());
             panel.message = Some(match preset::load(&path, &TrainConfig::viewer_default()) {
                 Ok(preset::Preset { config, .. }) => {
-                    panel.views = config.views;
-                    panel.batch = config.batch;
-                    panel.dim = config.dim;
-                    panel.dataset = config.dataset.clone();
-                    panel.seed = config.seed;
-                    panel.spheres = config.snapshot_images;
+                    panel.take_restart_fields(&config);
                     (
                         format!(
                             "loaded {}: press Restart to run it (clamp view --config {} starts with it)",

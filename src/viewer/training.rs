@@ -36,9 +36,14 @@ pub struct TrainingLink {
     started_paused: bool,
 }
 
-/// [`crate::eval::pixel_pca_purity`] of the images a run draws.
+/// [`crate::eval::pixel_pca_purity`] of the images a run draws (of those the picture's purity
+/// counts, when there are more).
 fn pixel_purity_of(data: &TrainingData) -> Option<f64> {
-    crate::eval::pixel_pca_purity(&data.test, &data.snapshot_images)
+    let counted = data
+        .snapshot_images
+        .len()
+        .min(super::scene::PURITY_MAX_SPHERES);
+    crate::eval::pixel_pca_purity(&data.test, &data.snapshot_images[..counted])
         .map_err(|e| warn!("no pixel baseline for the class purity: {e}"))
         .ok()
 }
