@@ -50,11 +50,17 @@ fn jam_finds_the_2d_jamming_point_and_its_power_laws() {
 #[test]
 fn jam_refuses_bad_flags() {
     for (args, word) in [
-        (&["jam", "--dim", "4", "--n", "64"][..], "dim"),
-        (&["jam", "--dim", "3", "--n", "1"][..], "n"),
+        (
+            &["jam", "--dim", "4", "--n", "64"][..],
+            "--dim: must be 2 or 3 in a box, 2 on S^2, got 4",
+        ),
+        (
+            &["jam", "--dim", "3", "--n", "1"][..],
+            "--n: need at least 2 particles, got 1",
+        ),
         (
             &["jam", "--dim", "2", "--n", "64", "--alpha", "0.5"][..],
-            "alpha",
+            "--alpha: must be finite and > 1, got 0.5",
         ),
         (&["jam", "--n", "64"][..], "--dim"),
     ] {

@@ -55,6 +55,13 @@ fn train_writes_metrics_a_checkpoint_and_a_summary() {
         assert!(summary[key].is_number(), "summary lacks {key}: {stdout}");
     }
     assert_eq!(summary["steps"], 6);
+    // The toy set probes on the images it trains on (one per class, the same ten in both
+    // splits): each test image's features are a training image's own, so a working kNN and a
+    // working linear probe both score exactly 1.
+    assert_eq!(summary["knn_acc"], 1.0, "{stdout}");
+    assert_eq!(summary["linear_acc"], 1.0, "{stdout}");
+    let centroid = summary["nearest_centroid_acc"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&centroid), "{stdout}");
 
     let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
     let lines: Vec<serde_json::Value> = metrics

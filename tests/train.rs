@@ -326,13 +326,17 @@ fn probes_classify_separable_clusters_and_fail_on_shuffled_labels() {
     let settings = ProbeSettings::default();
     assert_eq!(linear_probe_accuracy(&train, &test, 3, &settings), 1.0);
 
-    // Labels unrelated to the features: both probes fall to chance on held-out data.
-    let mut shuffled = train.clone();
+    // Labels unrelated to the features: both probes fall to chance on held-out data. Each
+    // cluster gets every label equally often (42 points, labels cycling), so not even a
+    // majority ties a label to a cluster.
+    let mut shuffled = clusters(42, 5, 0);
     for (i, label) in shuffled.labels.iter_mut().enumerate() {
-        *label = ((i * 7) % 3) as u16;
+        *label = ((i % 42) % 3) as u16;
     }
     let knn = knn_accuracy::<burn::backend::Flex>(&shuffled, &test, 3, 20, &device);
     assert!(knn < 0.6, "kNN on shuffled labels {knn}");
+    let linear = linear_probe_accuracy(&shuffled, &test, 3, &settings);
+    assert!(linear < 0.6, "linear probe on shuffled labels {linear}");
 }
 
 #[test]
