@@ -406,14 +406,11 @@ fn timeline_controls(ui: &mut egui::Ui, timeline: &mut Timeline, controls: &mut 
                 None => "live".into(),
             }),
     );
-    if response.changed() {
-        if position == last && timeline.cursor().is_none() {
-            // Dragged onto the live end without leaving it.
-        } else {
-            timeline.scrub_to(position);
-            timeline.replaying = false;
-            controls.running = false;
-        }
+    // Dragging within the live end stays live; anywhere else shows that snapshot.
+    if response.changed() && !(position == last && timeline.is_live()) {
+        timeline.scrub_to(position);
+        timeline.replaying = false;
+        controls.running = false;
     }
     ui.horizontal(|ui| {
         let live = timeline.is_live();

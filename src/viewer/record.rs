@@ -147,18 +147,19 @@ impl BackendTask for RecordTask {
             }
             let snapshot = trainer.snapshot();
             let metrics = &snapshot.readout.metrics;
-            let caption = format!(
-                "step {}  r_s {:.2}  alpha {:.2}  Z {:.1} (2d = {})  class purity {:.2}",
-                snapshot.step,
-                snapshot.params.radius_scale,
-                snapshot.params.alpha,
-                metrics.mean_contacts,
-                2 * snapshot.readout.dim,
-                drawn_purity(&snapshot)?,
-            );
-            progress.set_message(&caption);
+            let (step, params, dim) = (snapshot.step, snapshot.params, snapshot.readout.dim);
+            let contacts = metrics.mean_contacts;
             let yaw = OrbitCamera::default().yaw + (orbit * index as f32 / fps as f32).to_radians();
             let mut image = renderer.render(frame_of(snapshot), yaw)?;
+            // The scene computed the purity of what it drew, as the viewer's does.
+            let caption = format!(
+                "step {step}  r_s {:.2}  alpha {:.2}  Z {contacts:.1} (2d = {})  class purity {:.2}",
+                params.radius_scale,
+                params.alpha,
+                2 * dim,
+                renderer.purity().unwrap_or(f64::NAN),
+            );
+            progress.set_message(&caption);
             video::draw_caption(&mut image, &caption);
             let path = video::frame_path(&dir, index);
             video::write_png(&path, &image)?;
@@ -195,29 +196,6 @@ impl BackendTask for RecordTask {
             seconds: started.elapsed().as_secs_f64(),
         })
     }
-}
-
-/// Class purity of a snapshot's spheres where they are drawn: the centers projected to 3-D as
-/// the scene projects them (the centers themselves when d = 3).
-fn drawn_purity(snapshot: &crate::train::Snapshot) -> Result<f64, String> {
-    let readout = &snapshot.readout;
-    let projector = crate::projection::Projector::fit(
-        &readout.centers,
-        readout.dim,
-        crate::projection::ProjectionMode::Pca,
-        None,
-    )?;
-    let positions: Vec<f32> = projector
-        .project(&readout.centers)
-        .into_iter()
-        .flatten()
-        .collect();
-    Ok(crate::eval::class_purity(
-        &positions,
-        3,
-        &snapshot.labels,
-        crate::eval::PURITY_K,
-    ))
 }
 
 /// The viewer's scene rendered into an image, one frame per call.
@@ -277,6 +255,11 @@ impl OffscreenRenderer {
             target,
             rendered: 0,
         })
+    }
+
+    /// Class purity of the spheres last rendered, in their drawn positions.
+    pub fn purity(&self) -> Option<f64> {
+        self.app.world().resource::<super::scene::Scene>().purity
     }
 
     /// Shows `frame` from orbit angle `yaw` and reads the picture back.
