@@ -86,11 +86,16 @@ fn train_writes_metrics_a_checkpoint_and_a_summary() {
             .collect::<Vec<_>>(),
         vec![0, 3, 6]
     );
-    for file in ["model.mpk", "optimizer.mpk", "config.toml", "state.json"] {
-        assert!(
-            out.join("checkpoint").join(file).is_file(),
-            "checkpoint lacks {file}"
-        );
+    let checkpoint = out.join("checkpoints/step-00000006");
+    assert_eq!(summary["checkpoint"], checkpoint.to_str().unwrap());
+    for file in [
+        "model.mpk",
+        "optimizer.mpk",
+        "config.toml",
+        "state.json",
+        "manifest.json",
+    ] {
+        assert!(checkpoint.join(file).is_file(), "checkpoint lacks {file}");
     }
 }
 
@@ -140,4 +145,87 @@ fn each_command_explains_its_own_flags_with_help() {
     let (code, _, stderr) = clamp(&["fly", "--help"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("unknown command 'fly'"), "{stderr}");
+}
+
+/// Writes an IDX split of 28 x 28 images: `patterns[k]` is true for a bright block top-left,
+/// false for one bottom-right; `labels[k]` its label.
+fn write_idx_split(dir: &std::path::Path, prefix: &str, patterns: &[bool], labels: &[u8]) {
+    let mut images = vec![0, 0, 8, 3];
+    for n in [patterns.len() as u32, 28, 28] {
+        images.extend_from_slice(&n.to_be_bytes());
+    }
+    for &top_left in patterns {
+        let (r0, c0) = if top_left { (2, 2) } else { (16, 16) };
+        for r in 0..28 {
+            for c in 0..28 {
+                let inside = (r0..r0 + 10).contains(&r) && (c0..c0 + 10).contains(&c);
+                images.push(if inside { 230 } else { 10 });
+            }
+        }
+    }
+    let mut label_bytes = vec![0, 0, 8, 1];
+    label_bytes.extend_from_slice(&(labels.len() as u32).to_be_bytes());
+    label_bytes.extend_from_slice(labels);
+    std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), images).unwrap();
+    std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), label_bytes).unwrap();
+}
+
+#[test]
+fn eval_scores_a_hand_checked_split_exactly() {
+    let root = std::env::temp_dir().join(format!("clamp-cli-eval-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let data = root.join("two-blocks");
+    std::fs::create_dir_all(&data).unwrap();
+    // Training: 20 top-left blocks labelled 0, 20 bottom-right labelled 1.
+    let train: Vec<bool> = (0..40).map(|k| k < 20).collect();
+    let train_labels: Vec<u8> = train.iter().map(|&t| if t { 0 } else { 1 }).collect();
+    write_idx_split(&data, "train", &train, &train_labels);
+    // Test: 4 + 4 labelled as in training, and 2 top-left blocks labelled 1. Identical images
+    // have identical features under any encoder, so every probe predicts the training label of
+    // the pattern: exactly 8 of 10 right, for kNN, the linear probe and raw pixels alike.
+    let test = [
+        true, true, true, true, false, false, false, false, true, true,
+    ];
+    let test_labels = [0, 0, 0, 0, 1, 1, 1, 1, 1, 1];
+    write_idx_split(&data, "t10k", &test, &test_labels);
+
+    // Any checkpoint of a 28 x 28 grayscale model will do: two steps on the bundled images.
+    let run = root.join("run");
+    let bundled = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/fashion-mnist");
+    let (code, _, stderr) = clamp(&[
+        "train",
+        "--data",
+        bundled,
+        "--backend",
+        "cpu",
+        "--steps",
+        "2",
+        "--batch",
+        "32",
+        "--width",
+        "4",
+        "--probe-train-images",
+        "100",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = clamp(&[
+        "eval",
+        "--checkpoint",
+        run.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--backend",
+        "cpu",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let result: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(result["train_images"], 40, "{stdout}");
+    assert_eq!(result["test_images"], 10, "{stdout}");
+    assert_eq!(result["step"], 2, "{stdout}");
+    for key in ["knn_acc", "linear_acc", "raw_pixel_knn_acc"] {
+        assert_eq!(result[key], 0.8, "{key}: {stdout}");
+    }
+    let _ = std::fs::remove_dir_all(&root);
 }

@@ -13,7 +13,8 @@ fn max_abs(v: impl IntoIterator<Item = f64>) -> f64 {
 #[test]
 fn forces_are_the_negative_energy_gradient() {
     for (dim, phi) in [(2, 1.0), (3, 0.9)] {
-        for alpha in [2.0, 2.5] {
+        // 2 and 2.5 have their own code; 3 goes through the general powf branch.
+        for alpha in [2.0, 2.5, 3.0] {
             let packing = Packing::random(&JamConfig::bidisperse(dim, 40, alpha, 7), phi).unwrap();
             assert!(
                 packing.contacts().len() > 40,
@@ -116,6 +117,27 @@ fn cell_list_matches_all_pairs() {
     }
 }
 
+/// Largest overlap 1 - d / sigma_ij over all pairs (minimum image).
+fn worst_overlap(packing: &Packing) -> f64 {
+    let (n, dim) = (packing.n(), packing.dim());
+    let (x, sigma) = (packing.positions(), packing.diameters());
+    let box_len = packing.box_len().unwrap();
+    let mut worst: f64 = 0.0;
+    for i in 0..n {
+        for j in i + 1..n {
+            let d2: f64 = (0..dim)
+                .map(|k| {
+                    let mut d = x[i * dim + k] - x[j * dim + k];
+                    d -= box_len * (d / box_len).round();
+                    d * d
+                })
+                .sum();
+            worst = worst.max(1.0 - d2.sqrt() / (0.5 * (sigma[i] + sigma[j])));
+        }
+    }
+    worst
+}
+
 #[test]
 fn fire_reaches_zero_energy_below_jamming() {
     let mut packing = Packing::random(&JamConfig::bidisperse(3, 256, 2.0, 11), 0.5).unwrap();
@@ -123,45 +145,132 @@ fn fire_reaches_zero_energy_below_jamming() {
     assert!(start > 1e-3, "random start should overlap (E/N = {start})");
     let report = packing.minimize(100_000);
     assert_eq!(report.status, MinimizeStatus::ZeroEnergy);
-    assert!(packing.energy_per_particle() < 1e-16);
+    // "Zero" means E/N < 1e-16; with E = sum of overlap^2 / 2 no pair can then overlap by more
+    // than sqrt(2 N 1e-16). Checked on the positions, counted here, not by the simulator.
+    let worst = worst_overlap(&packing);
+    let bound = (2.0 * 256.0 * 1e-16f64).sqrt();
+    assert!(
+        worst < bound,
+        "largest relative overlap {worst:e}, bound {bound:e}"
+    );
     // What overlap is left is at the 1e-8 level, so the pressure all but vanishes.
     assert!(packing.pressure() < 1e-7, "p = {}", packing.pressure());
 }
 
-fn check_jamming(dim: usize, n: usize, seeds: &[u64], phi_expected: f64) {
+/// Mean contact number of the non-rattlers, counted here from positions and diameters alone
+/// (minimum image in the periodic box; rattlers, with fewer than d + 1 contacts, removed until
+/// none is left): an independent count to hold the simulator's against.
+fn non_rattler_contacts(packing: &Packing) -> f64 {
+    let (n, dim) = (packing.n(), packing.dim());
+    let (x, sigma) = (packing.positions(), packing.diameters());
+    let box_len = packing.box_len().expect("a periodic box");
+    let mut neighbours = vec![Vec::new(); n];
+    for i in 0..n {
+        for j in i + 1..n {
+            let d2: f64 = (0..dim)
+                .map(|k| {
+                    let mut d = x[i * dim + k] - x[j * dim + k];
+                    d -= box_len * (d / box_len).round();
+                    d * d
+                })
+                .sum();
+            let touch = 0.5 * (sigma[i] + sigma[j]);
+            if d2 < touch * touch {
+                neighbours[i].push(j);
+                neighbours[j].push(i);
+            }
+        }
+    }
+    let mut alive = vec![true; n];
+    loop {
+        let count = |i: usize, alive: &[bool]| neighbours[i].iter().filter(|&&j| alive[j]).count();
+        let rattlers: Vec<usize> = (0..n)
+            .filter(|&i| alive[i] && count(i, &alive) < dim + 1)
+            .collect();
+        if rattlers.is_empty() {
+            let kept: Vec<usize> = (0..n).filter(|&i| alive[i]).collect();
+            let total: usize = kept.iter().map(|&i| count(i, &alive)).sum();
+            return total as f64 / kept.len() as f64;
+        }
+        for i in rattlers {
+            alive[i] = false;
+        }
+    }
+}
+
+/// phi_J and Z at jamming for `seeds`, N particles. The tolerances come from the benchmark
+/// (README: N = 1,024, 5 seeds: std 0.0010 in 3D, 0.0018 in 2D), scaled to N by the
+/// sqrt(1,024 / N) of sample-to-sample fluctuations: each seed within 3 sigma_N of the target,
+/// their mean within 3 sigma_N / sqrt(seeds) plus the target's own published uncertainty.
+fn check_jamming(dim: usize, n: usize, seeds: &[u64], phi_expected: f64, sigma_1024: f64) {
+    let sigma_n = sigma_1024 * (1024.0 / n as f64).sqrt();
+    let published = 0.006;
     let mut phis = Vec::new();
     for &seed in seeds {
-        let result = find_jamming(&JamConfig::bidisperse(dim, n, 2.0, seed), &mut |_| {}).unwrap();
+        let (result, packing) =
+            find_jammed_packing(&JamConfig::bidisperse(dim, n, 2.0, seed), &mut |_| {}).unwrap();
         let isostatic = 2.0 * dim as f64;
+        let counted = non_rattler_contacts(&packing);
         assert!(
-            (result.contacts - isostatic).abs() < 0.05 * isostatic,
-            "dim {dim} seed {seed}: Z = {} vs {isostatic}",
+            (counted - result.contacts).abs() < 1e-9,
+            "dim {dim} seed {seed}: Z counted here {counted}, reported {}",
             result.contacts
         );
-        // Just above jamming: the energy is positive but tiny.
-        assert!(result.energy_per_particle > 1e-16 && result.energy_per_particle < 1e-8);
-        assert!(result.phi_resolution < 1e-5 && result.rattler_fraction < 0.15);
+        // Isostatic: a periodic jammed packing has d (N - 1) + 1 contacts at least, and at the
+        // jamming point only a few more.
+        let kept = (n as f64 * (1.0 - result.rattler_fraction)).round();
+        println!("dim {dim} seed {seed}: Z = {counted}, {kept} non-rattlers");
         assert!(
-            (result.phi_j - phi_expected).abs() < 0.03,
-            "dim {dim} seed {seed}: {result:?}"
+            (counted - isostatic).abs() <= 6.0 / kept,
+            "dim {dim} seed {seed}: Z = {counted} vs {isostatic} ({kept} non-rattlers)"
+        );
+        assert!(
+            (result.phi_j - phi_expected).abs() < 3.0 * sigma_n + published,
+            "dim {dim} seed {seed}: phi_J {} vs {phi_expected} +- {}",
+            result.phi_j,
+            3.0 * sigma_n + published
         );
         phis.push(result.phi_j);
     }
     let mean = phis.iter().sum::<f64>() / phis.len() as f64;
-    assert!(
-        (mean - phi_expected).abs() < 0.02,
-        "dim {dim}: mean phi_J {mean} ({phis:?})"
+    let allowed = 3.0 * sigma_n / (seeds.len() as f64).sqrt() + published;
+    println!(
+        "dim {dim} N {n}: phi_J {phis:?}, mean {mean:.5} (allowed {phi_expected} +- {allowed:.4})"
     );
+    assert!(
+        (mean - phi_expected).abs() < allowed,
+        "dim {dim}: mean phi_J {mean} ({phis:?}) vs {phi_expected} +- {allowed}"
+    );
+}
+
+/// The jamming point is where rigidity sets in: a little below it the packing relaxes to zero
+/// energy, a little above it cannot.
+fn check_rigidity_sets_in_at_phi_j(dim: usize, n: usize) {
+    let (result, packing) =
+        find_jammed_packing(&JamConfig::bidisperse(dim, n, 2.0, 1), &mut |_| {}).unwrap();
+    let relaxed_at = |phi: f64| {
+        let mut p = packing.clone();
+        p.set_packing_fraction(phi).unwrap();
+        p.minimize(1_000_000);
+        p.energy_per_particle()
+    };
+    let below = relaxed_at(result.phi_j * (1.0 - 1e-3));
+    let above = relaxed_at(result.phi_j * (1.0 + 1e-3));
+    assert!(below < 1e-20, "dim {dim}: E/N {below:e} just below phi_J");
+    // Harmonic: E/N ~ (phi - phi_J)^2, about 1e-7 at 1e-3 above.
+    assert!(above > 1e-9, "dim {dim}: E/N {above:e} just above phi_J");
 }
 
 #[test]
 fn jamming_2d_bidisperse() {
-    check_jamming(2, 256, &[1, 2, 3], 0.842);
+    check_jamming(2, 256, &[1, 2, 3], 0.842, 0.0018);
+    check_rigidity_sets_in_at_phi_j(2, 256);
 }
 
 #[test]
 fn jamming_3d_bidisperse() {
-    check_jamming(3, 128, &[1, 2, 3], 0.648);
+    check_jamming(3, 256, &[1, 2, 3], 0.648, 0.0010);
+    check_rigidity_sets_in_at_phi_j(3, 256);
 }
 
 #[test]

@@ -83,6 +83,14 @@ impl Args {
         self.values.get(name).map(String::as_str)
     }
 
+    /// The names of the flags given, options and switches.
+    pub fn given(&self) -> impl Iterator<Item = &str> {
+        self.values
+            .keys()
+            .map(String::as_str)
+            .chain(self.switches.iter().map(String::as_str))
+    }
+
     pub fn switch(&self, name: &str) -> bool {
         self.switches.iter().any(|s| s == name)
     }

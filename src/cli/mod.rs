@@ -4,6 +4,7 @@
 pub mod args;
 pub mod jam;
 pub mod progress;
+pub mod signals;
 pub mod train;
 #[cfg(feature = "viewer")]
 pub mod view;
@@ -29,7 +30,11 @@ usage:
               [--loss clamp|simclr] [--optimizer adam|lars] [--encoder small-cnn|resnet18|mlp]
               [--width W] [--eval-every N] [--probe-train-images N] [--temperature T]
               [--crop-min S] [--blur-prob P] [--warmup-steps N] [--data DIR] [--no-log]
-      train with a progress bar; metrics.jsonl and a checkpoint in DIR; summary JSON on stdout
+              [--checkpoint-every STEPS]
+      train with a progress bar; metrics.jsonl and checkpoints in DIR (every 5 minutes, on
+      Ctrl-C, at the end); summary JSON on stdout
+  clamp train --resume DIR [--steps N] [--backend auto|wgpu|cpu] [--checkpoint-every STEPS]
+      continue the run in DIR from its newest whole checkpoint, as if never interrupted
   clamp eval --checkpoint DIR [--data DIR] [--backend auto|wgpu|cpu]
       frozen-backbone linear probe and kNN on the test split, beside a raw-pixel kNN baseline
 
@@ -72,7 +77,10 @@ pub fn run(words: &[String]) -> i32 {
     }
     let result = match command.as_str() {
         "analyze" => analyze(rest),
-        "train" => train::train(rest),
+        "train" => match train::train(rest) {
+            Ok(code) => return code,
+            Err(message) => Err(message),
+        },
         "jam" => jam::jam(rest),
         "eval" => train::eval(rest),
         #[cfg(feature = "viewer")]

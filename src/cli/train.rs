@@ -11,10 +11,11 @@ use serde_json::json;
 
 use super::args::{Args, FlagSpec};
 use super::progress::Progress;
+use super::signals;
 use crate::backend::{BackendTask, run_on};
 use crate::config::TrainConfig;
 use crate::eval::{Features, KNN_K, ProbeSettings, knn_accuracy, linear_probe_accuracy};
-use crate::train::{ProbeReport, RunStart, Trainer, TrainingData, checkpoint};
+use crate::train::{Fault, FaultKind, ProbeReport, RunStart, Trainer, TrainingData, checkpoint};
 
 /// Training flags that also apply when watching (`clamp view`) or recording (`clamp record`).
 pub const SHARED_TRAINING_FLAGS: &[&str] = &[
@@ -48,6 +49,8 @@ pub const TRAIN_FLAGS: FlagSpec = FlagSpec {
         "temperature",
         "warmup-steps",
         "probe-train-images",
+        "resume",
+        "checkpoint-every",
     ],
     switches: &["no-log"],
 };
@@ -107,36 +110,124 @@ pub fn apply_train_flags(mut config: TrainConfig, args: &Args) -> Result<TrainCo
     Ok(config)
 }
 
-pub fn train(words: &[String]) -> Result<(), String> {
+/// How often `clamp train` saves a checkpoint while it runs.
+#[derive(Clone, Copy, Debug)]
+enum CheckpointEvery {
+    Steps(usize),
+    /// The default: about five minutes of work, whatever a step costs.
+    Seconds(f64),
+}
+
+const DEFAULT_CHECKPOINT_SECONDS: f64 = 300.0;
+
+/// Flags that may accompany `--resume`: they change how the run goes on, not what it trains.
+const RESUME_FLAGS: &[&str] = &[
+    "resume",
+    "backend",
+    "steps",
+    "epochs",
+    "eval-every",
+    "checkpoint-every",
+];
+
+/// Exit code of a run stopped by repeated non-finite steps.
+pub const EXIT_DIVERGED: i32 = 3;
+
+/// `clamp train`; returns the exit code (0, 128 + signal when interrupted, [`EXIT_DIVERGED`]).
+pub fn train(words: &[String]) -> Result<i32, String> {
     let args = Args::parse(words, &TRAIN_FLAGS)?;
-    let mut config = config_from_args(&args)?;
-    let out = config
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("runs/seed{}-{}", config.seed, unix_time())));
-    config.out = Some(out.clone());
+    let fault = Fault::from_env()?;
+    let checkpoint_every = match args.get::<usize>("checkpoint-every")? {
+        Some(steps) => CheckpointEvery::Steps(steps),
+        None => CheckpointEvery::Seconds(DEFAULT_CHECKPOINT_SECONDS),
+    };
+    let resume: Option<PathBuf> = args.get("resume")?;
+    let (config, out) = match resume {
+        Some(run) => {
+            if let Some(flag) = args.given().find(|flag| !RESUME_FLAGS.contains(flag)) {
+                return Err(format!(
+                    "--{flag} cannot be given with --resume, which continues the run in {} with \
+                     its own configuration (start a new run with --out to change it)",
+                    run.display()
+                ));
+            }
+            let found = checkpoint::find(&run)?;
+            let mut config = checkpoint::load_config(&found.dir)?;
+            if let Some(backend) = args.get("backend")? {
+                config.backend = backend;
+            }
+            if let Some(steps) = args.get("steps")? {
+                config.steps = steps;
+                config.epochs = None;
+            }
+            if let Some(epochs) = args.get("epochs")? {
+                config.epochs = Some(epochs);
+            }
+            if let Some(every) = args.get("eval-every")? {
+                config.eval_every = every;
+            }
+            config.out = Some(run.clone());
+            config
+                .validate()
+                .map_err(|e| format!("--{}", e.replace('_', "-")))?;
+            (config, run)
+        }
+        None => {
+            let mut config = config_from_args(&args)?;
+            let out = config.out.clone().unwrap_or_else(|| {
+                PathBuf::from(format!("runs/seed{}-{}", config.seed, unix_time()))
+            });
+            config.out = Some(out.clone());
+            (config, out)
+        }
+    };
+    let resuming = args.text("resume").is_some();
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let metrics_path = out.join("metrics.jsonl");
     // Checked before any training: the metrics file must be writable.
     let metrics = OpenOptions::new()
         .create(true)
         .append(true)
-        .open(out.join("metrics.jsonl"))
-        .map_err(|e| format!("cannot write {}: {e}", out.join("metrics.jsonl").display()))?;
+        .open(&metrics_path)
+        .map_err(|e| format!("cannot write {}: {e}", metrics_path.display()))?;
 
     let start = RunStart::prepare(&config)?;
     start.report_to_stderr();
     let RunStart { data, backend, .. } = start;
-    let summary = run_on(
+    signals::install();
+    let outcome = run_on(
         &backend,
         TrainRun {
             config,
             data,
             out,
             metrics,
+            resuming,
+            checkpoint_every,
+            fault,
         },
     )?;
-    println!("{summary}");
-    Ok(())
+    match outcome {
+        Outcome::Finished(summary) => {
+            println!("{summary}");
+            Ok(0)
+        }
+        Outcome::Interrupted { signal } => Ok(128 + signal),
+        Outcome::Diverged(message) => {
+            eprintln!("clamp train: {message}");
+            Ok(EXIT_DIVERGED)
+        }
+    }
+}
+
+/// How a training run ended.
+enum Outcome {
+    /// All steps done: the summary JSON.
+    Finished(String),
+    /// Stopped by a signal after saving a checkpoint.
+    Interrupted { signal: i32 },
+    /// Stopped by non-finite steps after saving the last finite state.
+    Diverged(String),
 }
 
 struct TrainRun {
@@ -144,10 +235,13 @@ struct TrainRun {
     data: Arc<TrainingData>,
     out: PathBuf,
     metrics: File,
+    resuming: bool,
+    checkpoint_every: CheckpointEvery,
+    fault: Option<Fault>,
 }
 
 impl BackendTask for TrainRun {
-    type Output = Result<String, String>;
+    type Output = Result<Outcome, String>;
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
         let TrainRun {
@@ -155,53 +249,144 @@ impl BackendTask for TrainRun {
             data,
             out,
             mut metrics,
+            resuming,
+            checkpoint_every,
+            fault,
         } = self;
         let started = Instant::now();
-        let mut trainer = Trainer::<B>::new(config.clone(), data, device);
+        let (mut trainer, initial) = if resuming {
+            let (trainer, dir, passed_over) =
+                checkpoint::load_newest::<B>(&out, |_| Ok(config.clone()), data, device)?;
+            for reason in &passed_over {
+                eprintln!("warning: passed over a damaged checkpoint: {reason}");
+            }
+            let step = trainer.step_count();
+            // Lines past the checkpoint belong to steps that will be run again.
+            metrics = keep_metrics_up_to(&out.join("metrics.jsonl"), step)?;
+            eprintln!("resuming at step {step} from {}", dir.display());
+            write_line(
+                &mut metrics,
+                &json!({"event": "resumed", "step": step, "checkpoint": dir}).to_string(),
+            )?;
+            (trainer, None)
+        } else {
+            let trainer = Trainer::<B>::new(config.clone(), data, device);
+            let initial = trainer.probe();
+            eprintln!(
+                "at initialisation: kNN {:.4}, linear probe {:.4} ({:.1} s)",
+                initial.knn_acc, initial.linear_acc, initial.seconds
+            );
+            write_line(&mut metrics, &probe_json(&initial))?;
+            (trainer, Some(initial))
+        };
+        trainer.set_fault(fault);
         let total = trainer.total_steps();
-        let initial = trainer.probe();
-        eprintln!(
-            "at initialisation: kNN {:.4}, linear probe {:.4} ({:.1} s)",
-            initial.knn_acc, initial.linear_acc, initial.seconds
-        );
-        write_line(&mut metrics, &probe_json(&initial))?;
+        let first_step = trainer.step_count();
 
         let mut progress = Progress::new("train", total);
+        progress.set(first_step);
         progress.set_message("first step: compiling kernels, tuning");
         let mut last = None;
         let mut latest_probe: Option<ProbeReport> = None;
         let mut image_seconds = (0usize, 0.0f64);
-        for _ in 0..total {
-            let report = trainer.step().map_err(|e| e.to_string())?;
-            if report.step == 1 {
+        let mut last_save = Instant::now();
+        while trainer.step_count() < total {
+            match trainer.step() {
+                Ok(report) => {
+                    if report.step == first_step + 1 {
+                        progress.note(&format!(
+                            "first step took {:.2} s (warm-up included)",
+                            report.seconds
+                        ));
+                    } else {
+                        image_seconds.0 +=
+                            trainer.config.batch.min(trainer.data.train.len) * config.views;
+                        image_seconds.1 += report.seconds;
+                    }
+                    write_line(
+                        &mut metrics,
+                        &serde_json::to_string(&report).unwrap_or_default(),
+                    )?;
+                    progress.set_message(&format!(
+                        "loss {:.4}  Z {:.2}  {:.0} img/s",
+                        report.loss, report.packing.mean_contacts, report.images_per_sec
+                    ));
+                    if config.eval_every > 0
+                        && report.step % config.eval_every == 0
+                        && report.step < total
+                    {
+                        let probe = trainer.probe();
+                        progress.note(&format!(
+                            "step {}: kNN {:.4}, linear probe {:.4}",
+                            probe.step, probe.knn_acc, probe.linear_acc
+                        ));
+                        write_line(&mut metrics, &probe_json(&probe))?;
+                        latest_probe = Some(probe);
+                    }
+                    last = Some(report);
+                }
+                Err(skipped) => {
+                    write_line(
+                        &mut metrics,
+                        &json!({
+                            "event": "non_finite",
+                            "step": skipped.step,
+                            "what": skipped.what,
+                            "base_lr": skipped.lr,
+                            "in_a_row": skipped.in_a_row,
+                        })
+                        .to_string(),
+                    )?;
+                    if !skipped.is_fatal() {
+                        progress.note(&format!("warning: {skipped}"));
+                    } else {
+                        progress.finish();
+                        let dir = checkpoint::save_in_run(&trainer, &out)?;
+                        write_line(
+                            &mut metrics,
+                            &json!({"event": "stopped", "step": trainer.step_count(), "checkpoint": dir})
+                                .to_string(),
+                        )?;
+                        return Ok(Outcome::Diverged(format!(
+                            "{skipped}. Checkpoint of that state: {}",
+                            dir.display()
+                        )));
+                    }
+                }
+            }
+            let step = trainer.step_count();
+            progress.set(step);
+            if fault.is_some_and(|f| f.kind == FaultKind::Interrupt && f.strikes(step)) {
+                signals::interrupt_self();
+            }
+            if let Some(signal) = signals::received() {
+                progress.finish();
+                let dir = checkpoint::save_in_run(&trainer, &out)?;
+                write_line(
+                    &mut metrics,
+                    &json!({"event": "interrupted", "step": step, "signal": signal, "checkpoint": dir})
+                        .to_string(),
+                )?;
                 eprintln!(
-                    "\rfirst step took {:.2} s (warm-up included)",
-                    report.seconds
+                    "{} at step {step}: checkpoint saved to {}; continue with: clamp train --resume {}",
+                    signals::name(signal),
+                    dir.display(),
+                    out.display()
                 );
-            } else {
-                image_seconds.0 += trainer.config.batch.min(trainer.data.train.len) * config.views;
-                image_seconds.1 += report.seconds;
+                return Ok(Outcome::Interrupted { signal });
             }
-            write_line(
-                &mut metrics,
-                &serde_json::to_string(&report).unwrap_or_default(),
-            )?;
-            progress.set_message(&format!(
-                "loss {:.4}  Z {:.2}  {:.0} img/s",
-                report.loss, report.packing.mean_contacts, report.images_per_sec
-            ));
-            progress.set(report.step);
-            if config.eval_every > 0 && report.step % config.eval_every == 0 && report.step < total
-            {
-                let probe = trainer.probe();
-                progress.note(&format!(
-                    "step {}: kNN {:.4}, linear probe {:.4}",
-                    probe.step, probe.knn_acc, probe.linear_acc
-                ));
-                write_line(&mut metrics, &probe_json(&probe))?;
-                latest_probe = Some(probe);
+            let due = match checkpoint_every {
+                CheckpointEvery::Steps(every) => every > 0 && step % every == 0,
+                CheckpointEvery::Seconds(seconds) => last_save.elapsed().as_secs_f64() >= seconds,
+            };
+            if due && step < total {
+                let dir = checkpoint::save_in_run(&trainer, &out)?;
+                write_line(
+                    &mut metrics,
+                    &json!({"event": "checkpoint", "step": step, "checkpoint": dir}).to_string(),
+                )?;
+                last_save = Instant::now();
             }
-            last = Some(report);
         }
         progress.finish();
         let probe = match latest_probe.filter(|p| p.step == total) {
@@ -212,27 +397,63 @@ impl BackendTask for TrainRun {
                 p
             }
         };
-        let checkpoint_dir = out.join("checkpoint");
-        checkpoint::save(&trainer, &checkpoint_dir)?;
-        let last = last.ok_or("no step was run")?;
+        let checkpoint_dir = checkpoint::save_in_run(&trainer, &out)?;
+        write_line(
+            &mut metrics,
+            &json!({"event": "checkpoint", "step": total, "checkpoint": checkpoint_dir})
+                .to_string(),
+        )?;
         let snapshot = trainer.snapshot();
-        Ok(json!({
-            "steps": last.step,
-            "loss": last.loss,
-            "mean_contacts": last.packing.mean_contacts,
-            "activity": last.packing.activity,
-            "knn_acc": probe.knn_acc,
-            "linear_acc": probe.linear_acc,
-            "initial_knn_acc": initial.knn_acc,
-            "initial_linear_acc": initial.linear_acc,
-            "nearest_centroid_acc": snapshot.readout.metrics.nearest_centroid_acc,
-            "images_per_sec": if image_seconds.1 > 0.0 { image_seconds.0 as f64 / image_seconds.1 } else { last.images_per_sec },
-            "seconds": started.elapsed().as_secs_f64(),
-            "loss_kind": config.loss,
-            "checkpoint": checkpoint_dir,
-        })
-        .to_string())
+        let (loss, mean_contacts, activity, images_per_sec) = match &last {
+            Some(r) => (
+                r.loss,
+                r.packing.mean_contacts,
+                r.packing.activity,
+                r.images_per_sec,
+            ),
+            None => (f64::NAN, f64::NAN, f64::NAN, f64::NAN),
+        };
+        Ok(Outcome::Finished(
+            json!({
+                "steps": trainer.step_count(),
+                "loss": loss,
+                "mean_contacts": mean_contacts,
+                "activity": activity,
+                "knn_acc": probe.knn_acc,
+                "linear_acc": probe.linear_acc,
+                "initial_knn_acc": initial.as_ref().map(|p| p.knn_acc),
+                "initial_linear_acc": initial.as_ref().map(|p| p.linear_acc),
+                "nearest_centroid_acc": snapshot.readout.metrics.nearest_centroid_acc,
+                "images_per_sec": if image_seconds.1 > 0.0 { image_seconds.0 as f64 / image_seconds.1 } else { images_per_sec },
+                "seconds": started.elapsed().as_secs_f64(),
+                "loss_kind": config.loss,
+                "checkpoint": checkpoint_dir,
+                "resumed": resuming,
+            })
+            .to_string(),
+        ))
     }
+}
+
+/// Rewrites `path` (atomically) keeping the lines of steps up to `step`, and returns it open for
+/// appending. Lines without a step, or torn by an interruption, are dropped.
+fn keep_metrics_up_to(path: &std::path::Path, step: usize) -> Result<File, String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let kept: String = text
+        .lines()
+        .filter(|line| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| v.get("step").and_then(|s| s.as_u64()))
+                .is_some_and(|s| s as usize <= step)
+        })
+        .flat_map(|line| [line, "\n"])
+        .collect();
+    checkpoint::write_atomically(path, kept.as_bytes())?;
+    OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 fn probe_json(probe: &ProbeReport) -> String {
@@ -261,7 +482,9 @@ pub fn eval(words: &[String]) -> Result<(), String> {
     let dir: PathBuf = args
         .get("checkpoint")?
         .ok_or("--checkpoint DIR is required")?;
-    let mut config = checkpoint::load_config(&dir)?;
+    // A run directory stands for its newest whole checkpoint.
+    let found = checkpoint::find(&dir)?;
+    let mut config = checkpoint::load_config(&found.dir)?;
     if let Some(data) = args.get("data")? {
         config.dataset = data;
     }
@@ -287,12 +510,16 @@ impl BackendTask for EvalRun {
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
         let started = Instant::now();
-        let trainer = checkpoint::load_with_config::<B>(
+        let config = self.config;
+        let (trainer, dir, passed_over) = checkpoint::load_newest::<B>(
             &self.dir,
-            self.config,
+            |_| Ok(config.clone()),
             self.data.clone(),
             device.clone(),
         )?;
+        for reason in &passed_over {
+            eprintln!("warning: passed over a damaged checkpoint: {reason}");
+        }
         let (train_set, test_set) = (&self.data.train, &self.data.test);
         let classes = train_set.num_classes();
         let all = |n: usize| (0..n).collect::<Vec<usize>>();
@@ -320,7 +547,7 @@ impl BackendTask for EvalRun {
         progress.set(4);
         progress.finish();
         Ok(json!({
-            "checkpoint": self.dir,
+            "checkpoint": dir,
             "step": trainer.step_count(),
             "train_images": train.len(),
             "test_images": test.len(),

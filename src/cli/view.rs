@@ -83,6 +83,7 @@ pub fn parse_size(text: &str) -> Result<(u32, u32), String> {
 
 pub fn view(words: &[String]) -> Result<(), String> {
     let args = Args::parse(words, &VIEW_FLAGS)?;
+    crate::train::Fault::from_env()?;
     let (config, view, lesson) = base_config(&args, TrainConfig::viewer_default())?;
     let mut options = ViewerOptions::new(config);
     options.lesson = lesson;
@@ -153,6 +154,7 @@ pub fn view(words: &[String]) -> Result<(), String> {
 
 pub fn record(words: &[String]) -> Result<(), String> {
     let args = Args::parse(words, &RECORD_FLAGS)?;
+    crate::train::Fault::from_env()?;
     // Output and size problems are reported before the data is read or a step is taken.
     let out: PathBuf = args
         .get("out")?

@@ -22,9 +22,13 @@ fn sorted_entries(dir: &Path, want_dirs: bool, extensions: &[&str]) -> Result<Ve
             .extension()
             .map(|e| e.to_string_lossy().to_lowercase())
             .unwrap_or_default();
-        if (want_dirs && path.is_dir())
-            || (!want_dirs && path.is_file() && extensions.contains(&ext.as_str()))
-        {
+        if want_dirs {
+            if path.is_dir() {
+                entries.push(path);
+            }
+        } else if extensions.contains(&ext.as_str()) && !path.is_dir() {
+            // Named like an image but not a readable file (a dangling link, say): reading it
+            // reports the problem instead of leaving the image out unnoticed.
             entries.push(path);
         }
     }
@@ -32,13 +36,24 @@ fn sorted_entries(dir: &Path, want_dirs: bool, extensions: &[&str]) -> Result<Ve
     Ok(entries)
 }
 
+/// Widest or tallest image a folder may hold, in pixels.
+pub const MAX_IMAGE_SIDE: u32 = 16_384;
+/// Most memory one image may take while it is decoded.
+pub const MAX_IMAGE_BYTES: u64 = 512 << 20;
+
 /// Decodes an image (format judged by content), converts it to RGB, resizes it bilinearly, CHW.
 fn decode_rgb_chw(path: &Path, height: usize, width: usize) -> Result<Vec<u8>> {
     let unreadable = |reason: String| DataError::UnreadableImage {
         path: path.to_path_buf(),
         reason,
     };
-    let reader = image::ImageReader::open(path).map_err(io_error(path))?;
+    let mut reader = image::ImageReader::open(path).map_err(io_error(path))?;
+    // A header may claim any size: refuse before allocating for it.
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_IMAGE_BYTES);
+    reader.limits(limits);
     let reader = reader.with_guessed_format().map_err(io_error(path))?;
     let mut rgb = reader
         .decode()

@@ -50,7 +50,7 @@ impl RunStart {
 use std::sync::Arc;
 use std::time::Instant;
 
-use burn::module::AutodiffModule;
+use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Tensor, TensorData};
@@ -107,20 +107,131 @@ pub struct Snapshot {
     pub pairs: Vec<[u32; 2]>,
 }
 
-/// A training failure that should stop the steps but not the program.
+/// Non-finite steps in a row after which a run stops: by then halving the learning rate has not
+/// helped, and something else (the data, the configuration) is wrong.
+pub const MAX_NON_FINITE_IN_A_ROW: usize = 3;
+
+/// A step whose loss or gradient was NaN or infinite. Its update was not applied (the weights and
+/// the optimizer state in force are those of the last finite step), its batch was skipped, and
+/// the learning rate was halved.
 #[derive(Clone, Debug, PartialEq)]
-pub enum TrainError {
-    /// The loss or the read-out went NaN or infinite.
-    NotFinite { step: usize, what: String },
+pub struct NonFiniteStep {
+    /// The step that went wrong (1-based, as in step reports).
+    pub step: usize,
+    /// "the loss" or "the gradient".
+    pub what: &'static str,
+    /// The base learning rate now in force (halved).
+    pub lr: f64,
+    /// Non-finite steps in a row, this one included.
+    pub in_a_row: usize,
 }
 
-impl std::fmt::Display for TrainError {
+impl NonFiniteStep {
+    /// Three in a row: the run should stop.
+    pub fn is_fatal(&self) -> bool {
+        self.in_a_row >= MAX_NON_FINITE_IN_A_ROW
+    }
+}
+
+impl std::fmt::Display for NonFiniteStep {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::NotFinite { step, what } => write!(
+        if self.is_fatal() {
+            write!(
                 f,
-                "{what} became NaN or infinite at step {step}: lower the learning rate or reset"
-            ),
+                "{} was NaN or infinite at {} steps in a row (steps {}-{}) although the learning \
+                 rate was halved each time (now {:.3e}): stopped with the weights of the last \
+                 finite step; lower --lr, or check the data and the configuration",
+                self.what,
+                self.in_a_row,
+                self.step + 1 - self.in_a_row,
+                self.step,
+                self.lr
+            )
+        } else {
+            write!(
+                f,
+                "step {}: {} was NaN or infinite; its update was not applied (weights and \
+                 optimizer of the last finite step kept) and the learning rate was halved to {:.3e}",
+                self.step, self.what, self.lr
+            )
+        }
+    }
+}
+
+/// The error a training step can end with.
+pub type TrainError = NonFiniteStep;
+
+/// What a fault injected on purpose does (`CLAMP_FAULT`, see [`Fault`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultKind {
+    /// The step's loss becomes NaN.
+    NanLoss,
+    /// The step's loss stays finite but its gradient becomes infinite.
+    NanGrad,
+    /// The process sends itself SIGINT after the step (as if Ctrl-C were pressed).
+    Interrupt,
+}
+
+/// A fault injected on purpose, to check what a run does when a step goes wrong:
+/// `nan-loss@K` (step K only), `nan-loss@K..` (every step from K), likewise `nan-grad@K` and
+/// `interrupt@K`. Read from the `CLAMP_FAULT` environment variable by the commands that train.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fault {
+    pub kind: FaultKind,
+    pub step: usize,
+    /// `K..`: every step from K on, not only K.
+    pub onwards: bool,
+}
+
+impl std::str::FromStr for Fault {
+    type Err = String;
+
+    fn from_str(spec: &str) -> Result<Self, String> {
+        let usage = "expected KIND@STEP or KIND@STEP.. with KIND nan-loss, nan-grad or interrupt";
+        let (kind, at) = spec
+            .split_once('@')
+            .ok_or_else(|| format!("'{spec}': {usage}"))?;
+        let kind = match kind {
+            "nan-loss" => FaultKind::NanLoss,
+            "nan-grad" => FaultKind::NanGrad,
+            "interrupt" => FaultKind::Interrupt,
+            other => return Err(format!("unknown fault '{other}': {usage}")),
+        };
+        let (step, onwards) = match at.strip_suffix("..") {
+            Some(step) => (step, true),
+            None => (at, false),
+        };
+        let step: usize =
+            step.parse().ok().filter(|&s| s >= 1).ok_or_else(|| {
+                format!("'{spec}': the step must be a whole number from 1; {usage}")
+            })?;
+        Ok(Self {
+            kind,
+            step,
+            onwards,
+        })
+    }
+}
+
+impl Fault {
+    /// The fault named by `CLAMP_FAULT`, if set.
+    pub fn from_env() -> Result<Option<Self>, String> {
+        match std::env::var("CLAMP_FAULT") {
+            Ok(spec) if !spec.trim().is_empty() => spec
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|e| format!("CLAMP_FAULT: {e}")),
+            _ => Ok(None),
+        }
+    }
+
+    /// Whether the fault strikes step `step` (1-based).
+    pub fn strikes(&self, step: usize) -> bool {
+        if self.onwards {
+            step >= self.step
+        } else {
+            step == self.step
         }
     }
 }
@@ -155,6 +266,8 @@ pub struct Trainer<B: AutodiffBackend> {
     params: PackingParams,
     base_lr: f64,
     weight_decay: f64,
+    fault: Option<Fault>,
+    non_finite_in_a_row: usize,
 }
 
 impl<B: AutodiffBackend> Trainer<B> {
@@ -176,7 +289,18 @@ impl<B: AutodiffBackend> Trainer<B> {
             model,
             optimizer,
             step: 0,
+            fault: None,
+            non_finite_in_a_row: 0,
         }
+    }
+
+    /// Injects `fault` into the steps it names (see [`Fault`]); `None` removes it.
+    pub fn set_fault(&mut self, fault: Option<Fault>) {
+        self.fault = fault;
+    }
+
+    pub fn fault(&self) -> Option<Fault> {
+        self.fault
     }
 
     pub fn step_count(&self) -> usize {
@@ -274,27 +398,45 @@ impl<B: AutodiffBackend> Trainer<B> {
         )
     }
 
-    /// One optimisation step.
+    /// One optimisation step. A NaN or infinite loss or gradient is caught before the update is
+    /// applied: the step's batch is skipped, the weights and optimizer state stay those of the
+    /// last finite step, the learning rate is halved, and the error says so (see
+    /// [`NonFiniteStep::is_fatal`] for when to give up).
     pub fn step(&mut self) -> Result<StepReport, TrainError> {
         let started = Instant::now();
+        let number = self.step + 1;
+        let fault = self.fault.filter(|f| f.strikes(number)).map(|f| f.kind);
         let projections = self.step_projections(self.step);
-        let (loss, packing) = self.objective(projections, &self.params);
+        let (mut loss, packing) = self.objective(projections.clone(), &self.params);
         // Read out before backward: the packing tensors belong to the graph backward consumes.
         let readout = packing.readout();
-        let loss_value = match self.config.loss {
+        let mut loss_value = match self.config.loss {
             LossKind::Clamp => readout.metrics.loss,
             LossKind::Simclr => loss.clone().into_scalar().elem::<f64>(),
         };
+        match fault {
+            Some(FaultKind::NanLoss) => {
+                loss = loss.mul_scalar(f64::NAN);
+                loss_value = f64::NAN;
+            }
+            Some(FaultKind::NanGrad) => {
+                // Adds zero to the loss, but d sqrt(x)/dx at x = 0 is infinite.
+                let zero = projections.clone() - projections.detach();
+                loss = loss + zero.sqrt().sum();
+            }
+            Some(FaultKind::Interrupt) | None => {}
+        }
         if !loss_value.is_finite() {
-            return Err(TrainError::NotFinite {
-                step: self.step + 1,
-                what: "the loss".into(),
-            });
+            return Err(self.skip_step("the loss"));
         }
         let lr = self.current_lr();
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        if !gradients_are_finite(&self.model, &grads) {
+            return Err(self.skip_step("the gradient"));
+        }
         self.model = self.optimizer.step(lr, self.model.clone(), grads);
         self.step += 1;
+        self.non_finite_in_a_row = 0;
         let seconds = started.elapsed().as_secs_f64();
         Ok(StepReport {
             step: self.step,
@@ -307,6 +449,20 @@ impl<B: AutodiffBackend> Trainer<B> {
             seconds,
             images_per_sec: (self.batch_size() * self.config.views) as f64 / seconds.max(1e-9),
         })
+    }
+
+    /// Skips the current step's batch without touching weights or optimizer, and halves the
+    /// learning rate.
+    fn skip_step(&mut self, what: &'static str) -> NonFiniteStep {
+        self.step += 1;
+        self.non_finite_in_a_row += 1;
+        self.base_lr /= 2.0;
+        NonFiniteStep {
+            step: self.step,
+            what,
+            lr: self.base_lr,
+            in_a_row: self.non_finite_in_a_row,
+        }
     }
 
     /// Changes alpha / r_s / the energy form for the next step.
@@ -431,6 +587,7 @@ impl<B: AutodiffBackend> Trainer<B> {
         self.params = params;
         self.base_lr = base_lr;
         self.weight_decay = weight_decay;
+        self.non_finite_in_a_row = 0;
     }
 
     pub fn base_lr(&self) -> f64 {
@@ -444,6 +601,52 @@ impl<B: AutodiffBackend> Trainer<B> {
     pub fn optimizer(&self) -> &ModelOptimizer<ClampModel<B>, B> {
         &self.optimizer
     }
+}
+
+/// Whether every gradient of `model` is finite: one sum per parameter, one read-back in all (a
+/// NaN or an infinity anywhere makes the total non-finite).
+fn gradients_are_finite<B: AutodiffBackend>(
+    model: &ClampModel<B>,
+    grads: &GradientsParams,
+) -> bool {
+    struct Sums<'a, B: AutodiffBackend> {
+        grads: &'a GradientsParams,
+        sums: Vec<Tensor<B::InnerBackend, 1>>,
+    }
+    impl<B: AutodiffBackend> ModuleVisitor<B> for Sums<'_, B> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            if let Some(grad) = self.grads.get::<B::InnerBackend, D>(param.id) {
+                self.sums.push(grad.sum());
+            }
+        }
+    }
+    let mut visitor = Sums::<B> {
+        grads,
+        sums: Vec::new(),
+    };
+    model.visit(&mut visitor);
+    if visitor.sums.is_empty() {
+        return true;
+    }
+    Tensor::cat(visitor.sums, 0)
+        .sum()
+        .into_scalar()
+        .elem::<f64>()
+        .is_finite()
+}
+
+/// The shape of every parameter of `model`, in visiting order: two models can exchange weights
+/// only if these agree.
+pub fn parameter_shapes<B: Backend, M: Module<B>>(model: &M) -> Vec<Vec<usize>> {
+    struct Shapes(Vec<Vec<usize>>);
+    impl<B: Backend> ModuleVisitor<B> for Shapes {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            self.0.push(param.val().dims().to_vec());
+        }
+    }
+    let mut shapes = Shapes(Vec::new());
+    model.visit(&mut shapes);
+    shapes.0
 }
 
 /// Embeddings of a large input in chunks, so memory stays bounded.

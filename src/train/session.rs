@@ -33,6 +33,7 @@ pub enum Command {
     Reset,
     /// Run the kNN and linear probes now.
     Probe,
+    /// Save a checkpoint into this run directory (its `checkpoints/step-N`).
     SaveCheckpoint(PathBuf),
     /// How the training threads compete for cores from now on.
     SetPriority(TrainingPriority),
@@ -52,7 +53,10 @@ pub enum Event {
     },
     Paused(bool),
     Saved(PathBuf),
-    /// A rejected command or a failed step; training pauses on a failed step.
+    /// A step whose loss or gradient was not finite was skipped and the learning rate halved;
+    /// training goes on.
+    Skipped(String),
+    /// A rejected command, or a run that kept producing non-finite steps (training pauses).
     Error(String),
 }
 
@@ -91,6 +95,8 @@ pub struct SessionOptions {
     pub priority: TrainingPriority,
     /// Step reports kept for a consumer that has not read them (older ones are dropped).
     pub step_events: usize,
+    /// A fault to inject on purpose (`CLAMP_FAULT`), kept across resets.
+    pub fault: Option<super::Fault>,
 }
 
 impl Default for SessionOptions {
@@ -103,6 +109,7 @@ impl Default for SessionOptions {
             threads: None,
             priority: TrainingPriority::Normal,
             step_events: 1024,
+            fault: None,
         }
     }
 }
@@ -184,7 +191,8 @@ impl Session {
             .spawn(move || {
                 set_priority(options_priority);
                 let work = move || {
-                    let trainer = make_trainer();
+                    let mut trainer = make_trainer();
+                    trainer.set_fault(options.fault);
                     run(trainer, command_rx, event_tx, mailbox, options);
                 };
                 let pool = options_pool(&options_threads);
@@ -388,10 +396,14 @@ fn run<B: AutodiffBackend>(
                     emit(&events, Event::Probe(trainer.probe()));
                 }
             }
-            Err(error) => {
+            Err(skipped) if !skipped.is_fatal() => {
+                single_steps = single_steps.saturating_sub(1);
+                emit(&events, Event::Skipped(skipped.to_string()));
+            }
+            Err(fatal) => {
                 paused = true;
                 single_steps = 0;
-                emit(&events, Event::Error(error.to_string()));
+                emit(&events, Event::Error(fatal.to_string()));
                 emit(&events, Event::Paused(true));
             }
         }
@@ -431,12 +443,14 @@ fn apply<B: AutodiffBackend>(
         }
         Command::Reset => {
             // Fresh weights from the run's seed, but the hyperparameters the user has dialled in.
-            let (lr, weight_decay) = (trainer.base_lr(), trainer.weight_decay());
+            let (lr, weight_decay, fault) =
+                (trainer.base_lr(), trainer.weight_decay(), trainer.fault());
             *trainer = Trainer::new(
                 trainer.config.clone(),
                 trainer.data.clone(),
                 trainer.device.clone(),
             );
+            trainer.set_fault(fault);
             let restored = trainer
                 .set_params(params)
                 .and_then(|()| trainer.set_lr(lr))
@@ -449,8 +463,9 @@ fn apply<B: AutodiffBackend>(
             return true;
         }
         Command::SaveCheckpoint(dir) => {
-            match checkpoint::save(trainer, &dir) {
-                Ok(()) => emit(events, Event::Saved(dir)),
+            // `dir` is a run directory: the checkpoint goes to its checkpoints/step-N.
+            match checkpoint::save_in_run(trainer, &dir) {
+                Ok(saved) => emit(events, Event::Saved(saved)),
                 Err(e) => emit(events, Event::Error(e)),
             }
             return true;

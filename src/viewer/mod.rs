@@ -202,6 +202,27 @@ fn keep_freed_memory() {
     }
 }
 
+/// Seconds between two hand-backs of the allocator's free pages.
+const RELEASE_FREED_EVERY: f32 = 10.0;
+
+/// Hands the free pages inside the heap back to the system now and then. With one arena and no
+/// trimming (above), memory freed between long-lived blocks (timeline entries, scene pictures
+/// reallocated when the resolution changes) would stay resident for good, and the resident size
+/// of a long session would creep up; a hand-back every ten seconds costs one flush of the
+/// render threads' address translations, not thousands.
+fn release_freed_memory(time: Res<Time<bevy::time::Real>>, mut since: Local<f32>) {
+    *since += time.delta_secs();
+    if *since < RELEASE_FREED_EVERY {
+        return;
+    }
+    *since = 0.0;
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages to the system; any thread may call it.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Opens the window and runs until it is closed (or `--frames` are done).
 pub fn run(options: ViewerOptions) -> Result<(), String> {
     // Without a display the windowing library would only panic later; say what to do instead.
@@ -285,6 +306,7 @@ pub fn run(options: ViewerOptions) -> Result<(), String> {
         ))
         .insert_resource(options.mode)
         .add_plugins(training)
+        .add_systems(Last, release_freed_memory)
         .add_plugins(timeline::TimelinePlugin)
         .add_plugins((
             physics_mode::PhysicsModePlugin,

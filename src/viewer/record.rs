@@ -127,12 +127,13 @@ impl BackendTask for RecordTask {
             output,
         } = self.options;
         let mut trainer = Trainer::<B>::new(config, self.data, device);
+        trainer.set_fault(crate::train::Fault::from_env()?);
         let mut renderer = OffscreenRenderer::new(size)?;
         let dir = output.frames_dir();
         if start_step > 0 {
             let mut progress = Progress::new("train to the first frame", start_step);
             for step in 0..start_step {
-                trainer.step().map_err(|e| e.to_string())?;
+                step_or_note(&mut trainer, &mut progress)?;
                 progress.set(step + 1);
             }
             progress.finish();
@@ -142,7 +143,7 @@ impl BackendTask for RecordTask {
         for index in 0..frames {
             if index > 0 {
                 for _ in 0..steps_per_frame {
-                    trainer.step().map_err(|e| e.to_string())?;
+                    step_or_note(&mut trainer, &mut progress)?;
                 }
             }
             let snapshot = trainer.snapshot();
@@ -304,5 +305,21 @@ impl OffscreenRenderer {
             }
         }
         Err("the offscreen frame was never read back (is a Vulkan driver installed?)".into())
+    }
+}
+
+/// One training step; a skipped non-finite step is noted above the progress bar, and only a run
+/// of them stops the recording.
+fn step_or_note<B: AutodiffBackend>(
+    trainer: &mut Trainer<B>,
+    progress: &mut Progress,
+) -> Result<(), String> {
+    match trainer.step() {
+        Ok(_) => Ok(()),
+        Err(skipped) if !skipped.is_fatal() => {
+            progress.note(&skipped.to_string());
+            Ok(())
+        }
+        Err(fatal) => Err(fatal.to_string()),
     }
 }

@@ -139,6 +139,8 @@ fn options(threads: Option<usize>, paused: bool, priority: TrainingPriority) -> 
         probe_every: 1000,
         threads,
         priority,
+        // `clamp view` and `clamp record` refused a malformed CLAMP_FAULT before starting.
+        fault: crate::train::Fault::from_env().ok().flatten(),
         ..SessionOptions::default()
     }
 }
@@ -483,6 +485,10 @@ fn pump_training(
             }
             Event::Saved(dir) => {
                 status.notice = Some(format!("checkpoint saved to {}", dir.display()));
+            }
+            Event::Skipped(message) => {
+                warn!("{message}");
+                status.notice = Some(message);
             }
             Event::Error(message) => {
                 error!("{message}");

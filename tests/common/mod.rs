@@ -192,8 +192,15 @@ pub fn clustered_embeddings(m: usize, b: usize, d: usize, spread: f64, seed: u64
 
 /// Runs the `clamp` binary: (exit code, stdout, stderr).
 pub fn run_clamp(args: &[&str]) -> (i32, String, String) {
+    run_clamp_with_env(args, &[])
+}
+
+/// As [`run_clamp`], with environment variables set for the child (`CLAMP_FAULT`, say).
+pub fn run_clamp_with_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_clamp"))
         .args(args)
+        .env_remove("CLAMP_FAULT")
+        .envs(env.iter().copied())
         .output()
         .expect("the clamp binary runs");
     (

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Soak benchmark: runs the viewer (training and drawing) for MINUTES and samples its resident
+# memory every 10 s, then prints a table and the growth after the first minute.
+#
+#   scripts/soak.sh [MINUTES] [extra clamp view flags...]      (default 30 minutes)
+#
+# Needs a display (run under `xvfb-run -a` without one) and a release build.
+set -euo pipefail
+minutes=${1:-30}
+shift || true
+bin=${CLAMP_BIN:-${CARGO_TARGET_DIR:-target}/release/clamp}
+[[ -x $bin ]] || { echo "soak: no binary at $bin (cargo build --release, or set CLAMP_BIN)" >&2; exit 1; }
+seconds=$((minutes * 60))
+stats=$(mktemp)
+"$bin" view --seconds "$seconds" --stats "$@" >"$stats" 2>/dev/null &
+pid=$!
+rss_mib() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$pid/status" 2>/dev/null; }
+echo "| t (s) | RSS (MiB) |"
+echo "| ---: | ---: |"
+samples=()
+t=0
+while kill -0 "$pid" 2>/dev/null; do
+    rss=$(rss_mib)
+    if [[ -n $rss ]]; then
+        samples+=("$t $rss")
+        # Every minute in the table; every sample in the growth figures.
+        (( t % 60 == 0 )) && echo "| $t | $rss |"
+    fi
+    sleep 10
+    t=$((t + 10))
+done
+wait "$pid" || { echo "soak: clamp view failed" >&2; exit 1; }
+printf '%s\n' "${samples[@]}" | awk '
+    $1 >= 60 && !base { base = $2 }
+    $1 >= 60 { if ($2 > peak) peak = $2; last = $2 }
+    END {
+        printf "\nafter the first minute: %.1f MiB at 60 s, peak %.1f MiB, last %.1f MiB: growth %.2f%% (peak), %.2f%% (last)\n",
+            base, peak, last, 100 * (peak - base) / base, 100 * (last - base) / base
+    }'
+echo "clamp view --stats: $(cat "$stats")"
+rm -f "$stats"

@@ -1,0 +1,257 @@
+//! Nothing lost: `clamp train` saves checkpoints while it runs and on Ctrl-C, `--resume`
+//! continues bit for bit (past a damaged newest checkpoint too), and non-finite steps are
+//! skipped, logged, and after three in a row stop the run with a checkpoint.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use common::run_clamp_with_env as clamp;
+use serde_json::Value;
+
+const STEPS: usize = 40;
+
+fn run_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("clamp-reliability-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// A short CPU run on the bundled Fashion-MNIST split (10,000 images), batch 64.
+fn train(out: &Path, extra: &[&str], fault: Option<&str>) -> (i32, String, String) {
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/fashion-mnist");
+    let steps = STEPS.to_string();
+    let mut args = vec![
+        "train",
+        "--data",
+        data,
+        "--backend",
+        "cpu",
+        "--steps",
+        &steps,
+        "--batch",
+        "64",
+        "--views",
+        "4",
+        "--dim",
+        "8",
+        "--width",
+        "8",
+        "--radius-scale",
+        "2",
+        "--eval-every",
+        "0",
+        "--probe-train-images",
+        "200",
+        "--checkpoint-every",
+        "10",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let env: Vec<(&str, &str)> = fault.map(|f| ("CLAMP_FAULT", f)).into_iter().collect();
+    clamp(&args, &env)
+}
+
+fn metrics(out: &Path) -> Vec<Value> {
+    std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}")))
+        .collect()
+}
+
+/// Loss of every step line, by step; panics if a step appears twice.
+fn losses(lines: &[Value]) -> BTreeMap<u64, f64> {
+    let mut by_step = BTreeMap::new();
+    for line in lines.iter().filter(|l| l.get("packing").is_some()) {
+        let step = line["step"].as_u64().unwrap();
+        let loss = line["loss"].as_f64().unwrap();
+        assert!(
+            by_step.insert(step, loss).is_none(),
+            "step {step} logged twice"
+        );
+    }
+    by_step
+}
+
+fn events<'a>(lines: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    lines.iter().filter(|l| l["event"] == kind).collect()
+}
+
+#[test]
+fn an_interrupted_run_resumes_with_every_loss_bit_for_bit() {
+    let whole = run_dir("whole");
+    let (code, stdout, stderr) = train(&whole, &[], None);
+    assert_eq!(code, 0, "{stderr}");
+    let reference = losses(&metrics(&whole));
+    assert_eq!(
+        reference.keys().copied().collect::<Vec<_>>(),
+        (1..=STEPS as u64).collect::<Vec<_>>()
+    );
+    let summary: Value = serde_json::from_str(stdout.trim()).unwrap();
+
+    // Ctrl-C after step 23: a checkpoint of step 23 is saved beside the periodic one of step 20
+    // (step 10's is gone: two are kept), and the exit code says SIGINT.
+    let cut = run_dir("cut");
+    let (code, _, stderr) = train(&cut, &[], Some("interrupt@23"));
+    assert_eq!(code, 130, "{stderr}");
+    assert!(
+        stderr.contains("at step 23") && stderr.contains("clamp train --resume"),
+        "{stderr}"
+    );
+    let kept: Vec<String> = std::fs::read_dir(cut.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(kept, ["step-00000020", "step-00000023"]);
+    assert_eq!(losses(&metrics(&cut)).len(), 23);
+
+    let (code, stdout, stderr) = clamp(&["train", "--resume", cut.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("resuming at step 23"), "{stderr}");
+    let lines = metrics(&cut);
+    assert_eq!(losses(&lines), reference, "every step's loss, bit for bit");
+    assert_eq!(events(&lines, "resumed").len(), 1);
+    let resumed: Value = serde_json::from_str(stdout.trim()).unwrap();
+    for key in ["loss", "knn_acc", "linear_acc", "nearest_centroid_acc"] {
+        assert_eq!(resumed[key], summary[key], "{key}");
+    }
+
+    // The same cut with its newest checkpoint torn (as by a crash while copying): resume says
+    // so, goes back to step 20, drops the log lines of steps 21-23 and runs them again.
+    let torn = run_dir("torn");
+    let (code, _, stderr) = train(&torn, &[], Some("interrupt@23"));
+    assert_eq!(code, 130, "{stderr}");
+    let model = torn.join("checkpoints/step-00000023/model.mpk");
+    let bytes = std::fs::read(&model).unwrap();
+    std::fs::write(&model, &bytes[..bytes.len() - 100]).unwrap();
+    let (code, _, stderr) = clamp(&["train", "--resume", torn.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(&model.display().to_string()) && stderr.contains("truncated"),
+        "the warning names the damaged file: {stderr}"
+    );
+    assert!(stderr.contains("resuming at step 20"), "{stderr}");
+    assert_eq!(losses(&metrics(&torn)), reference);
+
+    // --resume keeps the run's own configuration.
+    let (code, _, stderr) = clamp(
+        &["train", "--resume", torn.to_str().unwrap(), "--lr", "0.1"],
+        &[],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("--lr cannot be given with --resume"),
+        "{stderr}"
+    );
+    for dir in [whole, cut, torn] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+#[test]
+fn a_nan_loss_is_skipped_logged_and_the_rate_halved() {
+    let clean = run_dir("clean");
+    let (code, _, stderr) = train(&clean, &[], None);
+    assert_eq!(code, 0, "{stderr}");
+    let clean_lines = metrics(&clean);
+
+    let once = run_dir("nan-once");
+    let (code, _, stderr) = train(&once, &[], Some("nan-loss@12"));
+    assert_eq!(code, 0, "one NaN step does not stop the run: {stderr}");
+    assert!(
+        stderr.contains("step 12: the loss was NaN or infinite"),
+        "{stderr}"
+    );
+    let lines = metrics(&once);
+    let non_finite = events(&lines, "non_finite");
+    assert_eq!(non_finite.len(), 1);
+    assert_eq!(non_finite[0]["step"], 12);
+    assert_eq!(non_finite[0]["what"], "the loss");
+    let by_step = |lines: &[Value], step: u64| {
+        lines
+            .iter()
+            .find(|l| l.get("packing").is_some() && l["step"] == step)
+            .cloned()
+    };
+    assert!(
+        by_step(&lines, 12).is_none(),
+        "the skipped step has no step line"
+    );
+    for step in 1..12 {
+        let (a, b) = (
+            by_step(&lines, step).unwrap(),
+            by_step(&clean_lines, step).unwrap(),
+        );
+        assert_eq!(
+            (&a["loss"], &a["lr"], &a["packing"]),
+            (&b["loss"], &b["lr"], &b["packing"]),
+            "step {step} is as in the clean run"
+        );
+    }
+    // The schedule is linear in the base rate: every later step runs at exactly half.
+    for step in 13..=STEPS as u64 {
+        let faulty = by_step(&lines, step).unwrap()["lr"].as_f64().unwrap();
+        let reference = by_step(&clean_lines, step).unwrap()["lr"].as_f64().unwrap();
+        assert!(
+            (faulty - reference / 2.0).abs() <= 1e-12 * reference,
+            "step {step}: {faulty} vs half of {reference}"
+        );
+        assert!(
+            by_step(&lines, step).unwrap()["loss"]
+                .as_f64()
+                .unwrap()
+                .is_finite()
+        );
+    }
+    let _ = std::fs::remove_dir_all(&once);
+    let _ = std::fs::remove_dir_all(&clean);
+}
+
+#[test]
+fn three_nan_steps_in_a_row_stop_with_a_checkpoint_that_resumes() {
+    let out = run_dir("nan-forever");
+    let (code, _, stderr) = train(&out, &[], Some("nan-loss@12.."));
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("the loss was NaN or infinite at 3 steps in a row (steps 12-14)"),
+        "{stderr}"
+    );
+    let lines = metrics(&out);
+    let in_a_row: Vec<u64> = events(&lines, "non_finite")
+        .iter()
+        .map(|e| e["in_a_row"].as_u64().unwrap())
+        .collect();
+    assert_eq!(in_a_row, [1, 2, 3]);
+    let stopped = events(&lines, "stopped");
+    assert_eq!(stopped.len(), 1);
+    let dir = PathBuf::from(stopped[0]["checkpoint"].as_str().unwrap());
+    assert!(dir.ends_with("checkpoints/step-00000014"), "{dir:?}");
+    assert!(stderr.contains(&dir.display().to_string()), "{stderr}");
+
+    // Without the fault the run goes on from there, at an eighth of the rate.
+    let (code, stdout, stderr) = clamp(&["train", "--resume", out.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let summary: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert!(summary["loss"].as_f64().unwrap().is_finite(), "{stdout}");
+    assert_eq!(summary["steps"], STEPS);
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn a_malformed_fault_is_refused_before_training() {
+    let out = run_dir("bad-fault");
+    for spec in ["nan-loss", "nan-loss@0", "boom@3", "nan-loss@x.."] {
+        let (code, _, stderr) = train(&out, &[], Some(spec));
+        assert_eq!(code, 2, "{spec}");
+        assert!(
+            stderr.contains("CLAMP_FAULT") && stderr.contains(spec.split('@').next().unwrap()),
+            "{spec}: {stderr}"
+        );
+        assert!(!out.join("metrics.jsonl").exists(), "{spec}: nothing ran");
+    }
+}
