@@ -134,6 +134,7 @@ fn each_command_explains_its_own_flags_with_help() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.starts_with("  clamp train "), "{stdout}");
     assert!(stdout.contains("--radius-scale") && stdout.contains("summary JSON"));
+    assert!(stdout.contains("clamp train --resume DIR"), "{stdout}");
     assert!(!stdout.contains("clamp eval") && !stdout.contains("clamp jam"));
     let (code, stdout, _) = clamp(&["jam", "-h"]);
     assert_eq!(code, 0);
@@ -227,5 +228,114 @@ fn eval_scores_a_hand_checked_split_exactly() {
     for key in ["knn_acc", "linear_acc", "raw_pixel_knn_acc"] {
         assert_eq!(result[key], 0.8, "{key}: {stdout}");
     }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn embed_writes_what_analyze_reads_and_the_trainer_computes() {
+    use clamp::backend::CpuBackend;
+    use clamp::loss::Packing;
+    use clamp::train::{TrainingData, checkpoint};
+
+    let root = std::env::temp_dir().join(format!("clamp-cli-embed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let run = root.join("run");
+    let bundled = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/fashion-mnist");
+    let (code, _, stderr) = clamp(&[
+        "train",
+        "--data",
+        bundled,
+        "--backend",
+        "cpu",
+        "--steps",
+        "3",
+        "--batch",
+        "32",
+        "--width",
+        "4",
+        "--dim",
+        "8",
+        "--radius-scale",
+        "3",
+        "--probe-train-images",
+        "100",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let npy = root.join("embedded.npy");
+    let (code, stdout, stderr) = clamp(&[
+        "embed",
+        "--checkpoint",
+        run.to_str().unwrap(),
+        "--out",
+        npy.to_str().unwrap(),
+        "--images",
+        "50",
+        "--views",
+        "3",
+        "--backend",
+        "cpu",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(summary["shape"], serde_json::json!([3, 50, 8]), "{stdout}");
+    assert_eq!(summary["step"], 3, "{stdout}");
+
+    // The same views, computed here from the checkpoint: the file holds exactly these values.
+    let dir = checkpoint::find(&run).unwrap().dir;
+    let config = checkpoint::load_config(&dir).unwrap();
+    let data = std::sync::Arc::new(TrainingData::load(&config).unwrap());
+    let trainer = checkpoint::load::<CpuBackend>(&dir, data, Default::default()).unwrap();
+    let indices: Vec<usize> = (0..50).collect();
+    let expected = trainer.embed_views(true, &indices, 3, trainer.snapshot_view_seed());
+    let array = clamp::npy::read_npy(&npy).unwrap();
+    assert_eq!(array.shape, vec![3, 50, 8]);
+    let values: Vec<f64> = expected
+        .clone()
+        .into_data()
+        .iter::<f32>()
+        .map(f64::from)
+        .collect();
+    assert_eq!(
+        array.data, values,
+        "the file holds the trainer's projections"
+    );
+
+    // And `clamp analyze` on the file reports the trainer's own read-out of them.
+    let (code, stdout, stderr) = clamp(&[
+        "analyze",
+        "--embeddings",
+        npy.to_str().unwrap(),
+        "--radius-scale",
+        "3",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let analyzed: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let readout = Packing::new(expected, &trainer.params()).readout().metrics;
+    for (key, value) in [
+        ("loss", readout.loss),
+        ("mean_contacts", readout.mean_contacts),
+        ("mean_radius", readout.mean_radius),
+    ] {
+        let got = analyzed[key].as_f64().unwrap();
+        assert!(
+            (got - value).abs() <= 1e-6 * value.abs().max(1.0),
+            "{key}: analyze {got}, trainer {value}"
+        );
+    }
+    // Bad requests are refused by name before anything runs.
+    let (code, _, stderr) = clamp(&[
+        "embed",
+        "--checkpoint",
+        run.to_str().unwrap(),
+        "--out",
+        "x.txt",
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("--out") && stderr.contains(".npy"),
+        "{stderr}"
+    );
     let _ = std::fs::remove_dir_all(&root);
 }

@@ -37,6 +37,10 @@ usage:
       continue the run in DIR from its newest whole checkpoint, as if never interrupted
   clamp eval --checkpoint DIR [--data DIR] [--backend auto|wgpu|cpu]
       frozen-backbone linear probe and kNN on the test split, beside a raw-pixel kNN baseline
+  clamp embed --checkpoint DIR --out FILE.npy [--views M] [--images N] [--split test|train]
+              [--data DIR] [--backend auto|wgpu|cpu]
+      projector outputs of the first N images (default 1,000) in M augmented views (default:
+      the run's), as the float32 [M, N, d] array that `clamp analyze` reads
 
   clamp view [--config FILE.toml] [training flags] [--spheres N] [--teaching] [--physics] [--paused]
              [--frames N | --seconds S] [--screenshot FILE.png] [--stats] [--size WxH]
@@ -83,6 +87,7 @@ pub fn run(words: &[String]) -> i32 {
         },
         "jam" => jam::jam(rest),
         "eval" => train::eval(rest),
+        "embed" => train::embed(rest),
         #[cfg(feature = "viewer")]
         "view" => view::view(rest),
         #[cfg(feature = "viewer")]
@@ -105,16 +110,18 @@ pub fn run(words: &[String]) -> i32 {
 /// The part of the usage text about one command (`clamp train --help`).
 pub fn command_usage(command: &str) -> Option<String> {
     let head = format!("  clamp {command} ");
-    let mut lines = USAGE.lines().skip_while(|line| !line.starts_with(&head));
-    let first = lines.next()?;
-    let rest = lines.take_while(|line| !line.trim().is_empty() && !line.starts_with("  clamp "));
-    Some(
-        std::iter::once(first)
-            .chain(rest)
-            .map(str::trim_end)
-            .collect::<Vec<_>>()
-            .join("\n"),
-    )
+    let mut inside = false;
+    let lines: Vec<&str> = USAGE
+        .lines()
+        .filter(|line| {
+            // Every block of this command (`clamp train` has two: a run, and --resume).
+            inside = line.starts_with(&head)
+                || (inside && !line.trim().is_empty() && !line.starts_with("  clamp "));
+            inside
+        })
+        .map(str::trim_end)
+        .collect();
+    (!lines.is_empty()).then(|| lines.join("\n"))
 }
 
 fn analyze(words: &[String]) -> Result<(), String> {

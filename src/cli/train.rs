@@ -1,4 +1,4 @@
-//! `clamp train` and `clamp eval`.
+//! `clamp train`, `clamp eval` and `clamp embed`.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -566,5 +566,122 @@ fn raw_pixels(set: &crate::data::ImageSet) -> Features {
         values: set.images.iter().map(|&p| p as f32 / 255.0).collect(),
         labels: set.labels.clone(),
         dim: set.pixels_per_image(),
+    }
+}
+
+/// `clamp embed`: projector outputs of a checkpoint, as the `[m, N, d]` float32 array that
+/// `clamp analyze` reads.
+pub fn embed(words: &[String]) -> Result<(), String> {
+    let spec = FlagSpec {
+        shared_options: &[],
+        options: &[
+            "checkpoint",
+            "out",
+            "views",
+            "images",
+            "split",
+            "data",
+            "backend",
+        ],
+        switches: &[],
+    };
+    let args = Args::parse(words, &spec)?;
+    let dir: PathBuf = args
+        .get("checkpoint")?
+        .ok_or("--checkpoint DIR is required")?;
+    let out: PathBuf = args.get("out")?.ok_or("--out FILE.npy is required")?;
+    if out.extension().is_none_or(|e| e != "npy") {
+        return Err(format!("--out: {} does not end in .npy", out.display()));
+    }
+    let test = match args.text("split").unwrap_or("test") {
+        "test" => true,
+        "train" => false,
+        other => return Err(format!("--split: '{other}' is not test or train")),
+    };
+    let found = checkpoint::find(&dir)?;
+    let mut config = checkpoint::load_config(&found.dir)?;
+    if let Some(data) = args.get("data")? {
+        config.dataset = data;
+    }
+    if let Some(backend) = args.get("backend")? {
+        config.backend = backend;
+    }
+    let views: usize = args.get("views")?.unwrap_or(config.views);
+    if views < 2 {
+        return Err(format!("--views: {views}; a sphere needs at least 2 views"));
+    }
+    let images: usize = args.get("images")?.unwrap_or(1000);
+    if images < 2 {
+        return Err(format!(
+            "--images: {images}; packing needs at least 2 images"
+        ));
+    }
+    let start = RunStart::prepare(&config)?;
+    start.report_to_stderr();
+    let RunStart { data, backend, .. } = start;
+    let result = run_on(
+        &backend,
+        EmbedRun {
+            dir,
+            config,
+            data,
+            out,
+            views,
+            images,
+            test,
+        },
+    )?;
+    println!("{result}");
+    Ok(())
+}
+
+struct EmbedRun {
+    dir: PathBuf,
+    config: TrainConfig,
+    data: Arc<TrainingData>,
+    out: PathBuf,
+    views: usize,
+    images: usize,
+    test: bool,
+}
+
+impl BackendTask for EmbedRun {
+    type Output = Result<String, String>;
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
+        let config = self.config;
+        let (trainer, dir, passed_over) = checkpoint::load_newest::<B>(
+            &self.dir,
+            |_| Ok(config.clone()),
+            self.data.clone(),
+            device,
+        )?;
+        for reason in &passed_over {
+            eprintln!("warning: passed over a damaged checkpoint: {reason}");
+        }
+        let set = if self.test {
+            &self.data.test
+        } else {
+            &self.data.train
+        };
+        let images = self.images.min(set.len);
+        let indices: Vec<usize> = (0..images).collect();
+        let projections = trainer.embed_views(
+            self.test,
+            &indices,
+            self.views,
+            trainer.snapshot_view_seed(),
+        );
+        let shape = [self.views, images, trainer.config.dim];
+        let values: Vec<f32> = projections.into_data().iter::<f32>().collect();
+        checkpoint::write_atomically(&self.out, &crate::npy::encode_npy_f32(&shape, &values))?;
+        Ok(json!({
+            "out": self.out,
+            "shape": shape,
+            "split": if self.test { "test" } else { "train" },
+            "checkpoint": dir,
+            "step": trainer.step_count(),
+        })
+        .to_string())
     }
 }

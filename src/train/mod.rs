@@ -489,24 +489,42 @@ impl<B: AutodiffBackend> Trainer<B> {
         Ok(())
     }
 
+    /// The seed of the views the snapshots (and `clamp embed`, by default) embed.
+    pub fn snapshot_view_seed(&self) -> u64 {
+        mix_seed(self.config.seed, u64::MAX)
+    }
+
+    /// Projector outputs `[views, indices.len(), d]` of `views` augmented views of `indices`
+    /// of the train (`test = false`) or test split, in inference mode; `seed` picks the views.
+    pub fn embed_views(
+        &self,
+        test: bool,
+        indices: &[usize],
+        views: usize,
+        seed: u64,
+    ) -> Tensor<B::InnerBackend, 3> {
+        let set = if test {
+            &self.data.test
+        } else {
+            &self.data.train
+        };
+        let pixels = make_views(set, indices, views, &self.data.augment, seed);
+        let input =
+            self.input_tensor::<B::InnerBackend>(pixels, views * indices.len(), &self.device);
+        embed_in_chunks(&self.model.valid(), input, 1024).reshape([
+            views,
+            indices.len(),
+            self.config.dim,
+        ])
+    }
+
     /// The fixed evaluation spheres: `views` augmented views (always the same ones) of the
     /// snapshot images, embedded in inference mode.
     pub fn snapshot(&self) -> Snapshot {
-        let model = self.model.valid();
-        let device = &self.device;
         let set = &self.data.test;
         let images = self.data.snapshot_images.clone();
         let views = self.config.views;
-        let pixels = make_views(
-            set,
-            &images,
-            views,
-            &self.data.augment,
-            mix_seed(self.config.seed, u64::MAX),
-        );
-        let input = self.input_tensor::<B::InnerBackend>(pixels, views * images.len(), device);
-        let projections =
-            embed_in_chunks(&model, input, 1024).reshape([views, images.len(), self.config.dim]);
+        let projections = self.embed_views(true, &images, views, self.snapshot_view_seed());
         let (readout, pairs) = if images.len() <= DEVICE_READOUT_MAX_BATCH {
             let readout = Packing::new(projections, &self.params).readout();
             let pairs = contact_pairs(&readout.centers, &readout.radii, readout.dim);

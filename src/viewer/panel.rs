@@ -856,12 +856,22 @@ fn preset_controls(
     }
 }
 
+/// Most points a plotted line gets: a plot a few hundred pixels wide shows no more, and a line
+/// that grew with the run would make every frame's tessellation and vertex buffers grow with it.
+const MAX_PLOT_POINTS: usize = 1024;
+
+/// Indices `0..len` thinned to at most about [`MAX_PLOT_POINTS`], evenly, the last one kept.
+fn plotted(len: usize) -> impl Iterator<Item = usize> {
+    let stride = len.div_ceil(MAX_PLOT_POINTS).max(1);
+    (0..len)
+        .step_by(stride)
+        .chain((len > 0 && (len - 1) % stride != 0).then(|| len - 1))
+}
+
 fn series<'a>(steps: &[f64], values: &[f64]) -> PlotPoints<'a> {
-    steps
-        .iter()
-        .zip(values)
-        .filter(|(_, v)| v.is_finite())
-        .map(|(&s, &v)| [s, v])
+    plotted(steps.len().min(values.len()))
+        .map(|k| [steps[k], values[k]])
+        .filter(|p| p[1].is_finite())
         .collect()
 }
 
@@ -941,9 +951,8 @@ fn training_plots(
     let batch = link.config.batch;
     let pictures = &history.pictures;
     let picture_series = |value: fn(&super::training::PictureSample) -> f64| -> PlotPoints {
-        pictures
-            .iter()
-            .map(|p| [p.step as f64, value(p)])
+        plotted(pictures.len())
+            .map(|k| [pictures[k].step as f64, value(&pictures[k])])
             .filter(|p| p[1].is_finite())
             .collect()
     };
@@ -1124,4 +1133,24 @@ fn image_of(set: &crate::data::ImageSet, index: usize) -> egui::ColorImage {
         })
         .collect();
     egui::ColorImage::from_rgb([w, h], &rgb)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn plotted_lines_keep_at_most_about_a_thousand_points_and_the_last() {
+        for len in [0usize, 1, 5, 1024, 1025, 20_000, 20_001] {
+            let kept: Vec<usize> = super::plotted(len).collect();
+            assert!(
+                kept.len() <= super::MAX_PLOT_POINTS + 1,
+                "{len}: {}",
+                kept.len()
+            );
+            assert_eq!(kept.last().copied(), len.checked_sub(1), "{len}");
+            assert!(kept.windows(2).all(|w| w[0] < w[1]), "{len}");
+            if len <= super::MAX_PLOT_POINTS {
+                assert_eq!(kept.len(), len);
+            }
+        }
+    }
 }
