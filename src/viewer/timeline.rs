@@ -13,8 +13,10 @@ use super::{IncomingFrame, SceneFrame, ViewerMode};
 use crate::readout::contact_pairs;
 
 /// Memory the stored snapshots may take: at 16 bytes a sphere (three coordinates and a radius),
-/// about 4,000 snapshots of 1,000 spheres.
-pub const TIMELINE_BYTES: usize = 64 << 20;
+/// about 5,000 snapshots of the default 200 spheres (20 minutes at four a second), 1,000 of
+/// 1,000. When it is full every other snapshot is dropped, so the timeline always reaches back
+/// to the run's first picture, at coarser spacing, and memory stays bounded.
+pub const TIMELINE_BYTES: usize = 16 << 20;
 /// Fewest snapshots kept, whatever their size.
 pub const TIMELINE_MIN_ENTRIES: usize = 100;
 
@@ -40,6 +42,8 @@ pub struct Timeline {
     cursor_moved: bool,
     /// Playing the history forward, one entry per frame, up to the live end.
     pub replaying: bool,
+    /// Memory budget in bytes (0: [`TIMELINE_BYTES`]).
+    budget: usize,
 }
 
 impl Timeline {
@@ -51,13 +55,26 @@ impl Timeline {
         self.entries.is_empty()
     }
 
-    /// Most entries of this run's size kept in [`TIMELINE_BYTES`].
+    /// A timeline that keeps at most `bytes` of snapshots.
+    pub fn with_budget(bytes: usize) -> Self {
+        Self {
+            budget: bytes,
+            ..Self::default()
+        }
+    }
+
+    /// Most entries of this run's size kept in the budget ([`TIMELINE_BYTES`]).
     pub fn capacity(&self) -> usize {
         let per_entry = self
             .entries
             .front()
             .map_or(1, |e| 4 * (e.centers.len() + e.radii.len()) + 64);
-        (TIMELINE_BYTES / per_entry).max(TIMELINE_MIN_ENTRIES)
+        let budget = if self.budget == 0 {
+            TIMELINE_BYTES
+        } else {
+            self.budget
+        };
+        (budget / per_entry).max(TIMELINE_MIN_ENTRIES)
     }
 
     pub fn entry(&self, k: usize) -> Option<&TimelineEntry> {
@@ -96,13 +113,27 @@ impl Timeline {
             centers: frame.centers.clone(),
             radii: frame.radii.clone(),
         });
-        while self.entries.len() > self.capacity() {
-            self.entries.pop_front();
-            if let Some(k) = self.cursor.as_mut() {
-                *k = k.saturating_sub(1);
-                self.cursor_moved = true;
-            }
+        if self.entries.len() > self.capacity() {
+            self.thin();
         }
+    }
+
+    /// Drops every other entry, keeping the newest, and moves the cursor to the kept entry at
+    /// or after the one it was on.
+    fn thin(&mut self) {
+        let newest = self.entries.len() - 1;
+        let first_kept = newest % 2;
+        if let Some(k) = self.cursor.as_mut() {
+            let on_kept = (*k).max(first_kept) + ((*k).max(first_kept) - first_kept) % 2;
+            *k = (on_kept.min(newest) - first_kept) / 2;
+            self.cursor_moved = true;
+        }
+        self.entries = std::mem::take(&mut self.entries)
+            .into_iter()
+            .enumerate()
+            .filter(|(k, _)| (newest - k) % 2 == 0)
+            .map(|(_, entry)| entry)
+            .collect();
     }
 
     pub fn clear(&mut self) {
@@ -202,5 +233,61 @@ fn show_scrubbed(
     timeline.advance_replay();
     if let Some(frame) = timeline.take_moved_frame() {
         incoming.0 = Some(frame);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(step: usize) -> SceneFrame {
+        SceneFrame {
+            step,
+            dim: 3,
+            centers: vec![step as f32; 3 * 10],
+            radii: vec![0.1; 10],
+            labels: vec![0; 10],
+            images: (0..10).collect(),
+            ..SceneFrame::default()
+        }
+    }
+
+    #[test]
+    fn a_full_timeline_keeps_every_other_snapshot_back_to_the_first() {
+        // Ten spheres: 4 * 40 + 64 = 224 bytes an entry; room for 100 (the least kept).
+        let mut timeline = Timeline::with_budget(1);
+        assert_eq!(timeline.capacity(), TIMELINE_MIN_ENTRIES);
+        for step in 0..=100 {
+            timeline.record(&frame(step));
+        }
+        // The 101st entry overflowed: 0, 2, ..., 100 remain, the first and the newest included.
+        assert_eq!(timeline.len(), 51);
+        let steps: Vec<usize> = (0..timeline.len())
+            .map(|k| timeline.entry(k).unwrap().step)
+            .collect();
+        assert_eq!(steps, (0..=100).step_by(2).collect::<Vec<_>>());
+        // Memory stays bounded however long the run.
+        for step in 101..2_000 {
+            timeline.record(&frame(step));
+        }
+        assert!(timeline.len() <= TIMELINE_MIN_ENTRIES);
+        assert_eq!(
+            timeline.entry(0).unwrap().step,
+            0,
+            "still reaches back to the start"
+        );
+        assert_eq!(timeline.entry(timeline.len() - 1).unwrap().step, 1_999);
+    }
+
+    #[test]
+    fn thinning_keeps_the_cursor_on_the_same_moment() {
+        let mut timeline = Timeline::with_budget(1);
+        for step in 0..100 {
+            timeline.record(&frame(step));
+        }
+        timeline.scrub_to(41);
+        timeline.record(&frame(100));
+        // Entry 41 (step 41) was dropped: the cursor moves to the next kept one, step 42.
+        assert_eq!(timeline.cursor_step(), Some(42));
     }
 }
