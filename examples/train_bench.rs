@@ -1,7 +1,8 @@
 //! Training throughput of one step on each backend, beside the augmentation throughput that
 //! feeds it, on the bundled Fashion-MNIST with the default `clamp train` settings.
 //!
-//!     cargo run --release --example train_bench [-- STEPS [WIDTH [BATCH]] [--cpu-only]]
+//!     cargo run --release --example train_bench [-- STEPS [WIDTH [BATCH [VIEWS]]]
+//!         [--cpu-only | --wgpu-only]]
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -44,9 +45,20 @@ fn main() {
     let config = TrainConfig {
         width: arg(2).unwrap_or(defaults.width),
         batch: arg(3).unwrap_or(defaults.batch),
+        views: arg(4).unwrap_or(defaults.views),
         ..defaults
     };
     let skip_wgpu = std::env::args().any(|a| a == "--cpu-only");
+    let skip_cpu = std::env::args().any(|a| a == "--wgpu-only");
+    match probe_adapter() {
+        Some(adapter) => println!(
+            "adapter: {} ({}{})",
+            adapter.name,
+            adapter.backend,
+            if adapter.software { ", software" } else { "" }
+        ),
+        None => println!("adapter: none (no Vulkan driver)"),
+    }
     let data = Arc::new(TrainingData::load(&config).expect("data"));
     println!("data: {}", data.description);
     println!(
@@ -75,16 +87,18 @@ fn main() {
         "| augmentation (rayon, {} threads) | - | {augment_rate:.0} |",
         rayon::current_num_threads()
     );
-    let cpu = Measure {
-        config: config.clone(),
-        data: data.clone(),
-        steps,
+    if !skip_cpu {
+        let cpu = Measure {
+            config: config.clone(),
+            data: data.clone(),
+            steps,
+        }
+        .run::<CpuBackend>(Default::default());
+        println!(
+            "| training step, cpu (burn flex) | {:.2} | {:.0} |",
+            cpu.0, cpu.1
+        );
     }
-    .run::<CpuBackend>(Default::default());
-    println!(
-        "| training step, cpu (burn flex) | {:.2} | {:.0} |",
-        cpu.0, cpu.1
-    );
     match probe_adapter().filter(|_| !skip_wgpu) {
         Some(adapter) => {
             let gpu = Measure {

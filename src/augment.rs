@@ -11,13 +11,13 @@
 //! Views are reproducible: view `v` of batch position `i` draws from its own RNG seeded from
 //! `(seed, i, v)`, so the result does not depend on how rayon schedules the work.
 
-use rand::rngs::SmallRng;
+use rand::Rng;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use rayon::prelude::*;
 
 use crate::data::ImageSet;
+use crate::seed::{SeededRng, seeded_rng, splitmix64};
 
 /// The blur's sigma is drawn uniformly from this range (as the reference).
 pub const BLUR_SIGMA_RANGE: (f32, f32) = (0.1, 2.0);
@@ -179,25 +179,17 @@ pub fn plain_batch(set: &ImageSet, indices: &[usize]) -> Vec<f32> {
         .collect()
 }
 
-/// SplitMix64 finaliser: spreads nearby inputs (i, v) over unrelated seeds.
-fn splitmix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
-
-fn view_rng(seed: u64, position: usize, view: usize) -> SmallRng {
+fn view_rng(seed: u64, position: usize, view: usize) -> SeededRng {
     let key = splitmix64(splitmix64(splitmix64(seed) ^ position as u64) ^ view as u64);
-    SmallRng::seed_from_u64(key)
+    seeded_rng(key)
 }
 
 /// Uniform in `[lo, hi)`; never panics, even on an empty or reversed range.
-fn uniform(rng: &mut SmallRng, (lo, hi): (f32, f32)) -> f32 {
+fn uniform(rng: &mut SeededRng, (lo, hi): (f32, f32)) -> f32 {
     lo + (hi - lo) * rng.random::<f32>()
 }
 
-fn chance(rng: &mut SmallRng, probability: f32) -> bool {
+fn chance(rng: &mut SeededRng, probability: f32) -> bool {
     rng.random::<f32>() < probability
 }
 
@@ -206,7 +198,7 @@ fn augment_into(
     set: &ImageSet,
     image: &[u8],
     cfg: &AugmentConfig,
-    rng: &mut SmallRng,
+    rng: &mut SeededRng,
     out: &mut [f32],
     scratch: &mut [f32],
 ) {
@@ -242,7 +234,7 @@ struct Crop {
 
 /// torchvision's RandomResizedCrop rule: area fraction uniform in `crop_scale`, log-uniform aspect
 /// ratio; after 10 misses, a centre crop at the nearest allowed ratio.
-fn sample_crop(height: usize, width: usize, cfg: &AugmentConfig, rng: &mut SmallRng) -> Crop {
+fn sample_crop(height: usize, width: usize, cfg: &AugmentConfig, rng: &mut SeededRng) -> Crop {
     let centred = |h: usize, w: usize| Crop {
         top: (height - h) / 2,
         left: (width - w) / 2,
@@ -344,9 +336,9 @@ fn luma(r: f32, g: f32, b: f32) -> f32 {
 }
 
 /// Brightness, contrast and saturation (RGB only) in random order, each a blend clamped to [0, 1].
-fn color_jitter(img: &mut [f32], channels: usize, cfg: &AugmentConfig, rng: &mut SmallRng) {
+fn color_jitter(img: &mut [f32], channels: usize, cfg: &AugmentConfig, rng: &mut SeededRng) {
     let plane = img.len() / channels;
-    let factor = |rng: &mut SmallRng, strength: f32| {
+    let factor = |rng: &mut SeededRng, strength: f32| {
         uniform(rng, ((1.0 - strength).max(0.0), 1.0 + strength))
     };
     let mut order = [0u8, 1, 2];

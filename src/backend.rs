@@ -33,6 +33,17 @@ pub struct ResolvedBackend {
     pub description: String,
     /// Set when the request could not be honoured (no adapter: CPU instead).
     pub warning: Option<String>,
+    /// The WGPU device to train on: the viewer's renderer's own, once shared
+    /// ([`ResolvedBackend::share`]); `None` lets burn open a device of its own.
+    pub wgpu_device: Option<WgpuDevice>,
+}
+
+impl ResolvedBackend {
+    /// Trains on `device`, the renderer's, described by `adapter` (as the renderer found it).
+    pub fn share(&mut self, device: WgpuDevice, adapter: &str) {
+        self.description = format!("wgpu ({adapter}, shared with the renderer)");
+        self.wgpu_device = Some(device);
+    }
 }
 
 /// Information about the best wgpu adapter, if there is one.
@@ -60,17 +71,28 @@ pub fn probe_adapter() -> Option<AdapterSummary> {
     })
 }
 
-/// Decides the backend for `choice`.
+/// Decides the backend for `choice`, looking for an adapter unless the CPU is asked for.
 pub fn resolve(choice: BackendChoice) -> ResolvedBackend {
+    let adapter = match choice {
+        BackendChoice::Cpu => None,
+        _ => probe_adapter(),
+    };
+    resolve_with(choice, adapter)
+}
+
+/// Decides the backend for `choice` given the adapter already found (the viewer looks once,
+/// for drawing and training).
+pub fn resolve_with(choice: BackendChoice, adapter: Option<AdapterSummary>) -> ResolvedBackend {
     let cpu = |description: String, warning: Option<String>| ResolvedBackend {
         kind: BackendKind::Cpu,
         description,
         warning,
+        wgpu_device: None,
     };
     if choice == BackendChoice::Cpu {
         return cpu("cpu (burn flex, as asked)".into(), None);
     }
-    let Some(adapter) = probe_adapter() else {
+    let Some(adapter) = adapter else {
         return cpu(
             "cpu (burn flex)".into(),
             Some("no WGPU adapter found (install a Vulkan driver, e.g. mesa-vulkan-drivers): training on the CPU".into()),
@@ -92,6 +114,7 @@ pub fn resolve(choice: BackendChoice) -> ResolvedBackend {
         kind: BackendKind::Wgpu,
         description: format!("wgpu ({label})"),
         warning: None,
+        wgpu_device: None,
     }
 }
 
@@ -105,7 +128,9 @@ pub trait BackendTask {
 pub fn run_on<T: BackendTask>(backend: &ResolvedBackend, task: T) -> T::Output {
     match backend.kind {
         BackendKind::Cpu => task.run::<CpuBackend>(Default::default()),
-        BackendKind::Wgpu => task.run::<WgpuBackend>(WgpuDevice::default()),
+        BackendKind::Wgpu => {
+            task.run::<WgpuBackend>(backend.wgpu_device.clone().unwrap_or_default())
+        }
     }
 }
 

@@ -6,12 +6,13 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::loss::{ALPHA_RANGE, PackingParams, RADIUS_SCALE_RANGE, check_range};
+use crate::limits::{ConfigError, check_count, check_range};
+use crate::loss::{ALPHA_RANGE, PackingParams, RADIUS_SCALE_RANGE};
 use crate::model::{EncoderKind, ModelConfig};
 use crate::optim::OptimizerKind;
 
 /// Which objective trains the network.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum LossKind {
     /// The CLAMP packing loss.
@@ -20,19 +21,8 @@ pub enum LossKind {
     Simclr,
 }
 
-impl std::str::FromStr for LossKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "clamp" => Ok(Self::Clamp),
-            "simclr" => Ok(Self::Simclr),
-            other => Err(format!("unknown loss '{other}' (choose clamp or simclr)")),
-        }
-    }
-}
-
 /// Where training runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum BackendChoice {
     /// WGPU on a hardware GPU; the CPU backend when the only adapter is a software rasterizer
@@ -42,20 +32,6 @@ pub enum BackendChoice {
     Wgpu,
     /// burn's pure-Rust CPU backend (`flex`).
     Cpu,
-}
-
-impl std::str::FromStr for BackendChoice {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(Self::Auto),
-            "wgpu" => Ok(Self::Wgpu),
-            "cpu" => Ok(Self::Cpu),
-            other => Err(format!(
-                "unknown backend '{other}' (choose auto, wgpu or cpu)"
-            )),
-        }
-    }
 }
 
 /// Everything that defines a training run.
@@ -181,14 +157,50 @@ impl TrainConfig {
     }
 }
 
-fn check_count(key: &str, value: usize, low: usize, high: usize) -> Result<(), String> {
-    if (low..=high).contains(&value) {
-        Ok(())
-    } else {
-        Err(format!(
-            "{key} = {value} is out of range: allowed {low} to {high}"
-        ))
-    }
+/// Allowed ranges of the whole-number keys: what `validate` enforces and `--help` shows.
+pub const COUNT_LIMITS: &[(&str, (usize, usize))] = &[
+    ("steps", (1, 10_000_000)),
+    ("batch", (2, 8192)),
+    ("views", (2, 64)),
+    ("dim", (2, 4096)),
+    ("width", (1, 1024)),
+    ("projector_hidden", (1, 65_536)),
+    ("snapshot_images", (2, 100_000)),
+    ("probe_train_images", (10, 10_000_000)),
+    ("probe_test_images", (10, 10_000_000)),
+];
+
+/// Allowed ranges of the real-valued keys (`crop_max` also stays at or above `crop_min`).
+pub const REAL_LIMITS: &[(&str, (f64, f64))] = &[
+    ("epochs", (1e-3, 1e5)),
+    ("alpha", ALPHA_RANGE),
+    ("radius_scale", RADIUS_SCALE_RANGE),
+    ("temperature", (1e-3, 100.0)),
+    ("lr", LR_RANGE),
+    ("weight_decay", WEIGHT_DECAY_RANGE),
+    ("crop_min", (0.01, 1.0)),
+    ("crop_max", (0.01, 1.0)),
+    ("blur_prob", (0.0, 1.0)),
+    ("toy_noise", (0.0, 10.0)),
+];
+
+/// Allowed learning rates (also what the viewer's slider and a live change accept).
+pub const LR_RANGE: (f64, f64) = (1e-7, 100.0);
+/// Allowed weight decays.
+pub const WEIGHT_DECAY_RANGE: (f64, f64) = (0.0, 1.0);
+
+/// The allowed values of `key`, as `validate` states them; `None` for keys without a range.
+pub fn allowed(key: &str) -> Option<String> {
+    COUNT_LIMITS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, (low, high))| format!("{low} to {high}"))
+        .or_else(|| {
+            REAL_LIMITS
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, (low, high))| format!("{low} to {high}"))
+        })
 }
 
 impl TrainConfig {
@@ -209,38 +221,53 @@ impl TrainConfig {
     }
 
     /// Checks every value against its allowed range; the error names the key.
-    pub fn validate(&self) -> Result<(), String> {
-        check_count("steps", self.steps, 1, 10_000_000)?;
-        if let Some(epochs) = self.epochs {
-            check_range("epochs", epochs, (1e-3, 1e5))?;
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for &(key, limits) in COUNT_LIMITS {
+            check_count(key, self.count(key), limits)?;
         }
-        check_count("batch", self.batch, 2, 8192)?;
-        check_count("views", self.views, 2, 64)?;
-        check_count("dim", self.dim, 2, 4096)?;
-        check_range("alpha", self.alpha, ALPHA_RANGE)?;
-        check_range("radius_scale", self.radius_scale, RADIUS_SCALE_RANGE)?;
-        check_range("temperature", self.temperature, (1e-3, 100.0))?;
-        check_range("lr", self.lr, (1e-7, 100.0))?;
-        check_range("weight_decay", self.weight_decay, (0.0, 1.0))?;
-        check_count("width", self.width, 1, 1024)?;
-        check_count("projector_hidden", self.projector_hidden, 1, 65_536)?;
-        check_range("crop_min", self.crop_min as f64, (0.01, 1.0))?;
-        check_range(
-            "crop_max",
-            self.crop_max as f64,
-            (self.crop_min as f64, 1.0),
-        )?;
-        check_range("blur_prob", self.blur_prob as f64, (0.0, 1.0))?;
-        check_range("toy_noise", self.toy_noise as f64, (0.0, 10.0))?;
-        check_count("snapshot_images", self.snapshot_images, 2, 100_000)?;
-        check_count(
-            "probe_train_images",
-            self.probe_train_images,
-            10,
-            10_000_000,
-        )?;
-        check_count("probe_test_images", self.probe_test_images, 10, 10_000_000)?;
-        Ok(())
+        for &(key, limits) in REAL_LIMITS {
+            match self.real(key) {
+                Some(value) => check_range(key, value, limits)?,
+                None => continue,
+            }
+        }
+        let crop = |key| self.real(key).unwrap_or(f64::NAN);
+        check_range("crop_max", crop("crop_max"), (crop("crop_min"), 1.0))
+    }
+
+    fn count(&self, key: &str) -> usize {
+        match key {
+            "steps" => self.steps,
+            "batch" => self.batch,
+            "views" => self.views,
+            "dim" => self.dim,
+            "width" => self.width,
+            "projector_hidden" => self.projector_hidden,
+            "snapshot_images" => self.snapshot_images,
+            "probe_train_images" => self.probe_train_images,
+            "probe_test_images" => self.probe_test_images,
+            other => unreachable!("COUNT_LIMITS names {other}, which is not a count"),
+        }
+    }
+
+    /// The value of a real-valued key; `None` for an optional one that is not set. An `f32`
+    /// value is read as the decimal it prints as, so `crop_min = 0.01` is 0.01, not the
+    /// nearest `f32` below it.
+    fn real(&self, key: &str) -> Option<f64> {
+        let decimal = |x: f32| x.to_string().parse::<f64>().unwrap_or(f64::NAN);
+        Some(match key {
+            "epochs" => self.epochs?,
+            "alpha" => self.alpha,
+            "radius_scale" => self.radius_scale,
+            "temperature" => self.temperature,
+            "lr" => self.lr,
+            "weight_decay" => self.weight_decay,
+            "crop_min" => decimal(self.crop_min),
+            "crop_max" => decimal(self.crop_max),
+            "blur_prob" => decimal(self.blur_prob),
+            "toy_noise" => decimal(self.toy_noise),
+            other => unreachable!("REAL_LIMITS names {other}, which is not a real value"),
+        })
     }
 
     pub fn packing(&self) -> PackingParams {
@@ -271,5 +298,56 @@ impl TrainConfig {
             }
             None => self.steps,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sets `key` of a default config through its TOML name, as a config file would.
+    fn with(key: &str, value: toml::Value) -> Result<TrainConfig, String> {
+        let mut table = toml::Table::try_from(TrainConfig::default()).unwrap();
+        table.insert(key.to_string(), value);
+        let config: TrainConfig = table.try_into().map_err(|e| e.to_string())?;
+        config.validate().map_err(|e| e.to_string())?;
+        Ok(config)
+    }
+
+    #[test]
+    fn every_limit_accepts_its_ends_and_names_the_key_just_outside() {
+        for &(key, (low, high)) in COUNT_LIMITS {
+            assert!(
+                with(key, toml::Value::Integer(low as i64)).is_ok(),
+                "{key} = {low}"
+            );
+            assert!(
+                with(key, toml::Value::Integer(high as i64)).is_ok(),
+                "{key} = {high}"
+            );
+            let error = with(key, toml::Value::Integer(high as i64 + 1)).unwrap_err();
+            assert!(
+                error.starts_with(&format!("{key} = {}", high + 1)),
+                "{error}"
+            );
+            assert!(
+                error.ends_with(&format!("allowed {low} to {high}")),
+                "{error}"
+            );
+        }
+        for &(key, (low, high)) in REAL_LIMITS {
+            assert_eq!(allowed(key), Some(format!("{low} to {high}")));
+            // crop_max may not go below crop_min (0.3 by default).
+            let low = if key == "crop_max" { 0.3 } else { low };
+            assert!(with(key, toml::Value::Float(low)).is_ok(), "{key} = {low}");
+            assert!(
+                with(key, toml::Value::Float(high)).is_ok(),
+                "{key} = {high}"
+            );
+            let error = with(key, toml::Value::Float(high * 1.5 + 1.0)).unwrap_err();
+            assert!(error.starts_with(&format!("{key} = ")), "{error}");
+        }
+        assert_eq!(allowed("views").as_deref(), Some("2 to 64"));
+        assert_eq!(allowed("seed"), None);
     }
 }

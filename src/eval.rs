@@ -64,7 +64,9 @@ pub fn knn_accuracy<B: Backend>(
     )
     .transpose();
     let queries = test.normalized();
-    let chunk = 1024;
+    // 256 queries at a time: the similarity block of a viewer's probe (5,000 training images)
+    // stays near 5 MiB, so a long session's heap keeps no probe-sized hole.
+    let chunk = 256;
     let mut correct = 0usize;
     for start in (0..test.len()).step_by(chunk) {
         let rows = chunk.min(test.len() - start);
@@ -305,7 +307,8 @@ pub fn class_purity(points: &[f32], dim: usize, labels: &[u16], k: usize) -> f64
 }
 
 /// The baseline a learned picture has to beat: [`class_purity`] of the raw pixels of
-/// `indices` projected by PCA to three dimensions.
+/// `indices` projected by PCA to three dimensions (the viewer's projection).
+#[cfg(feature = "viewer")]
 pub fn pixel_pca_purity(set: &crate::data::ImageSet, indices: &[usize]) -> Result<f64, String> {
     let pixels: Vec<f32> = indices
         .iter()

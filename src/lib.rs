@@ -6,21 +6,28 @@
 //! (probes), `simclr` (the comparison loss) and `physics` (jamming of plain soft spheres).
 
 pub mod analyze;
+pub mod atomic;
 pub mod augment;
 pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod data;
 pub mod eval;
+pub mod limits;
 pub mod loss;
+pub mod mailbox;
 pub mod model;
 pub mod npy;
 pub mod optim;
 pub mod physics;
+pub mod progress;
+#[cfg(feature = "viewer")]
 pub mod projection;
 pub mod readout;
+pub mod seed;
 pub mod simclr;
 pub mod train;
+#[cfg(feature = "viewer")]
 pub mod video;
 #[cfg(feature = "viewer")]
 pub mod viewer;

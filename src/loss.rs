@@ -8,8 +8,10 @@
 //! 4. overlapping sub-manifolds repel with the soft-sphere energy `(1 - d_ij / s_ij)^alpha`,
 //! 5. the loss is `ln(E + 1e-6)` (or `E` itself).
 
-use burn::tensor::{Bool, Int, Tensor, backend::Backend};
+use burn::tensor::{Bool, Tensor, backend::Backend};
 use serde::{Deserialize, Serialize};
+
+use crate::limits::{ConfigError, check_range};
 
 /// Contact distances are capped here, so very large spheres do not see the whole batch.
 pub const MAX_RANGE: f64 = 1.5;
@@ -52,19 +54,9 @@ impl Default for PackingParams {
 
 impl PackingParams {
     /// Checks every field; the error names the field and its allowed range.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         check_range("alpha", self.alpha, ALPHA_RANGE)?;
         check_range("radius_scale", self.radius_scale, RADIUS_SCALE_RANGE)
-    }
-}
-
-pub(crate) fn check_range(field: &str, value: f64, (low, high): (f64, f64)) -> Result<(), String> {
-    if value.is_finite() && value >= low && value <= high {
-        Ok(())
-    } else {
-        Err(format!(
-            "{field} = {value} is out of range: allowed {low} to {high}"
-        ))
     }
 }
 
@@ -157,22 +149,6 @@ impl<B: Backend> Packing<B> {
     /// Number of images (spheres) in the batch.
     pub fn batch(&self) -> usize {
         self.centers.dims()[0]
-    }
-
-    /// Per-sphere contact numbers: `j` touches `i` when `d_ij < 0.99 (r_i + r_j)` (no cap).
-    pub fn contact_counts(&self) -> Tensor<B, 1, Int> {
-        let batch = self.batch();
-        let device = self.centers.device();
-        let radius_sums =
-            self.radii.clone().unsqueeze_dim::<2>(1) + self.radii.clone().unsqueeze_dim(0);
-        let off_diagonal = Tensor::<B, 2, Bool>::diag_mask([batch, batch], 0, &device);
-        self.distances
-            .clone()
-            .lower(radius_sums.mul_scalar(crate::readout::CONTACT_FACTOR))
-            .bool_and(off_diagonal)
-            .int()
-            .sum_dim(1)
-            .reshape([batch])
     }
 }
 

@@ -14,7 +14,7 @@ use burn::tensor::module::{adaptive_avg_pool2d, max_pool2d};
 use serde::{Deserialize, Serialize};
 
 /// Which backbone to build.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum EncoderKind {
     /// Three conv blocks (width, 2x width, 4x width), max-pooling between them: fast on a CPU.
@@ -25,20 +25,6 @@ pub enum EncoderKind {
     /// projector, an MLP pixels -> width -> projector_hidden -> d. Made for watching: a step
     /// costs a few GEMMs.
     Mlp,
-}
-
-impl std::str::FromStr for EncoderKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "small-cnn" => Ok(Self::SmallCnn),
-            "resnet18" => Ok(Self::Resnet18),
-            "mlp" => Ok(Self::Mlp),
-            other => Err(format!(
-                "unknown encoder '{other}' (choose small-cnn, resnet18 or mlp)"
-            )),
-        }
-    }
 }
 
 /// Shape of the network.
@@ -312,14 +298,40 @@ impl ModelConfig {
         }
     }
 
-    /// A model whose weights are drawn from `seed`. burn's initialisers share one process-wide
-    /// generator per backend: it is held from seeding to the last draw, so models built on other
-    /// threads at the same time cannot interleave their draws and change these weights.
+    /// A model whose weights are drawn from `seed`, the same on every backend: they are drawn
+    /// on the CPU backend and copied to `device` (each backend's own generator would draw
+    /// others, and a run on the GPU would not start where the same run on the CPU does).
     pub fn init<B: Backend>(&self, seed: u64, device: &B::Device) -> ClampModel<B> {
+        use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
+        let host = self.init_here::<burn::backend::Flex>(seed, &Default::default());
+        let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::new();
+        let bytes = recorder
+            .record(host.into_record(), ())
+            .expect("a model's record encodes");
+        let record = recorder
+            .load(bytes, device)
+            .expect("a record just encoded decodes");
+        self.build::<B>(device).load_record(record)
+    }
+
+    /// A model drawn from `seed` by `B`'s own generator. burn's initialisers share one
+    /// process-wide generator per backend: it is held from seeding to the last draw, so models
+    /// built on other threads at the same time cannot interleave their draws and change these
+    /// weights.
+    fn init_here<B: Backend>(&self, seed: u64, device: &B::Device) -> ClampModel<B> {
         let _guard = INIT_LOCK
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         B::seed(device, seed);
+        let model = self.build(device);
+        // Parameters are drawn lazily, on first use: materialise them now, under the lock, so
+        // a clone saved before the first step has the weights training uses.
+        let record = model.clone().into_record();
+        model.load_record(record)
+    }
+
+    /// The model's structure, its parameters not yet drawn.
+    fn build<B: Backend>(&self, device: &B::Device) -> ClampModel<B> {
         let encoder = match self.encoder {
             EncoderKind::SmallCnn => Encoder {
                 small_cnn: Some(SmallCnn::new(self.channels, self.width, device)),
@@ -341,11 +353,7 @@ impl ModelConfig {
             hidden: LinearConfig::new(self.feature_dim(), self.projector_hidden).init(device),
             output: LinearConfig::new(self.projector_hidden, self.embedding_dim).init(device),
         };
-        // Parameters are drawn lazily, on first use: materialise them now, under the lock, so
-        // a clone saved before the first step has the weights training uses.
-        let model = ClampModel { encoder, projector };
-        let record = model.clone().into_record();
-        model.load_record(record)
+        ClampModel { encoder, projector }
     }
 }
 

@@ -15,22 +15,11 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use serde::{Deserialize, Serialize};
 
 /// Which optimizer to use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum OptimizerKind {
     Adam,
     Lars,
-}
-
-impl std::str::FromStr for OptimizerKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "adam" => Ok(Self::Adam),
-            "lars" => Ok(Self::Lars),
-            other => Err(format!("unknown optimizer '{other}' (choose adam or lars)")),
-        }
-    }
 }
 
 /// Learning rate at `step`: `base * batch / 256`, linear warm-up over `warmup` steps, then a

@@ -1,7 +1,7 @@
 //! The jamming read-out of a packing: the quantities the reference logs, computed from the very
 //! tensors the loss used, then read back to the host in one transaction.
 
-use burn::tensor::{Int, Tensor, Transaction, backend::Backend};
+use burn::tensor::{Bool, Int, Tensor, Transaction, backend::Backend};
 use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
 
@@ -53,6 +53,22 @@ pub struct PackingReadout {
 }
 
 impl<B: Backend> Packing<B> {
+    /// Per-sphere contact numbers: `j` touches `i` when `d_ij < 0.99 (r_i + r_j)` (no cap).
+    pub fn contact_counts(&self) -> Tensor<B, 1, Int> {
+        let batch = self.batch();
+        let device = self.centers.device();
+        let radius_sums =
+            self.radii.clone().unsqueeze_dim::<2>(1) + self.radii.clone().unsqueeze_dim(0);
+        let off_diagonal = Tensor::<B, 2, Bool>::diag_mask([batch, batch], 0, &device);
+        self.distances
+            .clone()
+            .lower(radius_sums.mul_scalar(CONTACT_FACTOR))
+            .bool_and(off_diagonal)
+            .int()
+            .sum_dim(1)
+            .reshape([batch])
+    }
+
     /// Computes the read-out on the device and reads it back with one synchronisation.
     pub fn readout(&self) -> PackingReadout {
         let [views, batch, dim] = self.unit_views.dims();

@@ -8,7 +8,7 @@ use std::process::Command;
 use ab_glyph::{Font, FontRef, PxScale, ScaleFont, point};
 use image::{Delay, Frame, Rgba, RgbaImage};
 
-use crate::train::checkpoint::write_atomically;
+use crate::atomic::write_atomically;
 
 /// What a recording writes, from the output path.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -132,13 +132,20 @@ fn train_refuses_bad_configuration_before_training() {
 fn each_command_explains_its_own_flags_with_help() {
     let (code, stdout, stderr) = clamp(&["train", "--help"]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.starts_with("  clamp train "), "{stdout}");
-    assert!(stdout.contains("--radius-scale") && stdout.contains("summary JSON"));
-    assert!(stdout.contains("clamp train --resume DIR"), "{stdout}");
-    assert!(!stdout.contains("clamp eval") && !stdout.contains("clamp jam"));
+    assert!(stdout.contains("Usage: clamp train"), "{stdout}");
+    // Every flag with its sentence, and the configuration's default and range where it has one.
+    assert!(stdout.contains("--radius-scale <RS>"), "{stdout}");
+    assert!(
+        stdout.contains("Radius scale r_s: a sphere's radius is r_s times the RMS spread of its views [default: 2.5; allowed: 0.001 to 1000]"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("--resume <DIR>") && stdout.contains("newest whole checkpoint"));
+    // Value enums list their values, each with its sentence.
+    assert!(stdout.contains("- wgpu: burn's WGPU backend"), "{stdout}");
+    assert!(!stdout.contains("clamp eval") && !stdout.contains("--bidisperse"));
     let (code, stdout, _) = clamp(&["jam", "-h"]);
     assert_eq!(code, 0);
-    assert!(stdout.contains("--bidisperse") && !stdout.contains("clamp train"));
+    assert!(stdout.contains("--bidisperse") && !stdout.contains("--radius-scale"));
     // --help anywhere on the line wins over the other flags: nothing runs.
     let (code, stdout, _) = clamp(&["jam", "--dim", "9", "--help"]);
     assert_eq!(code, 0);
@@ -146,6 +153,73 @@ fn each_command_explains_its_own_flags_with_help() {
     let (code, _, stderr) = clamp(&["fly", "--help"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("unknown command 'fly'"), "{stderr}");
+    // The top-level help lists the commands.
+    let (code, stdout, _) = clamp(&["--help"]);
+    assert_eq!(code, 0);
+    for command in ["train", "eval", "embed", "analyze", "jam", "completions"] {
+        assert!(
+            stdout.contains(&format!("  {command}")),
+            "{command}: {stdout}"
+        );
+    }
+}
+
+#[test]
+fn a_misspelt_flag_or_command_gets_a_suggestion_and_exit_code_2() {
+    let (code, stdout, stderr) = clamp(&["train", "--radius-scael", "3"]);
+    assert_eq!(code, 2);
+    assert!(stdout.is_empty());
+    assert!(
+        stderr.contains("unknown flag --radius-scael (a similar flag exists: --radius-scale)"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    let (code, _, stderr) = clamp(&["trian"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("unknown command 'trian' (did you mean 'train'?)"),
+        "{stderr}"
+    );
+    // A flag of another command is not this one's.
+    let (code, _, stderr) = clamp(&["eval", "--checkpoint", "x", "--radius-scale", "2"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("unknown flag --radius-scale"), "{stderr}");
+    // Missing values and wrong types name the flag.
+    let (code, _, stderr) = clamp(&["train", "--steps"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--steps"), "{stderr}");
+    let (code, _, stderr) = clamp(&["train", "--steps", "many"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("--steps") && stderr.contains("many"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn completions_cover_every_command_and_flag() {
+    let (code, stdout, stderr) = clamp(&["completions", "bash"]);
+    assert_eq!(code, 0, "{stderr}");
+    for word in [
+        "train",
+        "embed",
+        "--radius-scale",
+        "--checkpoint-every",
+        "--bidisperse",
+    ] {
+        assert!(stdout.contains(word), "bash completion lacks {word}");
+    }
+    for shell in ["zsh", "fish"] {
+        let (code, stdout, _) = clamp(&["completions", shell]);
+        assert_eq!(code, 0);
+        assert!(stdout.contains("radius-scale"), "{shell}");
+    }
+    let (code, _, stderr) = clamp(&["completions", "tcsh"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("tcsh") && stderr.contains("bash"),
+        "{stderr}"
+    );
 }
 
 /// Writes an IDX split of 28 x 28 images: `patterns[k]` is true for a bright block top-left,

@@ -1,3 +1,4 @@
+#![cfg(feature = "viewer")]
 //! `clamp view` renders under a virtual display and saves a screenshot with the class colors;
 //! `clamp record` writes frames with no display at all, the same frames on every run, and
 //! refuses bad outputs before training. Needs xvfb-run and a Vulkan driver (mesa lavapipe), which
@@ -376,4 +377,53 @@ fn bad_outputs_and_sizes_are_refused_before_any_training() {
     let (code, _, stderr) = clamp(&["view", "--screenshot", "shot.jpg"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("must end in .png"), "{stderr}");
+}
+
+/// With `--backend wgpu` the viewer trains on the renderer's own device (lavapipe here, a GPU
+/// elsewhere): the panel and `--stats` say so, and its first step, from the same seed and the
+/// same batch, has the CPU backend's loss.
+#[test]
+fn the_viewer_trains_on_the_renderers_device_with_the_cpu_backends_first_loss() {
+    let output = Command::new("xvfb-run")
+        .args(["-a", "-s", "-screen 0 1280x720x24"])
+        .arg(env!("CARGO_BIN_EXE_clamp"))
+        .args([
+            "view",
+            "--backend",
+            "wgpu",
+            "--seconds",
+            "60",
+            "--size",
+            "640x360",
+            "--stats",
+        ])
+        .output()
+        .expect("xvfb-run must be installed (Debian package xvfb) for this test");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "clamp view failed: {stderr}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stats: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("--stats prints JSON ({e}): {stdout}"));
+    let backend = stats["backend"].as_str().unwrap_or_default();
+    assert!(
+        backend.starts_with("wgpu (") && backend.contains("shared with the renderer"),
+        "{stats}"
+    );
+    assert!(
+        stats["train_step"].as_f64().unwrap_or(0.0) >= 1.0,
+        "no step in 60 s: {stats}"
+    );
+    assert_eq!(stats["first_step"].as_f64(), Some(1.0), "{stats}");
+    let wgpu_loss = stats["first_step_loss"].as_f64().expect("a first loss");
+
+    let config = clamp::config::TrainConfig::viewer_default();
+    let data = std::sync::Arc::new(clamp::train::TrainingData::load(&config).unwrap());
+    let mut cpu =
+        clamp::train::Trainer::<clamp::backend::CpuBackend>::new(config, data, Default::default());
+    let cpu_loss = cpu.step().unwrap().loss;
+    println!("first step: wgpu (shared) {wgpu_loss}, cpu {cpu_loss}");
+    assert!(
+        (wgpu_loss - cpu_loss).abs() <= 1e-3 * cpu_loss.abs(),
+        "first step: wgpu {wgpu_loss} vs cpu {cpu_loss}"
+    );
 }

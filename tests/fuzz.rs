@@ -247,6 +247,7 @@ proptest! {
             if let Err(e) = TrainConfig::from_toml_file(&path) {
                 prop_assert!(names(&e, &path), "config: {e}");
             }
+            #[cfg(feature = "viewer")]
             if let Err(e) = clamp::viewer::preset::load(&path, &TrainConfig::viewer_default()) {
                 prop_assert!(names(&e, &path), "preset: {e}");
             }

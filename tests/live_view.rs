@@ -1,3 +1,4 @@
+#![cfg(feature = "viewer")]
 //! The live viewer's picture, driven headlessly (no window, no GPU): its default training makes
 //! classes visible (class purity of the drawn spheres above the raw-pixel PCA baseline), the
 //! timeline replays exactly what was drawn, and lessons load over the viewer's defaults.
@@ -11,7 +12,7 @@ use clamp::model::EncoderKind;
 use clamp::train::TrainingData;
 use clamp::train::session::TrainingPriority;
 use clamp::viewer::preset;
-use clamp::viewer::scene::{EaseInRealTime, Scene, ScenePlugin};
+use clamp::viewer::scene::{Scene, ScenePlugin};
 use clamp::viewer::timeline::{Timeline, TimelinePlugin};
 use clamp::viewer::training::{Controls, History, TrainingLink, TrainingPlugin, TrainingStatus};
 
@@ -81,9 +82,14 @@ fn the_viewers_training_separates_classes_and_the_timeline_replays_what_was_draw
             TrainingPlugin::start(&config, Some(2), TrainingPriority::Normal, false)
                 .expect("Fashion-MNIST loads"),
         )
-        .add_plugins((TimelinePlugin, ScenePlugin))
-        // Drawn positions jump to each frame, so they can be compared exactly.
-        .insert_resource(EaseInRealTime(false));
+        .add_plugins((
+            TimelinePlugin,
+            // Drawn positions jump to each frame, so they can be compared exactly.
+            ScenePlugin {
+                ease_in_real_time: false,
+                ..Default::default()
+            },
+        ));
 
     let baseline = app
         .world()

@@ -375,11 +375,13 @@ fn params_validation_names_the_field() {
         alpha: 0.5,
         ..Default::default()
     };
-    assert!(bad.validate().unwrap_err().contains("alpha"));
+    let error = bad.validate().unwrap_err();
+    assert_eq!((error.key.as_str(), error.value.as_str()), ("alpha", "0.5"));
+    assert_eq!(error.allowed, "1 to 10");
     let bad = PackingParams {
         radius_scale: f64::NAN,
         ..Default::default()
     };
-    assert!(bad.validate().unwrap_err().contains("radius_scale"));
+    assert_eq!(bad.validate().unwrap_err().key, "radius_scale");
     assert!(PackingParams::default().validate().is_ok());
 }

@@ -2,8 +2,8 @@
 //! (O'Hern, Silbert, Liu & Nagel, PRE 68, 011306, 2003).
 
 use clamp::physics::{
-    Geometry, JamConfig, MinimizeStatus, Packing, PairSearch, find_jammed_packing, find_jamming,
-    fit_power_law, log_grid, sweep_above_jamming,
+    Advance, Geometry, JamConfig, JammingProtocol, MinimizeStatus, Packing, PairSearch,
+    find_jammed_packing, find_jamming, fit_power_law, log_grid, sweep_above_jamming,
 };
 
 fn max_abs(v: impl IntoIterator<Item = f64>) -> f64 {
@@ -425,4 +425,44 @@ fn power_law_fit_recovers_exponent() {
     assert!((fit.exponent - 1.7).abs() < 1e-12 && (fit.prefactor - 3.0).abs() < 1e-9);
     assert!((xs[0] - 1e-4).abs() < 1e-18 && (xs[4] - 1e-1).abs() < 1e-15);
     assert!(fit_power_law(&[1.0], &[2.0]).is_none());
+}
+
+/// The viewer's physics mode drives the same protocol as `clamp jam`, a slice of FIRE iterations
+/// per frame: FIRE's state carries over between slices, so the slices add up to the very same
+/// minimizations and the same decisions.
+#[test]
+fn the_protocol_in_slices_finds_the_same_jamming_point() {
+    let cfg = JamConfig::bidisperse(2, 64, 2.0, 3);
+    let mut seen = Vec::new();
+    let whole = find_jamming(&cfg, &mut |p| seen.push((p.phi, p.jammed))).unwrap();
+    let mut protocol = JammingProtocol::new(&cfg).unwrap();
+    let mut sliced = Vec::new();
+    let mut slices = 0;
+    loop {
+        slices += 1;
+        match protocol.advance(150).unwrap() {
+            Advance::Minimizing => {}
+            Advance::Minimized(p) => sliced.push((p.phi, p.jammed)),
+            Advance::Jammed(p) => {
+                sliced.push((p.phi, p.jammed));
+                break;
+            }
+        }
+    }
+    let result = protocol.result().unwrap();
+    assert_eq!(sliced, seen, "the same compressions and decompressions");
+    assert_eq!(result.phi_j, whole.phi_j);
+    assert_eq!(result.contacts, whole.contacts);
+    assert_eq!(result.fire_iterations, whole.fire_iterations);
+    assert_eq!(result.minimizations, whole.minimizations);
+    assert!(
+        slices > whole.minimizations,
+        "minimizations took several slices"
+    );
+    // Once jammed, advancing changes nothing.
+    assert!(matches!(
+        protocol.advance(150).unwrap(),
+        Advance::Minimizing
+    ));
+    assert_eq!(protocol.result().unwrap().phi_j, whole.phi_j);
 }

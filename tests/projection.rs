@@ -1,3 +1,4 @@
+#![cfg(feature = "viewer")]
 //! The 3-D projection of the viewer: PCA recovers a planted subspace exactly, and refits are
 //! aligned to the previous basis (no sign flips, no jumps).
 

@@ -457,6 +457,26 @@ fn wgpu_and_cpu_agree_on_a_training_step() {
         adapter.name
     );
     assert!(relative <= 1e-3, "cpu {cpu_loss} vs wgpu {gpu_loss}");
+    // The gradients of that step, parameter by parameter: within 1e-3 of the largest entry.
+    let (cpu_grad, gpu_grad) = (cpu.gradients(), gpu.gradients());
+    assert_eq!(cpu_grad.len(), gpu_grad.len());
+    let scale = cpu_grad.iter().fold(0f32, |m, g| m.max(g.abs()));
+    let worst = cpu_grad
+        .iter()
+        .zip(&gpu_grad)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    println!(
+        "gradients: {} entries, largest {scale:.3e}, worst difference {worst:.3e}",
+        cpu_grad.len()
+    );
+    assert!(
+        scale > 0.0,
+        "a gradient that is zero everywhere compares nothing"
+    );
+    assert!(
+        worst <= 1e-3 * scale,
+        "worst gradient difference {worst} of {scale}"
+    );
     let report = gpu.step().unwrap();
     assert!(
         (report.loss - gpu_loss).abs() <= 1e-9 * gpu_loss.abs(),

@@ -1,3 +1,4 @@
+#![cfg(feature = "viewer")]
 //! Video helpers: output kinds from paths, the caption, atomic PNG frames.
 
 use clamp::video::{VideoOutput, draw_caption, frame_path, write_png};

@@ -1,3 +1,4 @@
+#![cfg(feature = "viewer")]
 //! The viewer's schedule, driven headlessly (no window, no GPU): moving the alpha control sends
 //! a command that the training thread applies at the very next step.
 

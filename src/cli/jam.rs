@@ -3,30 +3,51 @@
 
 use serde_json::{Value, json};
 
-use super::args::{Args, FlagSpec};
-use super::progress::Progress;
 use crate::physics::{
     Geometry, JamConfig, PowerLawFit, find_jammed_packing, log_grid, sweep_above_jamming,
 };
+use crate::progress::Progress;
 
-pub fn jam(words: &[String]) -> Result<(), String> {
-    let spec = FlagSpec {
-        shared_options: &[],
-        options: &["dim", "n", "alpha", "seed"],
-        switches: &["bidisperse", "json", "sweep", "sphere"],
-    };
-    let args = Args::parse(words, &spec)?;
-    let dim: usize = args.get("dim")?.ok_or("--dim 2|3 is required")?;
-    let n: usize = args.get("n")?.ok_or("--n N is required")?;
-    let mut config = JamConfig::new(dim, n);
-    config.bidisperse = args.switch("bidisperse");
-    if args.switch("sphere") {
+/// `clamp jam`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct JamArgs {
+    /// Dimension: 2 or 3 in a periodic box, 2 on the unit sphere (--sphere).
+    #[arg(long, value_name = "2|3")]
+    pub dim: usize,
+    /// Number of particles.
+    #[arg(long, value_name = "N")]
+    pub n: usize,
+    /// Half the particles 1.4 times the others' diameter (the usual glass-former, which does
+    /// not crystallise).
+    #[arg(long)]
+    pub bidisperse: bool,
+    /// Exponent alpha of the pair energy (1 - d/(r_i + r_j))^alpha [default: 2].
+    #[arg(long, value_name = "A")]
+    pub alpha: Option<f64>,
+    /// Seed of the initial positions [default: 0].
+    #[arg(long, value_name = "S")]
+    pub seed: Option<u64>,
+    /// Particles on the unit sphere S^2, as CLAMP's embeddings are, instead of a periodic box.
+    #[arg(long)]
+    pub sphere: bool,
+    /// Also compress above jamming and fit energy, pressure and contacts against phi - phi_J.
+    #[arg(long)]
+    pub sweep: bool,
+    /// One JSON object on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn jam(args: JamArgs) -> Result<(), String> {
+    let mut config = JamConfig::new(args.dim, args.n);
+    config.bidisperse = args.bidisperse;
+    if args.sphere {
         config.geometry = Geometry::UnitSphere;
     }
-    if let Some(alpha) = args.get("alpha")? {
+    if let Some(alpha) = args.alpha {
         config.alpha = alpha;
     }
-    if let Some(seed) = args.get("seed")? {
+    if let Some(seed) = args.seed {
         config.seed = seed;
     }
     config.validate().map_err(|e| format!("--{e}"))?;
@@ -66,7 +87,7 @@ pub fn jam(words: &[String]) -> Result<(), String> {
         "phi_resolution": result.phi_resolution,
         "seconds": result.seconds,
     });
-    if args.switch("sweep") {
+    if args.sweep {
         let deltas = log_grid(1e-4, 1e-1, 7);
         let mut progress = Progress::new("sweep", deltas.len());
         let mut done = 0;
@@ -96,7 +117,7 @@ pub fn jam(words: &[String]) -> Result<(), String> {
         report["contacts_exponent"] = fit(sweep.contacts);
     }
 
-    if args.switch("json") {
+    if args.json {
         println!("{report}");
     } else {
         println!(

@@ -1,9 +1,10 @@
-//! The `clamp` command line. Each subcommand parses its flags, runs one piece of the core, and
-//! reports problems as one line on stderr with exit code 2.
+//! The `clamp` command line. Every flag is defined once (clap's derive), with its help sentence;
+//! the training flags are one struct shared by `train`, `view` and `record`, and `--help` adds
+//! each one's default and allowed range read from the configuration itself. A problem is one
+//! line on stderr and exit code 2.
 
-pub mod args;
+pub mod flags;
 pub mod jam;
-pub mod progress;
 pub mod signals;
 pub mod train;
 #[cfg(feature = "viewer")]
@@ -11,139 +12,224 @@ pub mod view;
 
 use std::path::PathBuf;
 
-use args::{Args, FlagSpec};
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::analyze::analyze_embeddings;
 use crate::loss::PackingParams;
 use crate::npy::read_npy;
 
-const USAGE: &str = "\
-clamp: Contrastive Learning As Manifold Packing
-
-usage:
-  clamp analyze --embeddings FILE.npy [--alpha A] [--radius-scale RS] [--no-log]
-      packing read-out (JSON) of a [m, B, d] float32/float64 array of m views of B images
-
-  clamp train [--config FILE.toml] [--dataset NAME|DIR] [--backend auto|wgpu|cpu]
-              [--steps N | --epochs E] [--batch B] [--views M] [--dim D] [--alpha A]
-              [--radius-scale RS] [--lr LR] [--weight-decay WD] [--seed S] [--out DIR]
-              [--loss clamp|simclr] [--optimizer adam|lars] [--encoder small-cnn|resnet18|mlp]
-              [--width W] [--eval-every N] [--probe-train-images N] [--temperature T]
-              [--crop-min S] [--blur-prob P] [--warmup-steps N] [--data DIR] [--no-log]
-              [--checkpoint-every STEPS]
-      train with a progress bar; metrics.jsonl and checkpoints in DIR (every 5 minutes, on
-      Ctrl-C, at the end); summary JSON on stdout
-  clamp train --resume DIR [--steps N] [--backend auto|wgpu|cpu] [--checkpoint-every STEPS]
-      continue the run in DIR from its newest whole checkpoint, as if never interrupted
-  clamp eval --checkpoint DIR [--data DIR] [--backend auto|wgpu|cpu]
-      frozen-backbone linear probe and kNN on the test split, beside a raw-pixel kNN baseline
-  clamp embed --checkpoint DIR --out FILE.npy [--views M] [--images N] [--split test|train]
-              [--data DIR] [--backend auto|wgpu|cpu]
-      projector outputs of the first N images (default 1,000) in M augmented views (default:
-      the run's), as the float32 [M, N, d] array that `clamp analyze` reads
-
-  clamp view [--config FILE.toml] [training flags] [--spheres N] [--teaching] [--physics] [--paused]
-             [--frames N | --seconds S] [--screenshot FILE.png] [--stats] [--size WxH]
-             [--train-threads T]
-             [--render-scale S] [--fixed-resolution] [--train-priority background|shared|normal]
-      the live viewer (also what `clamp` with no command opens): training drawn as soft spheres
-  clamp record [--config FILE.toml] [training flags] [--start-step S] [--frames N]
-               [--steps-per-frame K]
-               [--fps F] [--size WxH] [--orbit DEG_PER_SECOND] [--out FILE.mp4|FILE.gif|DIR/]
-      trains and renders offscreen (no window, no X server); PNG frames, GIF, or MP4 via ffmpeg
-
-  clamp jam --dim 2|3 --n N [--bidisperse] [--alpha A] [--seed S] [--sphere] [--sweep] [--json]
-      jamming point of N soft spheres with the CLAMP pair energy (O'Hern et al. protocol);
-      --sweep adds energy and pressure against phi - phi_J above jamming
-
-run `clamp help` for this text, `clamp COMMAND --help` for one command";
-
 /// Exit code for bad input or usage.
 pub const EXIT_BAD_INPUT: i32 = 2;
 
+/// Contrastive Learning As Manifold Packing: train, watch, steer and record representation
+/// learning as the packing of soft spheres.
+#[derive(Parser, Debug)]
+#[command(
+    name = "clamp",
+    version,
+    after_help = "With no command, clamp opens the live viewer (clamp view)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train with a progress bar: metrics.jsonl and checkpoints in --out (every five minutes,
+    /// on Ctrl-C, at the end), the summary JSON on stdout.
+    Train(train::TrainArgs),
+    /// Linear probe and kNN of a checkpoint's frozen encoder on the test split, beside a
+    /// raw-pixel kNN baseline.
+    Eval(train::EvalArgs),
+    /// Projector outputs of a checkpoint's images in augmented views: the float32 [M, N, d]
+    /// .npy that `clamp analyze` reads.
+    Embed(train::EmbedArgs),
+    /// Packing read-out (JSON) of a [m, B, d] float32/float64 .npy of m views of B images.
+    Analyze(AnalyzeArgs),
+    /// The live viewer: training drawn as soft spheres, steered from the panel.
+    #[cfg(feature = "viewer")]
+    View(view::ViewArgs),
+    /// Train and render offscreen (no window, no X server): PNG frames, a GIF, or an MP4 via
+    /// ffmpeg.
+    #[cfg(feature = "viewer")]
+    Record(view::RecordArgs),
+    /// The jamming point of N soft spheres with the CLAMP pair energy (O'Hern et al.
+    /// protocol); --sweep adds energy and pressure against phi - phi_J above it.
+    Jam(jam::JamArgs),
+    /// Shell completions on stdout, e.g. `clamp completions bash >
+    /// ~/.local/share/bash-completion/completions/clamp`.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `clamp analyze`.
+#[derive(clap::Args, Debug)]
+pub struct AnalyzeArgs {
+    /// A [m, B, d] float32 or float64 .npy: m views of B images in d dimensions.
+    #[arg(long, value_name = "FILE.npy")]
+    pub embeddings: PathBuf,
+    /// Exponent alpha of the pair energy (1 - d/(r_i + r_j))^alpha [default: 2].
+    #[arg(long, value_name = "A")]
+    pub alpha: Option<f64>,
+    /// Radius scale r_s: a sphere's radius is r_s times the RMS spread of its views
+    /// [default: 1].
+    #[arg(long, value_name = "RS")]
+    pub radius_scale: Option<f64>,
+    /// Report the energy E itself instead of ln(E + 1e-6).
+    #[arg(long)]
+    pub no_log: bool,
+}
+
+/// The whole command line, with every command's settings applied: repeated flags override
+/// (the last wins), values may be negative (so that a range error can name them), and the
+/// training flags' help shows their defaults and ranges.
+pub fn command() -> clap::Command {
+    let command = Cli::command().mut_subcommands(|sub| {
+        sub.args_override_self(true).mut_args(|arg| {
+            if matches!(arg.get_action(), ArgAction::Set) {
+                arg.allow_negative_numbers(true)
+            } else {
+                arg
+            }
+        })
+    });
+    let command = command.mut_subcommand("train", |train| {
+        flags::annotate(train, &crate::config::TrainConfig::default())
+    });
+    #[cfg(feature = "viewer")]
+    let command = {
+        let watching = crate::config::TrainConfig::viewer_default();
+        command
+            .mut_subcommand("view", |view| flags::annotate(view, &watching))
+            .mut_subcommand("record", |record| flags::annotate(record, &watching))
+    };
+    command
+}
+
 /// Runs the command line `words` (without the program name) and returns the exit code.
 pub fn run(words: &[String]) -> i32 {
-    let Some((command, rest)) = words.split_first() else {
+    let line = std::iter::once("clamp".to_string()).chain(words.iter().cloned());
+    let parsed = command()
+        .try_get_matches_from(line)
+        .and_then(|matches| Ok((Cli::from_arg_matches(&matches)?, matches)));
+    let (cli, matches) = match parsed {
+        Ok(parsed) => parsed,
+        Err(error) => return usage_error(&error, words),
+    };
+    let Some(chosen) = cli.command else {
         // `cargo run --release` with no command opens the viewer.
         #[cfg(feature = "viewer")]
         return run(&["view".to_string()]);
         #[cfg(not(feature = "viewer"))]
         {
-            eprintln!("{USAGE}");
+            eprintln!("{}", command().render_help());
             return EXIT_BAD_INPUT;
         }
     };
-    if rest.iter().any(|w| w == "--help" || w == "-h")
-        && let Some(usage) = command_usage(command)
-    {
-        println!("{usage}");
-        return 0;
-    }
-    let result = match command.as_str() {
-        "analyze" => analyze(rest),
-        "train" => match train::train(rest) {
+    let given = given_flags(&matches);
+    let name = matches.subcommand_name().unwrap_or_default().to_string();
+    let result = match chosen {
+        Command::Train(args) => match train::train(args, &given) {
             Ok(code) => return code,
             Err(message) => Err(message),
         },
-        "jam" => jam::jam(rest),
-        "eval" => train::eval(rest),
-        "embed" => train::embed(rest),
+        Command::Eval(args) => train::eval(args),
+        Command::Embed(args) => train::embed(args),
+        Command::Analyze(args) => analyze(args),
         #[cfg(feature = "viewer")]
-        "view" => view::view(rest),
+        Command::View(args) => view::view(args),
         #[cfg(feature = "viewer")]
-        "record" => view::record(rest),
-        "help" | "--help" | "-h" => {
-            println!("{USAGE}");
+        Command::Record(args) => view::record(args),
+        Command::Jam(args) => jam::jam(args),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut command(), "clamp", &mut std::io::stdout());
             Ok(())
         }
-        other => Err(format!("unknown command '{other}'\n{USAGE}")),
     };
     match result {
         Ok(()) => 0,
         Err(message) => {
-            eprintln!("clamp {command}: {message}");
+            eprintln!("clamp {name}: {message}");
             EXIT_BAD_INPUT
         }
     }
 }
 
-/// The part of the usage text about one command (`clamp train --help`).
-pub fn command_usage(command: &str) -> Option<String> {
-    let head = format!("  clamp {command} ");
-    let mut inside = false;
-    let lines: Vec<&str> = USAGE
-        .lines()
-        .filter(|line| {
-            // Every block of this command (`clamp train` has two: a run, and --resume).
-            inside = line.starts_with(&head)
-                || (inside && !line.trim().is_empty() && !line.starts_with("  clamp "));
-            inside
-        })
-        .map(str::trim_end)
-        .collect();
-    (!lines.is_empty()).then(|| lines.join("\n"))
+/// The long names of the flags given on the command line (not defaults).
+fn given_flags(matches: &clap::ArgMatches) -> Vec<String> {
+    let Some((_, sub)) = matches.subcommand() else {
+        return Vec::new();
+    };
+    sub.ids()
+        .filter(|id| sub.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine))
+        .map(|id| id.as_str().replace('_', "-"))
+        .collect()
 }
 
-fn analyze(words: &[String]) -> Result<(), String> {
-    let spec = FlagSpec {
-        shared_options: &[],
-        options: &["embeddings", "alpha", "radius-scale"],
-        switches: &["no-log"],
+/// Help and version go to stdout with exit code 0; anything else is one line (two with a
+/// hint) on stderr and exit code 2.
+fn usage_error(error: &clap::Error, words: &[String]) -> i32 {
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    ) {
+        print!("{}", error.render());
+        return 0;
+    }
+    let context = |kind| match error.get(kind) {
+        Some(ContextValue::String(text)) => Some(text.clone()),
+        Some(ContextValue::Strings(texts)) => texts.first().cloned(),
+        _ => None,
     };
-    let args = Args::parse(words, &spec)?;
-    let path: PathBuf = args
-        .get("embeddings")?
-        .ok_or("--embeddings FILE.npy is required")?;
+    let message = match error.kind() {
+        ErrorKind::UnknownArgument => {
+            let flag = context(ContextKind::InvalidArg).unwrap_or_default();
+            match context(ContextKind::SuggestedArg) {
+                Some(similar) => format!("unknown flag {flag} (a similar flag exists: {similar})"),
+                None => format!("unknown flag {flag} (see --help for the accepted ones)"),
+            }
+        }
+        ErrorKind::InvalidSubcommand => {
+            let name = context(ContextKind::InvalidSubcommand).unwrap_or_default();
+            match context(ContextKind::SuggestedSubcommand) {
+                Some(similar) => format!("unknown command '{name}' (did you mean '{similar}'?)"),
+                None => format!("unknown command '{name}' (run clamp --help for the commands)"),
+            }
+        }
+        _ => {
+            // clap's own sentence, without its "error: " prefix and usage block.
+            let text = error.render().to_string();
+            let first = text.split("\n\n").next().unwrap_or_default();
+            first
+                .trim()
+                .trim_start_matches("error: ")
+                .replace('\n', " ")
+        }
+    };
+    match words.first().filter(|word| !word.starts_with('-')) {
+        Some(command) if error.kind() != ErrorKind::InvalidSubcommand => {
+            eprintln!("clamp {command}: {message}")
+        }
+        _ => eprintln!("clamp: {message}"),
+    }
+    EXIT_BAD_INPUT
+}
+
+fn analyze(args: AnalyzeArgs) -> Result<(), String> {
     let defaults = PackingParams::default();
     let params = PackingParams {
-        alpha: args.get("alpha")?.unwrap_or(defaults.alpha),
-        radius_scale: args.get("radius-scale")?.unwrap_or(defaults.radius_scale),
-        log_energy: !args.switch("no-log"),
+        alpha: args.alpha.unwrap_or(defaults.alpha),
+        radius_scale: args.radius_scale.unwrap_or(defaults.radius_scale),
+        log_energy: !args.no_log,
     };
-    params
-        .validate()
-        .map_err(|e| format!("--{}", e.replace('_', "-")))?;
-    let array = read_npy(&path)?;
+    params.validate().map_err(|e| flags::flag_error(&e))?;
+    let path = &args.embeddings;
+    let array = read_npy(path)?;
     let metrics =
         analyze_embeddings(&array, &params).map_err(|e| format!("{}: {e}", path.display()))?;
     println!(

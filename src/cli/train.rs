@@ -9,105 +9,89 @@ use std::time::Instant;
 use burn::tensor::backend::AutodiffBackend;
 use serde_json::json;
 
-use super::args::{Args, FlagSpec};
-use super::progress::Progress;
+use super::flags::{TrainingFlags, validated};
 use super::signals;
 use crate::backend::{BackendTask, run_on};
-use crate::config::TrainConfig;
+use crate::config::{BackendChoice, TrainConfig};
 use crate::eval::{Features, KNN_K, ProbeSettings, knn_accuracy, linear_probe_accuracy};
+use crate::model::EncoderKind;
+use crate::optim::OptimizerKind;
+use crate::progress::Progress;
 use crate::train::{Fault, FaultKind, ProbeReport, RunStart, Trainer, TrainingData, checkpoint};
 
-/// Training flags that also apply when watching (`clamp view`) or recording (`clamp record`).
-pub const SHARED_TRAINING_FLAGS: &[&str] = &[
-    "config",
-    "dataset",
-    "data",
-    "backend",
-    "steps",
-    "batch",
-    "views",
-    "dim",
-    "alpha",
-    "radius-scale",
-    "lr",
-    "weight-decay",
-    "seed",
-    "loss",
-    "width",
-    "crop-min",
-    "blur-prob",
-];
-
-pub const TRAIN_FLAGS: FlagSpec = FlagSpec {
-    shared_options: SHARED_TRAINING_FLAGS,
-    options: &[
-        "epochs",
-        "out",
-        "optimizer",
-        "encoder",
-        "eval-every",
-        "temperature",
-        "warmup-steps",
-        "probe-train-images",
-        "resume",
-        "checkpoint-every",
-    ],
-    switches: &["no-log"],
-};
-
-/// The config from `--config FILE` (or the defaults) with every flag applied on top.
-pub fn config_from_args(args: &Args) -> Result<TrainConfig, String> {
-    let config = match args.get::<PathBuf>("config")? {
-        Some(path) => TrainConfig::from_toml_file(&path)?,
-        None => TrainConfig::default(),
-    };
-    apply_train_flags(config, args)
+/// `clamp train`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub training: TrainingFlags,
+    /// Passes over the training set (instead of --steps).
+    #[arg(long, value_name = "E")]
+    pub epochs: Option<f64>,
+    /// The run's directory: metrics.jsonl, checkpoints/ [default: runs/seedS-UNIXTIME].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Optimizer (LARS is the large-batch recipe of the paper's ResNet runs).
+    #[arg(long, value_enum)]
+    pub optimizer: Option<OptimizerKind>,
+    /// The backbone whose features the probes score.
+    #[arg(long, value_enum)]
+    pub encoder: Option<EncoderKind>,
+    /// Run the kNN and linear probes every N steps (0: at the start and the end only).
+    #[arg(long, value_name = "N")]
+    pub eval_every: Option<usize>,
+    /// Temperature of SimCLR's NT-Xent (with --loss simclr).
+    #[arg(long, value_name = "T")]
+    pub temperature: Option<f64>,
+    /// Steps of linear learning-rate warm-up before the cosine schedule.
+    #[arg(long, value_name = "N")]
+    pub warmup_steps: Option<usize>,
+    /// Training images the probes fit on (all of them, in order, when at least the set's size).
+    #[arg(long, value_name = "N")]
+    pub probe_train_images: Option<usize>,
+    /// Minimise the energy E itself instead of the paper's ln(E + 1e-6).
+    #[arg(long)]
+    pub no_log: bool,
+    /// Continue the run in DIR from its newest whole checkpoint, as if never interrupted (with
+    /// its own configuration: only --steps, --epochs, --backend, --eval-every and
+    /// --checkpoint-every may accompany it).
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+    /// Save a checkpoint every N steps (0: only on Ctrl-C and at the end) [default: about
+    /// every five minutes of work].
+    #[arg(long, value_name = "N")]
+    pub checkpoint_every: Option<usize>,
 }
 
-/// Overrides `config` with every training flag present in `args`, then validates it.
-pub fn apply_train_flags(mut config: TrainConfig, args: &Args) -> Result<TrainConfig, String> {
-    macro_rules! flag {
-        ($name:literal => $field:ident) => {
-            if let Some(value) = args.get($name)? {
-                config.$field = value;
-            }
+impl TrainArgs {
+    /// The config from `--config FILE` (or the defaults) with every flag applied, validated.
+    pub fn config(&self) -> Result<TrainConfig, String> {
+        let config = match &self.training.config {
+            Some(path) => TrainConfig::from_toml_file(path)?,
+            None => TrainConfig::default(),
         };
+        let mut config = self.training.apply(config);
+        fn set<T: Clone>(field: &mut T, flag: &Option<T>) {
+            if let Some(value) = flag {
+                *field = value.clone();
+            }
+        }
+        set(&mut config.optimizer, &self.optimizer);
+        set(&mut config.encoder, &self.encoder);
+        set(&mut config.eval_every, &self.eval_every);
+        set(&mut config.temperature, &self.temperature);
+        set(&mut config.warmup_steps, &self.warmup_steps);
+        set(&mut config.probe_train_images, &self.probe_train_images);
+        if self.epochs.is_some() {
+            config.epochs = self.epochs;
+        }
+        if self.out.is_some() {
+            config.out = self.out.clone();
+        }
+        if self.no_log {
+            config.log_energy = false;
+        }
+        validated(config)
     }
-    flag!("dataset" => dataset);
-    flag!("data" => dataset);
-    flag!("backend" => backend);
-    flag!("steps" => steps);
-    flag!("batch" => batch);
-    flag!("views" => views);
-    flag!("dim" => dim);
-    flag!("alpha" => alpha);
-    flag!("radius-scale" => radius_scale);
-    flag!("lr" => lr);
-    flag!("weight-decay" => weight_decay);
-    flag!("seed" => seed);
-    flag!("loss" => loss);
-    flag!("optimizer" => optimizer);
-    flag!("encoder" => encoder);
-    flag!("width" => width);
-    flag!("eval-every" => eval_every);
-    flag!("temperature" => temperature);
-    flag!("crop-min" => crop_min);
-    flag!("blur-prob" => blur_prob);
-    flag!("warmup-steps" => warmup_steps);
-    flag!("probe-train-images" => probe_train_images);
-    if let Some(epochs) = args.get("epochs")? {
-        config.epochs = Some(epochs);
-    }
-    if let Some(out) = args.get("out")? {
-        config.out = Some(out);
-    }
-    if args.switch("no-log") {
-        config.log_energy = false;
-    }
-    config
-        .validate()
-        .map_err(|e| format!("--{}", e.replace('_', "-")))?;
-    Ok(config)
 }
 
 /// How often `clamp train` saves a checkpoint while it runs.
@@ -133,55 +117,58 @@ const RESUME_FLAGS: &[&str] = &[
 /// Exit code of a run stopped by repeated non-finite steps.
 pub const EXIT_DIVERGED: i32 = 3;
 
-/// `clamp train`; returns the exit code (0, 128 + signal when interrupted, [`EXIT_DIVERGED`]).
-pub fn train(words: &[String]) -> Result<i32, String> {
-    let args = Args::parse(words, &TRAIN_FLAGS)?;
+/// `clamp train`; `given` names the flags on the command line. Returns the exit code (0,
+/// 128 + signal when interrupted, [`EXIT_DIVERGED`]).
+pub fn train(args: TrainArgs, given: &[String]) -> Result<i32, String> {
     let fault = Fault::from_env()?;
-    let checkpoint_every = match args.get::<usize>("checkpoint-every")? {
+    let checkpoint_every = match args.checkpoint_every {
         Some(steps) => CheckpointEvery::Steps(steps),
         None => CheckpointEvery::Seconds(DEFAULT_CHECKPOINT_SECONDS),
     };
-    let resume: Option<PathBuf> = args.get("resume")?;
-    let (config, out) = match resume {
+    let (config, out) = match &args.resume {
         Some(run) => {
-            if let Some(flag) = args.given().find(|flag| !RESUME_FLAGS.contains(flag)) {
+            if let Some(flag) = given
+                .iter()
+                .find(|flag| !RESUME_FLAGS.contains(&flag.as_str()))
+            {
                 return Err(format!(
                     "--{flag} cannot be given with --resume, which continues the run in {} with \
                      its own configuration (start a new run with --out to change it)",
                     run.display()
                 ));
             }
-            let found = checkpoint::find(&run)?;
+            let found = checkpoint::find(run)?;
             let mut config = checkpoint::load_config(&found.dir)?;
-            if let Some(backend) = args.get("backend")? {
+            if let Some(backend) = args.training.backend {
                 config.backend = backend;
             }
-            if let Some(steps) = args.get("steps")? {
+            if let Some(steps) = args.training.steps {
                 config.steps = steps;
                 config.epochs = None;
             }
-            if let Some(epochs) = args.get("epochs")? {
-                config.epochs = Some(epochs);
+            if args.epochs.is_some() {
+                config.epochs = args.epochs;
             }
-            if let Some(every) = args.get("eval-every")? {
+            if let Some(every) = args.eval_every {
                 config.eval_every = every;
             }
             config.out = Some(run.clone());
-            config
-                .validate()
-                .map_err(|e| format!("--{}", e.replace('_', "-")))?;
-            (config, run)
+            (validated(config)?, run.clone())
         }
         None => {
-            let mut config = config_from_args(&args)?;
+            let mut config = args.config()?;
             let out = config.out.clone().unwrap_or_else(|| {
-                PathBuf::from(format!("runs/seed{}-{}", config.seed, unix_time()))
+                PathBuf::from(format!(
+                    "runs/seed{}-{}",
+                    config.seed,
+                    crate::progress::unix_time()
+                ))
             });
             config.out = Some(out.clone());
             (config, out)
         }
     };
-    let resuming = args.text("resume").is_some();
+    let resuming = args.resume.is_some();
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let metrics_path = out.join("metrics.jsonl");
     // Checked before any training: the metrics file must be writable.
@@ -255,11 +242,7 @@ impl BackendTask for TrainRun {
         } = self;
         let started = Instant::now();
         let (mut trainer, initial) = if resuming {
-            let (trainer, dir, passed_over) =
-                checkpoint::load_newest::<B>(&out, |_| Ok(config.clone()), data, device)?;
-            for reason in &passed_over {
-                eprintln!("warning: passed over a damaged checkpoint: {reason}");
-            }
+            let (trainer, dir) = load_newest::<B>(&out, &config, data, device)?;
             let step = trainer.step_count();
             // Lines past the checkpoint belong to steps that will be run again.
             metrics = keep_metrics_up_to(&out.join("metrics.jsonl"), step)?;
@@ -435,6 +418,22 @@ impl BackendTask for TrainRun {
     }
 }
 
+/// The newest whole checkpoint of `run` (a run or checkpoint directory) with `config`, saying
+/// on stderr which damaged ones were passed over.
+fn load_newest<B: AutodiffBackend>(
+    run: &std::path::Path,
+    config: &TrainConfig,
+    data: Arc<TrainingData>,
+    device: B::Device,
+) -> Result<(Trainer<B>, PathBuf), String> {
+    let (trainer, dir, passed_over) =
+        checkpoint::load_newest::<B>(run, |_| Ok(config.clone()), data, device)?;
+    for reason in &passed_over {
+        eprintln!("warning: passed over a damaged checkpoint: {reason}");
+    }
+    Ok((trainer, dir))
+}
+
 /// Rewrites `path` (atomically) keeping the lines of steps up to `step`, and returns it open for
 /// appending. Lines without a step, or torn by an interruption, are dropped.
 fn keep_metrics_up_to(path: &std::path::Path, step: usize) -> Result<File, String> {
@@ -449,7 +448,7 @@ fn keep_metrics_up_to(path: &std::path::Path, step: usize) -> Result<File, Strin
         })
         .flat_map(|line| [line, "\n"])
         .collect();
-    checkpoint::write_atomically(path, kept.as_bytes())?;
+    crate::atomic::write_atomically(path, kept.as_bytes())?;
     OpenOptions::new()
         .append(true)
         .open(path)
@@ -465,30 +464,29 @@ fn write_line(file: &mut File, line: &str) -> Result<(), String> {
     writeln!(file, "{line}").map_err(|e| format!("cannot append to metrics.jsonl: {e}"))
 }
 
-fn unix_time() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+/// `clamp eval`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct EvalArgs {
+    /// A checkpoint directory, or a run's directory (its newest whole checkpoint).
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint: PathBuf,
+    /// A directory holding the data set, instead of the run's.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<String>,
+    /// Where the encoder runs, instead of the run's choice.
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendChoice>,
 }
 
-pub fn eval(words: &[String]) -> Result<(), String> {
-    let spec = FlagSpec {
-        shared_options: &[],
-        options: &["checkpoint", "data", "backend"],
-        switches: &[],
-    };
-    let args = Args::parse(words, &spec)?;
-    let dir: PathBuf = args
-        .get("checkpoint")?
-        .ok_or("--checkpoint DIR is required")?;
+pub fn eval(args: EvalArgs) -> Result<(), String> {
+    let dir = args.checkpoint;
     // A run directory stands for its newest whole checkpoint.
     let found = checkpoint::find(&dir)?;
     let mut config = checkpoint::load_config(&found.dir)?;
-    if let Some(data) = args.get("data")? {
+    if let Some(data) = args.data {
         config.dataset = data;
     }
-    if let Some(backend) = args.get("backend")? {
+    if let Some(backend) = args.backend {
         config.backend = backend;
     }
     let start = RunStart::prepare(&config)?;
@@ -511,15 +509,8 @@ impl BackendTask for EvalRun {
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
         let started = Instant::now();
         let config = self.config;
-        let (trainer, dir, passed_over) = checkpoint::load_newest::<B>(
-            &self.dir,
-            |_| Ok(config.clone()),
-            self.data.clone(),
-            device.clone(),
-        )?;
-        for reason in &passed_over {
-            eprintln!("warning: passed over a damaged checkpoint: {reason}");
-        }
+        let (trainer, dir) =
+            load_newest::<B>(&self.dir, &config, self.data.clone(), device.clone())?;
         let (train_set, test_set) = (&self.data.train, &self.data.test);
         let classes = train_set.num_classes();
         let all = |n: usize| (0..n).collect::<Vec<usize>>();
@@ -569,48 +560,67 @@ fn raw_pixels(set: &crate::data::ImageSet) -> Features {
     }
 }
 
+/// Which split `clamp embed` reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Split {
+    #[default]
+    Test,
+    Train,
+}
+
 /// `clamp embed`: projector outputs of a checkpoint, as the `[m, N, d]` float32 array that
 /// `clamp analyze` reads.
-pub fn embed(words: &[String]) -> Result<(), String> {
-    let spec = FlagSpec {
-        shared_options: &[],
-        options: &[
-            "checkpoint",
-            "out",
-            "views",
-            "images",
-            "split",
-            "data",
-            "backend",
-        ],
-        switches: &[],
-    };
-    let args = Args::parse(words, &spec)?;
-    let dir: PathBuf = args
-        .get("checkpoint")?
-        .ok_or("--checkpoint DIR is required")?;
-    let out: PathBuf = args.get("out")?.ok_or("--out FILE.npy is required")?;
+#[derive(clap::Args, Debug, Clone)]
+pub struct EmbedArgs {
+    /// A checkpoint directory, or a run's directory (its newest whole checkpoint).
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint: PathBuf,
+    /// The .npy file to write (atomically): float32, shape [M, N, d].
+    #[arg(long, value_name = "FILE.npy")]
+    pub out: PathBuf,
+    /// Augmented views M of each image [default: the run's --views].
+    #[arg(long, value_name = "M")]
+    pub views: Option<usize>,
+    /// The first N images of the split.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub images: usize,
+    /// The split the images come from.
+    #[arg(long, value_enum, default_value_t = Split::Test)]
+    pub split: Split,
+    /// A directory holding the data set, instead of the run's.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<String>,
+    /// Where the network runs, instead of the run's choice.
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendChoice>,
+}
+
+pub fn embed(args: EmbedArgs) -> Result<(), String> {
+    let EmbedArgs {
+        checkpoint: dir,
+        out,
+        views,
+        images,
+        split,
+        data,
+        backend,
+    } = args;
     if out.extension().is_none_or(|e| e != "npy") {
         return Err(format!("--out: {} does not end in .npy", out.display()));
     }
-    let test = match args.text("split").unwrap_or("test") {
-        "test" => true,
-        "train" => false,
-        other => return Err(format!("--split: '{other}' is not test or train")),
-    };
+    let test = split == Split::Test;
     let found = checkpoint::find(&dir)?;
     let mut config = checkpoint::load_config(&found.dir)?;
-    if let Some(data) = args.get("data")? {
+    if let Some(data) = data {
         config.dataset = data;
     }
-    if let Some(backend) = args.get("backend")? {
+    if let Some(backend) = backend {
         config.backend = backend;
     }
-    let views: usize = args.get("views")?.unwrap_or(config.views);
+    let views = views.unwrap_or(config.views);
     if views < 2 {
         return Err(format!("--views: {views}; a sphere needs at least 2 views"));
     }
-    let images: usize = args.get("images")?.unwrap_or(1000);
     if images < 2 {
         return Err(format!(
             "--images: {images}; packing needs at least 2 images"
@@ -650,15 +660,7 @@ impl BackendTask for EmbedRun {
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
         let config = self.config;
-        let (trainer, dir, passed_over) = checkpoint::load_newest::<B>(
-            &self.dir,
-            |_| Ok(config.clone()),
-            self.data.clone(),
-            device,
-        )?;
-        for reason in &passed_over {
-            eprintln!("warning: passed over a damaged checkpoint: {reason}");
-        }
+        let (trainer, dir) = load_newest::<B>(&self.dir, &config, self.data.clone(), device)?;
         let set = if self.test {
             &self.data.test
         } else {
@@ -674,7 +676,7 @@ impl BackendTask for EmbedRun {
         );
         let shape = [self.views, images, trainer.config.dim];
         let values: Vec<f32> = projections.into_data().iter::<f32>().collect();
-        checkpoint::write_atomically(&self.out, &crate::npy::encode_npy_f32(&shape, &values))?;
+        crate::atomic::write_atomically(&self.out, &crate::npy::encode_npy_f32(&shape, &values))?;
         Ok(json!({
             "out": self.out,
             "shape": shape,

@@ -2,46 +2,97 @@
 
 use std::path::PathBuf;
 
-use super::args::{Args, FlagSpec};
-use super::train::{SHARED_TRAINING_FLAGS, apply_train_flags};
+use super::flags::{TrainingFlags, validated};
 use crate::config::TrainConfig;
 use crate::train::session::TrainingPriority;
 use crate::video::VideoOutput;
 use crate::viewer::record::{RecordOptions, record as record_video};
 use crate::viewer::{ViewerMode, ViewerOptions, default_train_threads, preset};
 
-const VIEW_FLAGS: FlagSpec = FlagSpec {
-    shared_options: SHARED_TRAINING_FLAGS,
-    options: &[
-        "spheres",
-        "frames",
-        "seconds",
-        "screenshot",
-        "size",
-        "train-threads",
-        "render-scale",
-        "train-priority",
-    ],
-    switches: &["stats", "teaching", "physics", "paused", "fixed-resolution"],
-};
+/// `clamp view`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ViewArgs {
+    #[command(flatten)]
+    pub training: TrainingFlags,
+    /// Held-out images drawn as spheres.
+    #[arg(long, value_name = "N")]
+    pub spheres: Option<usize>,
+    /// Open with the teaching overlay: captions that say what the picture shows.
+    #[arg(long)]
+    pub teaching: bool,
+    /// Open in the physics sandbox (plain soft spheres jammed and unjammed) instead of training.
+    #[arg(long)]
+    pub physics: bool,
+    /// Open paused: nothing trains until play (or space) is pressed.
+    #[arg(long)]
+    pub paused: bool,
+    /// Quit after N frames.
+    #[arg(long, value_name = "N")]
+    pub frames: Option<u64>,
+    /// Quit after S seconds.
+    #[arg(long, value_name = "S")]
+    pub seconds: Option<f64>,
+    /// Save the last frame as this PNG when quitting (after 120 frames unless --frames or
+    /// --seconds says otherwise).
+    #[arg(long, value_name = "FILE.png")]
+    pub screenshot: Option<PathBuf>,
+    /// Print frames per second, training steps and the frame-time spread as JSON on exit.
+    #[arg(long)]
+    pub stats: bool,
+    /// Window size, WIDTHxHEIGHT, 320x240 to 8192x8192 [default: 960x540 on a software
+    /// rasterizer, else 1280x720].
+    #[arg(long, value_name = "WxH")]
+    pub size: Option<String>,
+    /// Threads the training may use [default: all cores but the renderer's].
+    #[arg(long, value_name = "T")]
+    pub train_threads: Option<usize>,
+    /// Rendered pixels per window pixel, 0.1 to 2 [default: 0.5 on a software rasterizer,
+    /// adapted to the frame rate; else 1].
+    #[arg(long, value_name = "S")]
+    pub render_scale: Option<f32>,
+    /// Keep the render scale fixed instead of adapting it to the frame rate.
+    #[arg(long)]
+    pub fixed_resolution: bool,
+    /// How the training threads share the cores with drawing [default: background beside a
+    /// software rasterizer, else normal].
+    #[arg(long, value_enum)]
+    pub train_priority: Option<TrainingPriority>,
+}
 
-const RECORD_FLAGS: FlagSpec = FlagSpec {
-    shared_options: SHARED_TRAINING_FLAGS,
-    options: &[
-        "spheres",
-        "start-step",
-        "frames",
-        "steps-per-frame",
-        "fps",
-        "size",
-        "orbit",
-        "out",
-    ],
-    switches: &[],
-};
+/// `clamp record`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct RecordArgs {
+    #[command(flatten)]
+    pub training: TrainingFlags,
+    /// Held-out images drawn as spheres.
+    #[arg(long, value_name = "N")]
+    pub spheres: Option<usize>,
+    /// Train this many steps before the first frame.
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    pub start_step: usize,
+    /// Frames to render.
+    #[arg(long, value_name = "N", default_value_t = 120)]
+    pub frames: usize,
+    /// Training steps between two frames.
+    #[arg(long, value_name = "K", default_value_t = 2)]
+    pub steps_per_frame: usize,
+    /// Frames per second of the video.
+    #[arg(long, value_name = "F", default_value_t = 24.0)]
+    pub fps: f64,
+    /// Frame size, WIDTHxHEIGHT.
+    #[arg(long, value_name = "WxH", default_value = "960x540")]
+    pub size: String,
+    /// Camera orbit in degrees per second (0: still) [default: the lesson's, else 6].
+    #[arg(long, value_name = "DEG_PER_SECOND")]
+    pub orbit: Option<f32>,
+    /// FILE.mp4 (ffmpeg), FILE.gif, or DIR/ for PNG frames.
+    #[arg(long, value_name = "FILE|DIR/", default_value = "recordings/clamp.gif")]
+    pub out: PathBuf,
+}
 
 fn base_config(
-    args: &Args,
+    training: &TrainingFlags,
+    spheres: Option<usize>,
     default: TrainConfig,
 ) -> Result<
     (
@@ -51,21 +102,18 @@ fn base_config(
     ),
     String,
 > {
-    let (config, view, lesson) = match args.get::<PathBuf>("config")? {
+    let (config, view, lesson) = match &training.config {
         Some(path) => {
-            let preset = preset::load(&path, &default)?;
+            let preset = preset::load(path, &default)?;
             (preset.config, preset.view, preset.lesson)
         }
         None => (default, None, None),
     };
-    let mut config = apply_train_flags(config, args)?;
-    if let Some(spheres) = args.get::<usize>("spheres")? {
+    let mut config = training.apply(config);
+    if let Some(spheres) = spheres {
         config.snapshot_images = spheres;
-        config
-            .validate()
-            .map_err(|e| format!("--{}", e.replace("snapshot_images", "spheres")))?;
     }
-    Ok((config, view, lesson))
+    Ok((validated(config)?, view, lesson))
 }
 
 /// Parses `WxH`.
@@ -81,23 +129,23 @@ pub fn parse_size(text: &str) -> Result<(u32, u32), String> {
     Ok((parse(w)?, parse(h)?))
 }
 
-pub fn view(words: &[String]) -> Result<(), String> {
-    let args = Args::parse(words, &VIEW_FLAGS)?;
+pub fn view(args: ViewArgs) -> Result<(), String> {
     crate::train::Fault::from_env()?;
-    let (config, view, lesson) = base_config(&args, TrainConfig::viewer_default())?;
+    let (config, view, lesson) =
+        base_config(&args.training, args.spheres, TrainConfig::viewer_default())?;
     let mut options = ViewerOptions::new(config);
     options.lesson = lesson;
-    options.frames = args.get("frames")?;
+    options.frames = args.frames;
     if options.frames == Some(0) {
         return Err("--frames 0: render at least one frame".into());
     }
-    options.seconds = args.get("seconds")?;
+    options.seconds = args.seconds;
     if let Some(seconds) = options.seconds
         && !(seconds > 0.0 && seconds <= 86_400.0)
     {
         return Err(format!("--seconds {seconds}: allowed above 0, up to 86400"));
     }
-    options.screenshot = args.get("screenshot")?;
+    options.screenshot = args.screenshot;
     if let Some(path) = &options.screenshot {
         if path
             .extension()
@@ -109,72 +157,54 @@ pub fn view(words: &[String]) -> Result<(), String> {
             options.frames = Some(120);
         }
     }
-    options.stats = args.switch("stats");
-    options.paused = args.switch("paused");
-    options.teaching = args.switch("teaching") || view.as_ref().is_some_and(|v| v.teaching);
-    if args.switch("physics") {
+    options.stats = args.stats;
+    options.paused = args.paused;
+    options.teaching = args.teaching || view.as_ref().is_some_and(|v| v.teaching);
+    if args.physics {
         options.mode = ViewerMode::Physics;
     }
-    if let Some(size) = args.get::<String>("size")? {
-        let (w, h) = parse_size(&size)?;
+    if let Some(size) = &args.size {
+        let (w, h) = parse_size(size)?;
         if w < 320 || h < 240 || w > 8192 || h > 8192 {
             return Err(format!("--size {size}: allowed 320x240 to 8192x8192"));
         }
         options.window = Some((w, h));
     }
     options.train_threads = Some(
-        args.get::<usize>("train-threads")?
+        args.train_threads
             .unwrap_or_else(default_train_threads)
             .max(1),
     );
     options.view = view;
-    if let Some(scale) = args.get::<f32>("render-scale")? {
+    if let Some(scale) = args.render_scale {
         if !(0.1..=2.0).contains(&scale) {
             return Err(format!("--render-scale {scale}: allowed 0.1 to 2"));
         }
         options.render_scale = Some(scale);
     }
-    if let Some(priority) = args.get::<String>("train-priority")? {
-        options.train_priority = match priority.as_str() {
-            "background" => TrainingPriority::Background,
-            "shared" => TrainingPriority::Shared,
-            "normal" => TrainingPriority::Normal,
-            other => {
-                return Err(format!(
-                    "--train-priority {other}: allowed background, shared, normal"
-                ));
-            }
-        };
-    }
-    if args.switch("fixed-resolution") {
+    options.train_priority = args.train_priority;
+    if args.fixed_resolution {
         options.adaptive_resolution = Some(false);
     }
     crate::viewer::run(options)
 }
 
-pub fn record(words: &[String]) -> Result<(), String> {
-    let args = Args::parse(words, &RECORD_FLAGS)?;
+pub fn record(args: RecordArgs) -> Result<(), String> {
     crate::train::Fault::from_env()?;
     // Output and size problems are reported before the data is read or a step is taken.
-    let out: PathBuf = args
-        .get("out")?
-        .unwrap_or_else(|| PathBuf::from("recordings/clamp.gif"));
-    let output = VideoOutput::from_path(&out)?;
-    let size = parse_size(
-        &args
-            .get::<String>("size")?
-            .unwrap_or_else(|| "960x540".into()),
-    )?;
-    let (config, view, _lesson) = base_config(&args, TrainConfig::viewer_default())?;
+    let output = VideoOutput::from_path(&args.out)?;
+    let size = parse_size(&args.size)?;
+    let (config, view, _lesson) =
+        base_config(&args.training, args.spheres, TrainConfig::viewer_default())?;
     let options = RecordOptions {
         config,
-        start_step: args.get("start-step")?.unwrap_or(0),
-        frames: args.get("frames")?.unwrap_or(120),
-        steps_per_frame: args.get("steps-per-frame")?.unwrap_or(2),
-        fps: args.get("fps")?.unwrap_or(24.0),
+        start_step: args.start_step,
+        frames: args.frames,
+        steps_per_frame: args.steps_per_frame,
+        fps: args.fps,
         size,
         orbit: args
-            .get("orbit")?
+            .orbit
             .unwrap_or_else(|| view.map(|v| v.auto_rotate).unwrap_or(6.0)),
         output,
     };

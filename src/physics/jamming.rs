@@ -152,6 +152,8 @@ pub struct JamProgress {
     pub energy_per_particle: f64,
     pub pressure: f64,
     pub jammed: bool,
+    /// Mean contact number of the non-rattlers at the minimized state.
+    pub contacts: f64,
     pub fire_iterations: usize,
 }
 
@@ -227,62 +229,220 @@ pub fn find_jammed_packing(
     cfg: &JamConfig,
     progress: &mut dyn FnMut(JamProgress),
 ) -> Result<(JamResult, Packing), String> {
-    let clock = Instant::now();
-    let mut packing = Packing::random(cfg, cfg.phi_start)?;
-    let (mut phi, mut step) = (cfg.phi_start, cfg.phi_step);
-    let mut compressing: Option<bool> = None;
-    let mut fire_iterations = 0;
-    for minimization in 1..=cfg.max_minimizations {
-        let report = packing.minimize(cfg.max_fire_iterations);
-        fire_iterations += report.iterations;
+    let mut protocol = JammingProtocol::new(cfg)?;
+    loop {
+        match protocol.advance(cfg.max_fire_iterations)? {
+            Advance::Minimizing => {}
+            Advance::Minimized(step) => progress(step),
+            Advance::Jammed(step) => {
+                progress(step);
+                break;
+            }
+        }
+    }
+    protocol.into_jammed()
+}
+
+/// What one [`JammingProtocol::advance`] did.
+#[derive(Clone, Copy, Debug)]
+pub enum Advance {
+    /// The minimization in progress needs more iterations.
+    Minimizing,
+    /// A minimization finished and the packing was compressed or decompressed for the next.
+    Minimized(JamProgress),
+    /// A minimization finished jammed with the step below the tolerance: the result is in.
+    Jammed(JamProgress),
+}
+
+/// The O'Hern protocol as a state machine, so that `clamp jam` can run it to the end and the
+/// viewer's physics mode a slice per frame, with the same decisions: each [`advance`] runs at
+/// most `budget` FIRE iterations of the minimization in progress (FIRE's state carries over
+/// from one slice to the next, so the slices add up to the same minimization); when it ends,
+/// the state is jammed if its energy per particle is not "zero", the packing is compressed if
+/// unjammed and decompressed if jammed, and the step halves at each change of direction.
+///
+/// [`advance`]: JammingProtocol::advance
+pub struct JammingProtocol {
+    cfg: JamConfig,
+    packing: Packing,
+    phi: f64,
+    step: f64,
+    compressing: Option<bool>,
+    minimizations: usize,
+    iterations_in_minimization: usize,
+    fire_iterations: usize,
+    result: Option<JamResult>,
+    clock: Instant,
+}
+
+impl JammingProtocol {
+    /// Random centers at `cfg.phi_start`.
+    pub fn new(cfg: &JamConfig) -> Result<Self, String> {
+        let packing = Packing::random(cfg, cfg.phi_start)?;
+        Ok(Self {
+            cfg: cfg.clone(),
+            packing,
+            phi: cfg.phi_start,
+            step: cfg.phi_step,
+            compressing: None,
+            minimizations: 0,
+            iterations_in_minimization: 0,
+            fire_iterations: 0,
+            result: None,
+            clock: Instant::now(),
+        })
+    }
+
+    pub fn config(&self) -> &JamConfig {
+        &self.cfg
+    }
+
+    pub fn packing(&self) -> &Packing {
+        &self.packing
+    }
+
+    /// The packing to relax by hand (the viewer, while it is not compressing).
+    pub fn packing_mut(&mut self) -> &mut Packing {
+        &mut self.packing
+    }
+
+    pub fn phi(&self) -> f64 {
+        self.phi
+    }
+
+    /// The compression step in use.
+    pub fn step(&self) -> f64 {
+        self.step
+    }
+
+    /// `Some(true)` while compressing, `Some(false)` while decompressing.
+    pub fn direction(&self) -> Option<bool> {
+        self.compressing
+    }
+
+    /// The jamming point, once found.
+    pub fn result(&self) -> Option<&JamResult> {
+        self.result.as_ref()
+    }
+
+    /// Starts the protocol over from the present packing and phi (first step, no direction).
+    pub fn restart(&mut self) {
+        self.step = self.cfg.phi_step;
+        self.compressing = None;
+        self.minimizations = 0;
+        self.iterations_in_minimization = 0;
+        self.fire_iterations = 0;
+        self.result = None;
+        self.clock = Instant::now();
+    }
+
+    /// Rescales the packing to `phi` (affinely); the minimization starts over.
+    pub fn set_packing_fraction(&mut self, phi: f64) -> Result<(), String> {
+        self.packing.set_packing_fraction(phi)?;
+        self.phi = phi;
+        self.iterations_in_minimization = 0;
+        Ok(())
+    }
+
+    /// The same positions and packing fraction with another exponent.
+    pub fn set_alpha(&mut self, alpha: f64) -> Result<(), String> {
+        let mut cfg = self.cfg.clone();
+        cfg.alpha = alpha;
+        cfg.validate()?;
+        let mut packing = Packing::random(&cfg, self.phi)?;
+        packing.set_positions(self.packing.positions())?;
+        self.cfg = cfg;
+        self.packing = packing;
+        self.iterations_in_minimization = 0;
+        Ok(())
+    }
+
+    /// Runs at most `budget` FIRE iterations and, if the minimization ends, the protocol's
+    /// move. Once jammed it runs nothing and answers `Minimizing`: [`Self::result`] holds the
+    /// jamming point.
+    pub fn advance(&mut self, budget: usize) -> Result<Advance, String> {
+        let cfg = &self.cfg;
+        if self.result.is_some() {
+            return Ok(Advance::Minimizing);
+        }
+        let left = cfg.max_fire_iterations - self.iterations_in_minimization;
+        let report = self.packing.minimize(budget.clamp(1, left.max(1)));
+        self.iterations_in_minimization += report.iterations;
+        self.fire_iterations += report.iterations;
+        if report.status == MinimizeStatus::MaxIterations
+            && self.iterations_in_minimization < cfg.max_fire_iterations
+        {
+            return Ok(Advance::Minimizing);
+        }
+        self.minimizations += 1;
         let jammed = report.status != MinimizeStatus::ZeroEnergy
-            && packing.energy_per_particle() > cfg.energy_zero;
-        progress(JamProgress {
-            minimization,
-            phi,
-            phi_step: step,
-            energy_per_particle: packing.energy_per_particle(),
-            pressure: packing.pressure(),
+            && self.packing.energy_per_particle() > cfg.energy_zero;
+        let stats = self.packing.contact_stats();
+        let progress = JamProgress {
+            minimization: self.minimizations,
+            phi: self.phi,
+            phi_step: self.step,
+            energy_per_particle: self.packing.energy_per_particle(),
+            pressure: self.packing.pressure(),
             jammed,
-            fire_iterations: report.iterations,
-        });
-        if jammed && step < cfg.phi_tolerance {
-            let stats = packing.contact_stats();
-            let result = JamResult {
-                phi_j: phi,
+            contacts: stats.mean_contacts,
+            fire_iterations: std::mem::take(&mut self.iterations_in_minimization),
+        };
+        if jammed && self.step < cfg.phi_tolerance {
+            self.result = Some(JamResult {
+                phi_j: self.phi,
                 contacts: stats.mean_contacts,
                 isostatic_contacts: 2.0 * cfg.dim as f64,
                 rattler_fraction: stats.rattler_fraction,
                 n: cfg.n,
                 dim: cfg.dim,
-                seconds: clock.elapsed().as_secs_f64(),
-                energy_per_particle: packing.energy_per_particle(),
-                pressure: packing.pressure(),
-                phi_resolution: step,
-                minimizations: minimization,
-                fire_iterations,
-            };
-            return Ok((result, packing));
+                seconds: self.clock.elapsed().as_secs_f64(),
+                energy_per_particle: progress.energy_per_particle,
+                pressure: progress.pressure,
+                phi_resolution: self.step,
+                minimizations: self.minimizations,
+                fire_iterations: self.fire_iterations,
+            });
+            return Ok(Advance::Jammed(progress));
         }
         let compress = !jammed;
-        if compressing.is_some_and(|c| c != compress) {
-            step *= 0.5;
+        if self.compressing.is_some_and(|c| c != compress) {
+            self.step *= 0.5;
         }
-        compressing = Some(compress);
-        let next = if compress { phi + step } else { phi - step };
+        self.compressing = Some(compress);
+        let next = if compress {
+            self.phi + self.step
+        } else {
+            self.phi - self.step
+        };
         if next <= 0.0 {
             return Err(format!(
                 "phi_start: decompressed to phi <= 0 from {}",
                 cfg.phi_start
             ));
         }
-        packing.set_packing_fraction(next)?;
-        phi = next;
+        let (max_minimizations, tolerance) = (cfg.max_minimizations, cfg.phi_tolerance);
+        self.set_packing_fraction(next)?;
+        if self.minimizations >= max_minimizations {
+            return Err(format!(
+                "max_minimizations: {max_minimizations} steps did not resolve phi_J to \
+                 {tolerance} (last phi {next}, step {})",
+                self.step
+            ));
+        }
+        Ok(Advance::Minimized(progress))
     }
-    Err(format!(
-        "max_minimizations: {} steps did not resolve phi_J to {} (last phi {phi}, step {step})",
-        cfg.max_minimizations, cfg.phi_tolerance
-    ))
+
+    /// The result and the jammed packing; an error if the protocol has not finished.
+    pub fn into_jammed(self) -> Result<(JamResult, Packing), String> {
+        match self.result {
+            Some(result) => Ok((result, self.packing)),
+            None => Err(format!(
+                "not jammed yet (phi {}, step {})",
+                self.phi, self.step
+            )),
+        }
+    }
 }
 
 /// For each `delta`, compresses a copy of the jammed packing affinely to `phi_j + delta` and

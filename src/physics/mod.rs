@@ -26,10 +26,11 @@ mod jamming;
 
 pub use fire::{FireParams, FireState};
 pub use jamming::{
-    JamConfig, JamProgress, JamResult, PowerLawFit, SweepResult, SweepRow, find_jammed_packing,
-    find_jamming, fit_power_law, log_grid, sweep_above_jamming,
+    Advance, JamConfig, JamProgress, JamResult, JammingProtocol, PowerLawFit, SweepResult,
+    SweepRow, find_jammed_packing, find_jamming, fit_power_law, log_grid, sweep_above_jamming,
 };
 
+pub use crate::seed::SplitMix64;
 use cells::CellList;
 
 /// Diameter of the small (or only) species: the unit of length.
@@ -53,31 +54,6 @@ pub enum PairSearch {
     Auto,
     /// Every pair (i < j), with the minimum-image convention in the box.
     AllPairs,
-}
-
-/// SplitMix64 (Steele, Lea & Flood 2014): a tiny, fast, seedable generator.
-#[derive(Clone, Debug)]
-pub struct SplitMix64 {
-    state: u64,
-}
-
-impl SplitMix64 {
-    pub fn new(seed: u64) -> Self {
-        Self { state: seed }
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1) with 53 random bits.
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
 }
 
 /// Why a minimization stopped.

@@ -23,8 +23,15 @@ pub struct RunStart {
 impl RunStart {
     /// Loads the configured dataset and resolves the configured backend.
     pub fn prepare(config: &TrainConfig) -> Result<Self, String> {
+        Self::prepare_with(config, crate::backend::resolve(config.backend))
+    }
+
+    /// Loads the configured dataset; training runs on `backend`.
+    pub fn prepare_with(
+        config: &TrainConfig,
+        backend: crate::backend::ResolvedBackend,
+    ) -> Result<Self, String> {
         let data = Arc::new(TrainingData::load(config)?);
-        let backend = crate::backend::resolve(config.backend);
         Ok(Self {
             notes: vec![
                 format!("data: {}", data.description),
@@ -236,23 +243,7 @@ impl Fault {
     }
 }
 
-/// Derives independent seeds from the run seed (SplitMix64 finaliser).
-pub fn mix_seed(seed: u64, stream: u64) -> u64 {
-    let mut z = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// A deterministic permutation of `0..n` (Fisher-Yates driven by SplitMix64).
-pub fn permutation(n: usize, seed: u64) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..n).collect();
-    for i in (1..n).rev() {
-        let j = (mix_seed(seed, i as u64) % (i as u64 + 1)) as usize;
-        order.swap(i, j);
-    }
-    order
-}
+pub use crate::seed::{mix_seed, permutation};
 
 /// Model, optimizer, data and the live hyperparameters.
 pub struct Trainer<B: AutodiffBackend> {
@@ -451,6 +442,32 @@ impl<B: AutodiffBackend> Trainer<B> {
         })
     }
 
+    /// The gradient the next step would apply (its batch, its loss), every parameter's
+    /// flattened in visiting order: what two backends are compared on. Weights and optimizer
+    /// stay as they are (batch norm's running statistics see the batch, as in any forward).
+    pub fn gradients(&self) -> Vec<f32> {
+        let projections = self.step_projections(self.step);
+        let (loss, _) = self.objective(projections, &self.params);
+        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        struct Collect<'a> {
+            grads: &'a GradientsParams,
+            values: Vec<f32>,
+        }
+        impl<B: AutodiffBackend> ModuleVisitor<B> for Collect<'_> {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+                if let Some(grad) = self.grads.get::<B::InnerBackend, D>(param.id) {
+                    self.values.extend(grad.into_data().iter::<f32>());
+                }
+            }
+        }
+        let mut visitor = Collect {
+            grads: &grads,
+            values: Vec::new(),
+        };
+        self.model.visit(&mut visitor);
+        visitor.values
+    }
+
     /// Skips the current step's batch without touching weights or optimizer, and halves the
     /// learning rate.
     fn skip_step(&mut self, what: &'static str) -> NonFiniteStep {
@@ -474,14 +491,18 @@ impl<B: AutodiffBackend> Trainer<B> {
 
     /// Changes the base learning rate (for a batch of 256) for the next step.
     pub fn set_lr(&mut self, lr: f64) -> Result<(), String> {
-        crate::loss::check_range("lr", lr, (1e-7, 100.0))?;
+        crate::limits::check_range("lr", lr, crate::config::LR_RANGE)?;
         self.base_lr = lr;
         Ok(())
     }
 
     /// Changes the weight decay for the next step, keeping the optimizer's moments.
     pub fn set_weight_decay(&mut self, weight_decay: f64) -> Result<(), String> {
-        crate::loss::check_range("weight_decay", weight_decay, (0.0, 1.0))?;
+        crate::limits::check_range(
+            "weight_decay",
+            weight_decay,
+            crate::config::WEIGHT_DECAY_RANGE,
+        )?;
         let kind = self.optimizer.kind();
         let old = std::mem::replace(&mut self.optimizer, ModelOptimizer::new(kind, 0.0));
         self.optimizer = old.with_weight_decay(weight_decay);
@@ -552,10 +573,17 @@ impl<B: AutodiffBackend> Trainer<B> {
         };
         let encoder = self.model.valid().encoder;
         let mut values = Vec::new();
-        for chunk in indices.chunks(512) {
+        // Small chunks: a probe's activations (16 x 28 x 28 floats an image per layer) stay a
+        // few MiB, so a long session's heap does not keep a probe-sized hole.
+        for chunk in indices.chunks(128) {
             let pixels = crate::augment::plain_batch(set, chunk);
             let input = self.input_tensor::<B::InnerBackend>(pixels, chunk.len(), &self.device);
-            values.extend(encoder.forward(input).into_data().iter::<f32>());
+            let rows: Vec<f32> = encoder.forward(input).into_data().iter::<f32>().collect();
+            if values.is_empty() {
+                // One allocation of the final size, not a doubling series.
+                values.reserve_exact(rows.len() / chunk.len() * indices.len());
+            }
+            values.extend(rows);
         }
         Features {
             dim: values.len() / indices.len().max(1),

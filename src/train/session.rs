@@ -17,6 +17,7 @@ use burn::tensor::backend::AutodiffBackend;
 
 use super::{ProbeReport, Snapshot, StepReport, Trainer, checkpoint};
 use crate::loss::PackingParams;
+use crate::mailbox::Latest;
 
 /// What the owner can ask of the training thread; each applies before the next step.
 #[derive(Clone, Debug, PartialEq)]
@@ -58,22 +59,6 @@ pub enum Event {
     Skipped(String),
     /// A rejected command, or a run that kept producing non-finite steps (training pauses).
     Error(String),
-}
-
-/// One-slot mailbox: the writer replaces, the reader takes the newest.
-#[derive(Default)]
-pub struct Latest<T>(Mutex<Option<T>>);
-
-impl<T> Latest<T> {
-    pub fn put(&self, value: T) {
-        if let Ok(mut slot) = self.0.lock() {
-            *slot = Some(value);
-        }
-    }
-
-    pub fn take(&self) -> Option<T> {
-        self.0.lock().ok().and_then(|mut slot| slot.take())
-    }
 }
 
 /// Pacing of the training thread.
@@ -262,7 +247,7 @@ impl Drop for Session {
 }
 
 /// How the training threads compete for cores with everything else on the machine.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum TrainingPriority {
     /// Like any other thread.
     #[default]

@@ -92,11 +92,38 @@ impl SceneView {
 #[derive(SystemSet, Debug, Clone, PartialEq, Eq, Hash)]
 pub struct OrbitUpdate;
 
-pub struct OrbitCameraPlugin;
+/// The window's camera (egui) and the scene's orbiting camera.
+pub struct OrbitCameraPlugin {
+    /// Auto-rotation at start, in degrees per second.
+    pub auto_rotate: f32,
+    /// Rendered pixels per window pixel at start.
+    pub render_scale: f32,
+}
+
+impl Default for OrbitCameraPlugin {
+    fn default() -> Self {
+        Self {
+            auto_rotate: 6.0,
+            render_scale: 1.0,
+        }
+    }
+}
+
+/// What the cameras start with (from the plugin).
+#[derive(Resource, Clone, Copy, Debug)]
+struct CameraStart {
+    auto_rotate: f32,
+    render_scale: f32,
+}
 
 impl Plugin for OrbitCameraPlugin {
     fn build(&self, app: &mut App) {
-        app.add_systems(Startup, spawn_cameras).add_systems(
+        app.insert_resource(CameraStart {
+            auto_rotate: self.auto_rotate,
+            render_scale: self.render_scale,
+        })
+        .add_systems(Startup, spawn_cameras)
+        .add_systems(
             Update,
             (
                 orbit_input,
@@ -110,10 +137,6 @@ impl Plugin for OrbitCameraPlugin {
         );
     }
 }
-
-/// Auto-rotation at start-up (degrees per second).
-#[derive(Resource, Clone, Copy, Debug)]
-pub struct StartRotation(pub f32);
 
 /// The render target of the scene camera, sized for `size` physical pixels.
 pub fn scene_target(size: UVec2) -> Image {
@@ -134,8 +157,7 @@ pub fn scene_target(size: UVec2) -> Image {
 
 fn spawn_cameras(
     mut commands: Commands,
-    start: Option<Res<StartRotation>>,
-    scale: Option<Res<StartRenderScale>>,
+    start: Res<CameraStart>,
     mut images: ResMut<Assets<Image>>,
     mut egui_settings: ResMut<EguiGlobalSettings>,
 ) {
@@ -155,7 +177,7 @@ fn spawn_cameras(
     ));
     let image = images.add(scene_target(UVec2::new(640, 480)));
     let orbit = OrbitCamera {
-        auto_rotate: start.map(|s| s.0).unwrap_or(6.0),
+        auto_rotate: start.auto_rotate,
         ..default()
     };
     commands.spawn(scene_camera(image.clone(), orbit, -1));
@@ -163,7 +185,7 @@ fn spawn_cameras(
         image,
         rect: None,
         hovered: false,
-        render_scale: scale.map(|s| s.0).unwrap_or(1.0),
+        render_scale: start.render_scale,
     });
 }
 
@@ -186,10 +208,6 @@ pub fn scene_camera(image: Handle<Image>, orbit: OrbitCamera, order: isize) -> i
         orbit,
     )
 }
-
-/// Render scale at start-up (rendered pixels per window pixel).
-#[derive(Resource, Clone, Copy, Debug)]
-pub struct StartRenderScale(pub f32);
 
 fn orbit_input(
     mouse: Res<ButtonInput<MouseButton>>,

@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bevy::prelude::*;
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
@@ -85,13 +84,6 @@ impl Plugin for CapturePlugin {
     }
 }
 
-fn unix_seconds() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// Saves the captured window to `path` (atomically) and reports to `inbox`.
 fn save_to(
     path: PathBuf,
@@ -146,7 +138,7 @@ fn handle_requests(
                     recording.message = Some(format!("cannot create {}: {e}", dir.display()));
                     continue;
                 }
-                let path = dir.join(format!("clamp-{}.png", unix_seconds()));
+                let path = dir.join(format!("clamp-{}.png", crate::progress::unix_time()));
                 commands
                     .spawn(Screenshot::primary_window())
                     .observe(save_to(path, recording.inbox.clone(), None));
@@ -159,8 +151,10 @@ fn handle_requests(
                     } else {
                         "gif"
                     };
-                    let path =
-                        PathBuf::from(format!("recordings/clamp-{}.{extension}", unix_seconds()));
+                    let path = PathBuf::from(format!(
+                        "recordings/clamp-{}.{extension}",
+                        crate::progress::unix_time()
+                    ));
                     match VideoOutput::from_path(&path).and_then(|o| o.prepare().map(|()| o)) {
                         Ok(output) => {
                             recording.message = Some(format!("recording to {}", path.display()));
@@ -287,6 +281,7 @@ fn frame_budget(
                     classes: link
                         .as_ref()
                         .map_or(scene.classes, |l| l.data.test.num_classes()),
+                    backend: link.as_ref().map_or("", |l| l.backend.description.as_str()),
                 }
             });
             println!(
@@ -316,6 +311,8 @@ pub struct TrainingStats<'a> {
     pub history: Option<&'a super::training::History>,
     pub pixel_purity: Option<f64>,
     pub classes: usize,
+    /// Where training runs, as the panel says it.
+    pub backend: &'a str,
 }
 
 /// Frames per second, mean and 99th-percentile frame time, the mean render scale, and what the
@@ -366,6 +363,10 @@ pub fn frame_stats_json(
         "isostatic_contacts": 2 * frame.dim,
         "drawn_mean_radius": drawn_radius,
         "batch_contacts": status.and_then(|s| s.last.as_ref()).map(|r| r.packing.mean_contacts),
+        "backend": training.map(|t| t.backend),
+        // The first step plotted, and its loss: what a backend's agreement is checked on.
+        "first_step": training.and_then(|t| t.history).and_then(|h| h.steps.first().copied()),
+        "first_step_loss": training.and_then(|t| t.history).and_then(|h| h.loss.first().copied()),
     })
     .to_string()
 }

@@ -7,16 +7,23 @@
 //!   jamming, with the same pair energy.
 //! * [`timeline`] keeps the run's snapshots in bounded memory and replays them on the scrubber.
 //! * [`scene`] projects each frame to 3-D (PCA aligned by Procrustes) and eases positions.
-//! * [`spheres`] draws every sphere with one instanced impostor shader (`shaders/spheres.wgsl`),
-//!   plus contact lines and the unit-sphere wireframe.
+//! * [`spheres`] draws every sphere in one mesh of camera-facing quads with the impostor shader
+//!   `shaders/spheres.wgsl`, plus contact lines and the unit-sphere wireframe; [`picture`]
+//!   shows the scene's image in the panel's central area.
 //! * [`camera`] orbits; [`panel`] is the egui side panel, plots, legend and hover card;
-//!   [`capture`] takes screenshots, records videos and measures frame times.
+//!   [`picking`] finds the sphere under the pointer; [`pacing`] adapts the resolution to the
+//!   frame rate; [`capture`] takes screenshots, records videos and measures frame times.
+//! * [`offscreen`] draws the same scene into an image with no window; [`record`] (`clamp
+//!   record`) trains and renders a video with it.
+//! * [`preset`] reads and writes presets and lessons; [`ranges`] holds every slider's range.
 //!
 //! Every plugin only reads resources and sends commands, so the render loop never waits on the
 //! training thread.
 
 pub mod camera;
 pub mod capture;
+pub mod gpu;
+pub mod offscreen;
 pub mod pacing;
 pub mod palette;
 pub mod panel;
@@ -89,8 +96,9 @@ pub struct ViewerOptions {
     pub window: Option<(u32, u32)>,
     /// Training threads (None: leave one core to the renderer).
     pub train_threads: Option<usize>,
-    /// How training competes with drawing for cores.
-    pub train_priority: TrainingPriority,
+    /// How training competes with drawing for cores (None: only on cycles drawing leaves on
+    /// a software rasterizer, like any thread on a GPU).
+    pub train_priority: Option<TrainingPriority>,
     /// View settings from a preset.
     pub view: Option<preset::ViewPreset>,
     /// Open with training paused (Play starts it).
@@ -115,7 +123,7 @@ impl ViewerOptions {
             mode: ViewerMode::Training,
             window: None,
             train_threads: None,
-            train_priority: TrainingPriority::Background,
+            train_priority: None,
             view: None,
             paused: false,
             lesson: None,
@@ -250,15 +258,26 @@ pub fn run(options: ViewerOptions) -> Result<(), String> {
     if let Some(problem) = renderer_problem(adapter.as_ref()) {
         return Err(problem);
     }
-    keep_freed_memory();
-    let training = training::TrainingPlugin::start(
+    // Spheres cost per covered pixel: on a software rasterizer draw them at half resolution.
+    let software = adapter.as_ref().is_none_or(|a| a.software);
+    // The tuning for a software rasterizer, which shares the CPU with training: training only
+    // on cycles drawing leaves, and freed memory kept (see `keep_freed_memory`). A GPU needs
+    // neither.
+    if software {
+        keep_freed_memory();
+    }
+    let priority = options.train_priority.unwrap_or(if software {
+        TrainingPriority::Background
+    } else {
+        TrainingPriority::Normal
+    });
+    let training = training::TrainingPlugin::start_on_renderer_device(
         &options.config,
         options.train_threads,
-        options.train_priority,
+        priority,
         options.paused,
+        adapter.clone(),
     )?;
-    // Spheres cost per covered pixel: on a software rasterizer draw them at half resolution.
-    let software = adapter.is_none_or(|a| a.software);
     // A software rasterizer pays for every window pixel several times a frame (Bevy's frame,
     // the egui panel, the scene picture, the copy to the display), whatever is drawn.
     let (width, height) = options
@@ -296,24 +315,24 @@ pub fn run(options: ViewerOptions) -> Result<(), String> {
             unfocused_mode: bevy::winit::UpdateMode::Continuous,
         })
         .add_plugins(bevy_egui::EguiPlugin::default())
-        .insert_resource(scene::SceneSettings {
-            render_scale,
-            ..scene::SceneSettings::from_preset(options.view.as_ref())
-        })
-        .insert_resource(camera::StartRenderScale(render_scale))
-        .insert_resource(camera::StartRotation(
-            options.view.as_ref().map(|v| v.auto_rotate).unwrap_or(6.0),
-        ))
-        .insert_resource(options.mode)
         .add_plugins(training)
-        .add_systems(Last, release_freed_memory)
+        .add_plugins(gpu::SharedDevicePlugin)
         .add_plugins(timeline::TimelinePlugin)
         .add_plugins((
-            physics_mode::PhysicsModePlugin,
-            scene::ScenePlugin,
+            physics_mode::PhysicsModePlugin { mode: options.mode },
+            scene::ScenePlugin {
+                settings: scene::SceneSettings {
+                    render_scale,
+                    ..scene::SceneSettings::from_preset(options.view.as_ref())
+                },
+                ease_in_real_time: true,
+            },
             spheres::SphereRenderPlugin,
             picture::PicturePlugin,
-            camera::OrbitCameraPlugin,
+            camera::OrbitCameraPlugin {
+                auto_rotate: options.view.as_ref().map(|v| v.auto_rotate).unwrap_or(6.0),
+                render_scale,
+            },
             picking::PickingPlugin,
             panel::PanelPlugin {
                 teaching: options.teaching,
@@ -329,6 +348,9 @@ pub fn run(options: ViewerOptions) -> Result<(), String> {
                 stats: options.stats,
             },
         ));
+    if software {
+        app.add_systems(Last, release_freed_memory);
+    }
     let exit = app.run();
     match exit {
         AppExit::Success => Ok(()),

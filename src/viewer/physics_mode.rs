@@ -10,9 +10,8 @@ use std::time::Duration;
 use bevy::prelude::*;
 
 use super::{IncomingFrame, SceneFrame, ViewerMode};
-use crate::physics::JamConfig;
-use crate::physics::{MinimizeStatus, Packing};
-use crate::train::session::Latest;
+use crate::mailbox::Latest;
+use crate::physics::{Advance, JamConfig, JamProgress, JammingProtocol, MinimizeStatus};
 
 /// What the panel sets for the sandbox.
 #[derive(Resource, Clone, Debug, PartialEq)]
@@ -70,14 +69,19 @@ struct PhysicsThread {
 #[derive(Resource, Default)]
 struct PhysicsLink(Option<PhysicsThread>);
 
-pub struct PhysicsModePlugin;
+/// The physics sandbox, and the switch between it and training.
+#[derive(Default)]
+pub struct PhysicsModePlugin {
+    /// What the viewer shows at start.
+    pub mode: ViewerMode,
+}
 
 impl Plugin for PhysicsModePlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<PhysicsControls>()
             .init_resource::<PhysicsStatus>()
             .init_resource::<PhysicsLink>()
-            .init_resource::<ViewerMode>()
+            .insert_resource(self.mode)
             .init_resource::<IncomingFrame>()
             .add_systems(Update, drive_physics);
     }
@@ -133,12 +137,10 @@ const ITERATIONS_PER_FRAME: usize = 150;
 /// The demo resolves phi_J to this (the `clamp jam` benchmark goes to 1e-5).
 const PHI_TOLERANCE: f64 = 1e-4;
 
+/// The packing on screen and the jamming protocol that compresses it: the very state machine
+/// `clamp jam` runs, driven one slice of FIRE iterations per frame.
 struct Sandbox {
-    cfg: JamConfig,
-    packing: Packing,
-    phi: f64,
-    phi_step: f64,
-    direction: Option<bool>,
+    protocol: JammingProtocol,
     status: PhysicsStatus,
 }
 
@@ -148,92 +150,71 @@ impl Sandbox {
         cfg.bidisperse = controls.bidisperse;
         cfg.alpha = controls.alpha;
         cfg.seed = controls.generation;
-        let phi = if controls.dim == 3 { 0.50 } else { 0.72 };
-        let packing = Packing::random(&cfg, phi)?;
+        // Well below jamming, so that the compression is there to watch.
+        cfg.phi_start = if controls.dim == 3 { 0.50 } else { 0.72 };
+        cfg.phi_tolerance = PHI_TOLERANCE;
+        let protocol = JammingProtocol::new(&cfg)?;
         Ok(Self {
             status: PhysicsStatus {
                 n: cfg.n,
                 dim: cfg.dim,
-                phi,
+                phi: cfg.phi_start,
                 stage: "relaxing a random packing".into(),
                 ..default()
             },
-            cfg,
-            packing,
-            phi,
-            phi_step: 1e-2,
-            direction: None,
+            protocol,
         })
     }
 
-    /// Same positions and packing fraction, new exponent.
-    fn set_alpha(&mut self, alpha: f64) -> Result<(), String> {
-        let mut cfg = self.cfg.clone();
-        cfg.alpha = alpha;
-        let mut packing = Packing::random(&cfg, self.phi)?;
-        packing.set_positions(self.packing.positions())?;
-        self.cfg = cfg;
-        self.packing = packing;
-        Ok(())
-    }
-
-    fn set_phi(&mut self, phi: f64) -> Result<(), String> {
-        self.packing.set_packing_fraction(phi)?;
-        self.phi = phi;
-        Ok(())
-    }
-
-    /// One protocol move after a finished minimization: compress while unjammed, decompress
-    /// while jammed, halving the step at each change of direction.
-    fn protocol_step(&mut self, jammed: bool) -> Result<bool, String> {
-        if jammed && self.phi_step < PHI_TOLERANCE {
-            self.status.phi_j = Some(self.phi);
-            self.status.stage = format!("jammed: phi_J = {:.4}", self.phi);
-            return Ok(true);
-        }
-        let compress = !jammed;
-        if self.direction.is_some_and(|d| d != compress) {
-            self.phi_step *= 0.5;
-        }
-        self.direction = Some(compress);
-        let next = if compress {
-            self.phi + self.phi_step
-        } else {
-            self.phi - self.phi_step
+    /// One slice of the protocol; its decisions go to the stage line and the plots.
+    fn compress(&mut self) {
+        let done = match self.protocol.advance(ITERATIONS_PER_FRAME) {
+            Ok(Advance::Minimizing) => return,
+            Ok(Advance::Minimized(done)) => done,
+            Ok(Advance::Jammed(done)) => {
+                self.record(&done);
+                self.status.phi_j = Some(done.phi);
+                self.status.stage = format!("jammed: phi_J = {:.4}", done.phi);
+                return;
+            }
+            Err(e) => {
+                self.status.stage = format!("error: {e}");
+                return;
+            }
         };
+        self.record(&done);
         self.status.stage = format!(
-            "{} to phi = {next:.4} (step {:.1e})",
-            if compress {
-                "compressing"
-            } else {
-                "decompressing"
+            "{} to phi = {:.4} (step {:.1e})",
+            match self.protocol.direction() {
+                Some(false) => "decompressing",
+                _ => "compressing",
             },
-            self.phi_step
+            self.protocol.phi(),
+            self.protocol.step()
         );
-        self.set_phi(next)?;
-        Ok(false)
     }
 
     fn frame(&mut self, step: usize) -> (SceneFrame, PhysicsStatus) {
-        let dim = self.cfg.dim;
-        let length = self.packing.box_len().unwrap_or(1.0);
+        let packing = self.protocol.packing();
+        let (dim, n) = (self.protocol.config().dim, self.protocol.config().n);
+        let length = packing.box_len().unwrap_or(1.0);
         let to_view = |x: f64| ((x / length) - 0.5) as f32 * 2.0;
-        let positions = self.packing.positions();
-        let mut centers = Vec::with_capacity(3 * self.cfg.n);
+        let positions = packing.positions();
+        let mut centers = Vec::with_capacity(3 * n);
         for p in positions.chunks(dim) {
             centers.push(to_view(p[0]));
             centers.push(to_view(p[1]));
             centers.push(if dim == 3 { to_view(p[2]) } else { 0.0 });
         }
-        let diameters = self.packing.diameters();
+        let diameters = packing.diameters();
         let radii: Vec<f32> = diameters.iter().map(|d| (d / length) as f32).collect();
         let smallest = diameters.iter().cloned().fold(f64::INFINITY, f64::min);
         let labels = diameters
             .iter()
             .map(|&d| u16::from(d > smallest * 1.2))
             .collect();
-        let pairs = self.packing.contacts();
-        let mut contacts = vec![0u32; self.cfg.n];
+        let pairs = packing.contacts();
+        let mut contacts = vec![0u32; n];
         let mut drawn_pairs = Vec::with_capacity(pairs.len());
         for &(i, j) in &pairs {
             contacts[i] += 1;
@@ -247,12 +228,12 @@ impl Sandbox {
                 drawn_pairs.push([i as u32, j as u32]);
             }
         }
-        let stats = self.packing.contact_stats();
-        self.status.phi = self.phi;
+        let stats = packing.contact_stats();
+        self.status.phi = self.protocol.phi();
         self.status.contacts = stats.mean_contacts;
         self.status.rattler_fraction = stats.rattler_fraction;
-        self.status.energy_per_particle = self.packing.energy_per_particle();
-        self.status.pressure = self.packing.pressure();
+        self.status.energy_per_particle = packing.energy_per_particle();
+        self.status.pressure = packing.pressure();
         let frame = SceneFrame {
             step,
             dim: 3,
@@ -267,14 +248,12 @@ impl Sandbox {
         (frame, self.status.clone())
     }
 
-    fn record(&mut self) {
-        let stats = self.packing.contact_stats();
-        self.status.history_phi.push(self.phi);
-        self.status.history_contacts.push(stats.mean_contacts);
-        self.status
-            .history_energy
-            .push(self.packing.energy_per_particle());
-        self.status.history_pressure.push(self.packing.pressure());
+    /// One point of the plots per finished minimization.
+    fn record(&mut self, done: &JamProgress) {
+        self.status.history_phi.push(done.phi);
+        self.status.history_contacts.push(done.contacts);
+        self.status.history_energy.push(done.energy_per_particle);
+        self.status.history_pressure.push(done.pressure);
     }
 }
 
@@ -298,7 +277,7 @@ fn run(
             return;
         }
     };
-    let mut base_phi = sandbox.phi;
+    let mut base_phi = sandbox.protocol.phi();
     let mut step = 0usize;
     loop {
         // Newest controls win; while hidden, wait for the viewer to come back.
@@ -326,20 +305,21 @@ fn run(
             let result = if rebuild {
                 Sandbox::new(&wanted).map(|s| {
                     sandbox = s;
-                    base_phi = sandbox.phi;
+                    base_phi = sandbox.protocol.phi();
                 })
             } else {
                 let mut r = Ok(());
                 if wanted.alpha != controls.alpha {
-                    r = sandbox.set_alpha(wanted.alpha);
+                    r = sandbox.protocol.set_alpha(wanted.alpha);
                 }
                 if r.is_ok() && wanted.radius_scale != controls.radius_scale && !wanted.compressing
                 {
-                    r = sandbox.set_phi(base_phi * wanted.radius_scale.powi(wanted.dim as i32));
+                    r = sandbox.protocol.set_packing_fraction(
+                        base_phi * wanted.radius_scale.powi(wanted.dim as i32),
+                    );
                 }
                 if wanted.compressing && !controls.compressing {
-                    sandbox.phi_step = 1e-2;
-                    sandbox.direction = None;
+                    sandbox.protocol.restart();
                     sandbox.status.phi_j = None;
                 }
                 r
@@ -352,22 +332,24 @@ fn run(
         if !active {
             continue;
         }
-        let report = sandbox.packing.minimize(ITERATIONS_PER_FRAME);
-        step += report.iterations;
-        let settled = report.status != MinimizeStatus::MaxIterations;
-        if settled && controls.compressing && sandbox.status.phi_j.is_none() {
-            sandbox.record();
-            let jammed = report.status == MinimizeStatus::ForceBalanced
-                && sandbox.packing.energy_per_particle() > sandbox.cfg.energy_zero;
-            if let Err(e) = sandbox.protocol_step(jammed) {
-                sandbox.status.stage = format!("error: {e}");
+        if controls.compressing && sandbox.status.phi_j.is_none() {
+            sandbox.compress();
+        } else {
+            // At a fixed packing fraction: relax, then rest.
+            let report = sandbox
+                .protocol
+                .packing_mut()
+                .minimize(ITERATIONS_PER_FRAME);
+            if report.status != MinimizeStatus::MaxIterations {
+                if sandbox.status.phi_j.is_none() {
+                    sandbox.status.stage =
+                        format!("at rest at phi = {:.4}", sandbox.protocol.phi());
+                }
+                std::thread::sleep(Duration::from_millis(30));
             }
-        } else if settled {
-            if !controls.compressing && sandbox.status.phi_j.is_none() {
-                sandbox.status.stage = format!("at rest at phi = {:.4}", sandbox.phi);
-            }
-            std::thread::sleep(Duration::from_millis(30));
         }
+        // Frames published so far: the scene eases toward each new one.
+        step += 1;
         latest.put(sandbox.frame(step));
     }
 }

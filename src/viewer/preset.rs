@@ -9,9 +9,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::atomic::write_atomically;
 use crate::config::TrainConfig;
 use crate::projection::ProjectionMode;
-use crate::train::checkpoint::write_atomically;
 
 /// How a preset shows its run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -39,8 +39,9 @@ impl Default for ViewPreset {
 
 impl ViewPreset {
     pub fn validate(&self) -> Result<(), String> {
-        crate::loss::check_range("view.opacity", self.opacity as f64, (0.0, 1.0))?;
-        crate::loss::check_range("view.auto_rotate", self.auto_rotate as f64, (-360.0, 360.0))
+        crate::limits::check_range("view.opacity", self.opacity as f64, (0.0, 1.0))?;
+        crate::limits::check_range("view.auto_rotate", self.auto_rotate as f64, (-360.0, 360.0))?;
+        Ok(())
     }
 }
 

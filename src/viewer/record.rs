@@ -4,24 +4,16 @@
 //! the same frames on the CPU backend.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use bevy::app::PluginsState;
-use bevy::prelude::*;
-use bevy::render::RenderPlugin;
-use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
-use bevy::window::ExitCondition;
 use burn::tensor::backend::AutodiffBackend;
 
-use super::camera::{OrbitCamera, scene_camera, scene_target};
-use super::picking::Selection;
-use super::scene::{EaseInRealTime, ScenePlugin, SceneSettings};
-use super::spheres::SphereRenderPlugin;
+use super::camera::OrbitCamera;
+use super::offscreen::OffscreenRenderer;
 use super::training::frame_of;
-use super::{IncomingFrame, palette};
 use crate::backend::{BackendTask, run_on};
-use crate::cli::progress::Progress;
 use crate::config::TrainConfig;
+use crate::progress::Progress;
 use crate::train::{Trainer, TrainingData};
 use crate::video::{self, VideoOutput};
 
@@ -77,7 +69,7 @@ impl RecordOptions {
                 self.orbit
             ));
         }
-        self.config.validate()
+        self.config.validate().map_err(String::from)
     }
 }
 
@@ -196,115 +188,6 @@ impl BackendTask for RecordTask {
             steps: trainer.step_count(),
             seconds: started.elapsed().as_secs_f64(),
         })
-    }
-}
-
-/// The viewer's scene rendered into an image, one frame per call.
-pub struct OffscreenRenderer {
-    app: App,
-    target: Handle<Image>,
-    /// Frames already drawn (the first one waits for the GPU resources to be ready).
-    rendered: usize,
-}
-
-impl OffscreenRenderer {
-    pub fn new((width, height): (u32, u32)) -> Result<Self, String> {
-        let mut app = App::new();
-        app.add_plugins(
-            DefaultPlugins
-                .build()
-                .disable::<bevy::winit::WinitPlugin>()
-                .set(WindowPlugin {
-                    primary_window: None,
-                    exit_condition: ExitCondition::DontExit,
-                    close_when_requested: false,
-                    ..default()
-                })
-                .set(RenderPlugin {
-                    // Every pipeline ready on the first frame: no frame without spheres.
-                    synchronous_pipeline_compilation: true,
-                    ..default()
-                })
-                .set(bevy::log::LogPlugin {
-                    filter: "warn,wgpu=error,naga=warn".into(),
-                    ..default()
-                }),
-        )
-        .insert_resource(ClearColor(palette::BACKGROUND))
-        .insert_resource(EaseInRealTime(false))
-        .init_resource::<Selection>()
-        .init_resource::<IncomingFrame>()
-        .add_plugins((ScenePlugin, SphereRenderPlugin));
-
-        let target = app
-            .world_mut()
-            .resource_mut::<Assets<Image>>()
-            .add(scene_target(UVec2::new(width, height)));
-        let orbit = OrbitCamera {
-            auto_rotate: 0.0,
-            ..default()
-        };
-        app.world_mut()
-            .spawn(scene_camera(target.clone(), orbit, 0));
-        while app.plugins_state() == PluginsState::Adding {
-            bevy::tasks::tick_global_task_pools_on_main_thread();
-        }
-        app.finish();
-        app.cleanup();
-        Ok(Self {
-            app,
-            target,
-            rendered: 0,
-        })
-    }
-
-    /// Class purity of the spheres last rendered, in their drawn positions.
-    pub fn purity(&self) -> Option<f64> {
-        self.app.world().resource::<super::scene::Scene>().purity
-    }
-
-    /// Shows `frame` from orbit angle `yaw` and reads the picture back.
-    pub fn render(
-        &mut self,
-        frame: super::SceneFrame,
-        yaw: f32,
-    ) -> Result<image::RgbaImage, String> {
-        let world = self.app.world_mut();
-        world.resource_mut::<IncomingFrame>().0 = Some(frame);
-        world.resource_mut::<SceneSettings>().show_wireframe = true;
-        let mut cameras = world.query::<(&mut OrbitCamera, &mut Transform)>();
-        for (mut orbit, mut transform) in cameras.iter_mut(world) {
-            orbit.yaw = yaw;
-            *transform = orbit.transform();
-        }
-        // One update applies the frame to the scene and the mesh; the capture is read back a
-        // frame or two later. Before the very first capture, a few more updates let the mesh,
-        // the material and its pipeline reach the GPU, so frame 0 is not an empty picture.
-        let updates = if self.rendered == 0 { 4 } else { 1 };
-        for _ in 0..updates {
-            self.app.update();
-        }
-        self.rendered += 1;
-        let slot: Arc<Mutex<Option<Image>>> = Arc::new(Mutex::new(None));
-        let sink = slot.clone();
-        self.app
-            .world_mut()
-            .spawn(Screenshot::image(self.target.clone()))
-            .observe(move |captured: On<ScreenshotCaptured>| {
-                if let Ok(mut slot) = sink.lock() {
-                    *slot = Some(captured.image.clone());
-                }
-            });
-        for _ in 0..200 {
-            self.app.update();
-            if let Some(image) = slot.lock().ok().and_then(|mut s| s.take()) {
-                return image
-                    .try_into_dynamic()
-                    .map(|d| d.to_rgba8())
-                    .map_err(|e| format!("cannot read the rendered frame back: {e:?}"));
-            }
-        }
-        Err("the offscreen frame was never read back (is a Vulkan driver installed?)".into())
     }
 }
 

@@ -143,11 +143,28 @@ impl Scene {
     }
 }
 
-pub struct ScenePlugin;
+/// Turns incoming frames into the drawn scene.
+pub struct ScenePlugin {
+    /// How the scene is drawn at start (the panel edits it afterwards).
+    pub settings: SceneSettings,
+    /// Ease drawn positions toward each new frame in real time (the viewer), or jump to it
+    /// (the recorder and the tests, whose frames must not depend on the clock).
+    pub ease_in_real_time: bool,
+}
+
+impl Default for ScenePlugin {
+    fn default() -> Self {
+        Self {
+            settings: SceneSettings::default(),
+            ease_in_real_time: true,
+        }
+    }
+}
 
 impl Plugin for ScenePlugin {
     fn build(&self, app: &mut App) {
-        app.init_resource::<SceneSettings>()
+        app.insert_resource(self.settings.clone())
+            .insert_resource(EaseInRealTime(self.ease_in_real_time))
             .init_resource::<Scene>()
             .init_resource::<IncomingFrame>()
             .add_systems(Update, (take_frame, ease_scene).chain().in_set(SceneUpdate));
@@ -160,7 +177,7 @@ pub struct SceneUpdate;
 
 /// Whether positions ease in real time (viewer) or jump to each frame (recorder).
 #[derive(Resource, Clone, Copy, Debug, PartialEq, Eq)]
-pub struct EaseInRealTime(pub bool);
+struct EaseInRealTime(bool);
 
 fn take_frame(
     mut incoming: ResMut<IncomingFrame>,

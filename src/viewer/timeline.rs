@@ -13,10 +13,10 @@ use super::{IncomingFrame, SceneFrame, ViewerMode};
 use crate::readout::contact_pairs;
 
 /// Memory the stored snapshots may take: at 16 bytes a sphere (three coordinates and a radius),
-/// about 5,000 snapshots of the default 200 spheres (20 minutes at four a second), 1,000 of
+/// about 2,500 snapshots of the default 200 spheres (ten minutes at four a second), 500 of
 /// 1,000. When it is full every other snapshot is dropped, so the timeline always reaches back
 /// to the run's first picture, at coarser spacing, and memory stays bounded.
-pub const TIMELINE_BYTES: usize = 16 << 20;
+pub const TIMELINE_BYTES: usize = 8 << 20;
 /// Fewest snapshots kept, whatever their size.
 pub const TIMELINE_MIN_ENTRIES: usize = 100;
 

@@ -9,11 +9,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
+use burn::backend::wgpu::WgpuDevice;
 
 use super::scene::{Scene, SceneUpdate};
 use super::timeline::Timeline;
 use super::{IncomingFrame, SceneFrame, ViewerMode};
-use crate::backend::ResolvedBackend;
+use crate::backend::{AdapterSummary, BackendKind, ResolvedBackend};
 use crate::config::TrainConfig;
 use crate::train::session::{
     Command, Event, Session, SessionOptions, TrainingPriority, spawn_session,
@@ -49,30 +50,40 @@ fn pixel_purity_of(data: &TrainingData) -> Option<f64> {
 }
 
 impl TrainingLink {
-    /// Loads the data, picks the backend and starts training (not paused).
+    /// Loads the data, picks the backend and starts training. With `await_renderer_device`
+    /// and the WGPU backend, training waits for the renderer's device
+    /// ([`TrainingLink::share_renderer_device`]) instead of opening a second one.
     pub fn start(
         config: &TrainConfig,
         threads: Option<usize>,
         priority: TrainingPriority,
         paused: bool,
+        await_renderer_device: bool,
+        adapter: Option<Option<AdapterSummary>>,
     ) -> Result<Self, String> {
         config.validate()?;
-        let start = crate::train::RunStart::prepare(config)?;
+        let backend = match adapter {
+            Some(adapter) => crate::backend::resolve_with(config.backend, adapter),
+            None => crate::backend::resolve(config.backend),
+        };
+        let start = crate::train::RunStart::prepare_with(config, backend)?;
         if let Some(warning) = &start.warning {
             warn!("{warning}");
         }
-        for note in &start.notes {
-            info!("{note}");
-        }
         let crate::train::RunStart { data, backend, .. } = start;
-        let session = spawn_session(
-            &backend,
-            config.clone(),
-            data.clone(),
-            options(threads, paused, priority),
-        );
+        info!("data: {}", data.description);
+        let wait = await_renderer_device && backend.kind == BackendKind::Wgpu;
+        let session = (!wait).then(|| {
+            info!("backend: {}", backend.description);
+            spawn_session(
+                &backend,
+                config.clone(),
+                data.clone(),
+                options(threads, paused, priority),
+            )
+        });
         Ok(Self {
-            session: Some(session),
+            session,
             pixel_purity: pixel_purity_of(&data),
             data,
             config: config.clone(),
@@ -81,6 +92,23 @@ impl TrainingLink {
             priority,
             started_paused: paused,
         })
+    }
+
+    /// Whether training waits for the renderer's device.
+    pub fn awaits_renderer_device(&self) -> bool {
+        self.session.is_none() && self.backend.kind == BackendKind::Wgpu
+    }
+
+    /// Starts training on the renderer's own WGPU device (`adapter` names it).
+    pub fn share_renderer_device(&mut self, device: WgpuDevice, adapter: &str) {
+        self.backend.share(device, adapter);
+        info!("backend: {}", self.backend.description);
+        self.session = Some(spawn_session(
+            &self.backend,
+            self.config.clone(),
+            self.data.clone(),
+            options(self.threads, self.started_paused, self.priority),
+        ));
     }
 
     /// Sends a command; false when the thread has ended.
@@ -284,10 +312,34 @@ impl TrainingPlugin {
         priority: TrainingPriority,
         paused: bool,
     ) -> Result<Self, String> {
+        Self::with_link(TrainingLink::start(
+            config, threads, priority, paused, false, None,
+        )?)
+    }
+
+    /// [`TrainingPlugin::start`] with the adapter the viewer found, and on the WGPU backend
+    /// training waits for the renderer's device, which [`super::gpu::SharedDevicePlugin`]
+    /// hands over once the renderer exists.
+    pub fn start_on_renderer_device(
+        config: &TrainConfig,
+        threads: Option<usize>,
+        priority: TrainingPriority,
+        paused: bool,
+        adapter: Option<AdapterSummary>,
+    ) -> Result<Self, String> {
+        Self::with_link(TrainingLink::start(
+            config,
+            threads,
+            priority,
+            paused,
+            true,
+            Some(adapter),
+        )?)
+    }
+
+    fn with_link(link: TrainingLink) -> Result<Self, String> {
         Ok(Self {
-            link: Mutex::new(Some(TrainingLink::start(
-                config, threads, priority, paused,
-            )?)),
+            link: Mutex::new(Some(link)),
         })
     }
 }

@@ -103,3 +103,11 @@ fn clock(seconds: f64) -> String {
         format!("{:02}:{:02}", s / 60, s % 60)
     }
 }
+
+/// Seconds since 1970: the default names of runs, screenshots and presets.
+pub fn unix_time() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

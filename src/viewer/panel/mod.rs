@@ -1,0 +1,208 @@
+//! The egui side panel (controls, legend, presets), the strip of plots along the bottom, and the
+//! card of the hovered sphere. It edits [`Controls`] and [`SceneSettings`] and sends
+//! [`TrainingAction`]s; it never touches the trainer itself. One file per part of the panel:
+//! `status` (the top), `run` (training controls), `physics`, `view` (drawing, capture,
+//! presets), `plots` (the bottom strip), `hover` (the card).
+
+mod hover;
+mod physics;
+mod plots;
+mod run;
+mod status;
+mod view;
+
+use bevy::ecs::system::SystemParam;
+use bevy::prelude::*;
+use bevy_egui::egui::{self, Color32};
+use bevy_egui::{EguiContexts, EguiPrimaryContextPass};
+
+use super::ViewerMode;
+use super::camera::{OrbitCamera, SceneView};
+use super::capture::{CaptureRequest, Recording};
+use super::pacing::FramePacing;
+use super::physics_mode::{PhysicsControls, PhysicsStatus};
+use super::picking::Selection;
+use super::preset::Lesson;
+use super::scene::{Scene, SceneSettings};
+use super::timeline::Timeline;
+use super::training::{Controls, History, TrainingAction, TrainingLink, TrainingStatus};
+use crate::config::TrainConfig;
+
+/// Panel state that is not a training or scene setting.
+#[derive(Resource)]
+pub struct PanelState {
+    /// Hide the advanced controls (for teaching).
+    pub teaching: bool,
+    /// The next restart's configuration, edited by the run section and sent by its Restart
+    /// button (the live values, alpha, r_s, learning rate and weight decay, come from the
+    /// controls at that moment).
+    pub draft: TrainConfig,
+    pub preset_path: String,
+    pub message: Option<(String, bool)>,
+    /// The lesson running, shown at the top of the panel.
+    pub lesson: Option<Lesson>,
+    hover_texture: Option<(usize, egui::TextureHandle)>,
+}
+
+/// The side panel, the plots and the hover card.
+pub struct PanelPlugin {
+    /// Open with the advanced controls hidden.
+    pub teaching: bool,
+    /// The lesson to show at the top of the panel.
+    pub lesson: Option<Lesson>,
+}
+
+impl Plugin for PanelPlugin {
+    fn build(&self, app: &mut App) {
+        let teaching = self.teaching;
+        let lesson = self.lesson.clone();
+        app.add_systems(
+            Startup,
+            move |mut commands: Commands, link: Res<TrainingLink>| {
+                commands.insert_resource(PanelState {
+                    teaching,
+                    draft: link.config.clone(),
+                    preset_path: "presets/my-run.toml".into(),
+                    message: None,
+                    lesson: lesson.clone(),
+                    hover_texture: None,
+                });
+            },
+        )
+        .add_systems(EguiPrimaryContextPass, draw_ui);
+    }
+}
+
+/// What the panel only reads.
+#[derive(SystemParam)]
+struct PanelReads<'w> {
+    physics_status: Res<'w, PhysicsStatus>,
+    recording: Res<'w, Recording>,
+    status: Res<'w, TrainingStatus>,
+    history: Res<'w, History>,
+    link: Res<'w, TrainingLink>,
+    scene: Res<'w, Scene>,
+    selection: Res<'w, Selection>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn draw_ui(
+    mut contexts: EguiContexts,
+    mut panel: ResMut<PanelState>,
+    mut controls: ResMut<Controls>,
+    mut settings: ResMut<SceneSettings>,
+    mut view: ResMut<SceneView>,
+    mut actions: MessageWriter<TrainingAction>,
+    mut capture: MessageWriter<CaptureRequest>,
+    mut mode: ResMut<ViewerMode>,
+    mut physics: ResMut<PhysicsControls>,
+    reads: PanelReads,
+    mut pacing: ResMut<FramePacing>,
+    mut cameras: Query<&mut OrbitCamera>,
+    mut timeline: ResMut<Timeline>,
+) -> Result {
+    let PanelReads {
+        physics_status,
+        recording,
+        status,
+        history,
+        link,
+        scene,
+        selection,
+    } = reads;
+    let (status, history, link, scene, selection) =
+        (&*status, &*history, &*link, &*scene, &*selection);
+    let (physics_status, recording) = (&*physics_status, &*recording);
+    let ctx = contexts.ctx_mut()?.clone();
+    let mut root = egui::Ui::new(
+        ctx.clone(),
+        "clamp-root".into(),
+        egui::UiBuilder::new()
+            .layer_id(egui::LayerId::background())
+            .max_rect(ctx.viewport_rect()),
+    );
+
+    // Panels are not filled: the window is cleared to the panel color instead, which spares a
+    // software rasterizer shading a third of the window once more every frame.
+    let panel_frame = egui::Frame::side_top_panel(&ctx.global_style()).fill(Color32::TRANSPARENT);
+    egui::Panel::left("controls")
+        .frame(panel_frame)
+        .default_size(300.0)
+        .resizable(true)
+        .show(&mut root, |ui| {
+            egui::ScrollArea::vertical().show(ui, |ui| {
+                status::header(ui, status, link, scene, &mode, physics_status, &timeline);
+                ui.separator();
+                status::mode_switch(ui, &mut mode);
+                ui.separator();
+                if *mode == ViewerMode::Training {
+                    run::lesson_controls(
+                        ui,
+                        &mut panel,
+                        &mut controls,
+                        &mut settings,
+                        &mut cameras,
+                        &mut actions,
+                    );
+                    ui.separator();
+                    run::run_controls(ui, &mut controls, status, &mut actions);
+                    run::timeline_controls(ui, &mut timeline, &mut controls);
+                    ui.separator();
+                    run::packing_controls(ui, &mut controls, panel.teaching);
+                    if !panel.teaching {
+                        ui.separator();
+                        run::restart_controls(ui, &mut panel, link, &mut actions);
+                    }
+                } else {
+                    physics::physics_controls(ui, &mut physics, physics_status);
+                }
+                ui.separator();
+                view::view_controls(ui, &mut settings, &mut pacing, &mut panel, &mut cameras);
+                ui.separator();
+                status::legend(ui, link, scene, &mode);
+                ui.separator();
+                view::capture_controls(ui, recording, &mut capture);
+                if !panel.teaching {
+                    ui.separator();
+                    view::preset_controls(ui, &mut panel, link, &controls, &settings, &cameras);
+                }
+            });
+        });
+
+    // The plots size themselves to the strip, so the strip needs a floor of its own: a quarter
+    // of the window, enough to read a curve, and the user can drag it taller.
+    let window_height = ctx.viewport_rect().height();
+    egui::Panel::bottom("plots")
+        .frame(panel_frame)
+        .default_size(window_height * 0.27)
+        .min_size((window_height * 0.22).min(200.0))
+        .resizable(true)
+        .show(&mut root, |ui| {
+            if *mode == ViewerMode::Training {
+                plots::training_plots(ui, history, link, timeline.cursor_step());
+            } else {
+                plots::physics_plots(ui, physics_status);
+            }
+        });
+
+    egui::CentralPanel::default()
+        .frame(egui::Frame::NONE)
+        .show(&mut root, |ui| {
+            let rect = ui.available_rect_before_wrap();
+            let response = ui.allocate_rect(rect, egui::Sense::click_and_drag());
+            ui.painter()
+                .add(super::picture::paint(view.image.id(), rect));
+            let new_rect = Rect::new(rect.min.x, rect.min.y, rect.max.x, rect.max.y);
+            if view.rect != Some(new_rect) {
+                view.rect = Some(new_rect);
+            }
+            let hovered = response.hovered() || response.dragged();
+            if view.hovered != hovered {
+                view.hovered = hovered;
+            }
+        });
+
+    hover::hover_card(&ctx, &mut panel, selection, scene, link);
+
+    Ok(())
+}

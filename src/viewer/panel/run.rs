@@ -1,0 +1,337 @@
+//! The training controls: play and pause, the timeline, the lessons, the live packing values,
+//! and the draft of the next restart.
+
+use std::path::PathBuf;
+
+use bevy::prelude::*;
+use bevy_egui::egui::{self, Color32, RichText};
+
+use super::super::camera::OrbitCamera;
+use super::super::preset;
+use super::super::ranges;
+use super::super::scene::SceneSettings;
+use super::super::timeline::Timeline;
+use super::super::training::{Controls, TrainingAction, TrainingLink, TrainingStatus};
+use super::PanelState;
+use crate::config::TrainConfig;
+use crate::train::session::TrainingPriority;
+
+pub(super) fn run_controls(
+    ui: &mut egui::Ui,
+    controls: &mut Controls,
+    status: &TrainingStatus,
+    actions: &mut MessageWriter<TrainingAction>,
+) {
+    ui.horizontal(|ui| {
+        let label = if controls.running { "Pause" } else { "Play" };
+        if ui.button(label).clicked() {
+            controls.running = !controls.running;
+        }
+        if ui.button("Step").clicked() {
+            actions.write(TrainingAction::Step);
+        }
+        if ui.button("Reset").clicked() {
+            actions.write(TrainingAction::Reset);
+        }
+        if ui.button("Probe now").clicked() {
+            actions.write(TrainingAction::Probe);
+        }
+    });
+    if ui
+        .button("Save checkpoint")
+        .on_hover_text("model, optimizer, config and step, written atomically under runs/")
+        .clicked()
+    {
+        let stamp = crate::progress::unix_time();
+        actions.write(TrainingAction::SaveCheckpoint(PathBuf::from(format!(
+            "runs/view-{stamp}"
+        ))));
+    }
+    egui::ComboBox::from_label("training priority")
+        .selected_text(priority_label(controls.priority))
+        .show_ui(ui, |ui| {
+            for priority in [
+                TrainingPriority::Background,
+                TrainingPriority::Shared,
+                TrainingPriority::Normal,
+            ] {
+                ui.selectable_value(&mut controls.priority, priority, priority_label(priority));
+            }
+        })
+        .response
+        .on_hover_text(
+            "frames first: training only uses cycles the renderer leaves; shared: a contested \
+             core goes mostly to drawing; equal: training competes like any program",
+        );
+    if let Some(probe) = &status.last_probe {
+        ui.label(format!(
+            "probe at step {}: kNN {:.3}, linear {:.3}",
+            probe.step, probe.knn_acc, probe.linear_acc
+        ));
+    }
+}
+
+/// The scrubber over the stored snapshots: dragging it pauses training and shows the past;
+/// Live returns to the newest picture and resumes; Replay plays the history forward (the
+/// Record button captures it).
+pub(super) fn timeline_controls(
+    ui: &mut egui::Ui,
+    timeline: &mut Timeline,
+    controls: &mut Controls,
+) {
+    if timeline.is_empty() {
+        return;
+    }
+    let last = timeline.len() - 1;
+    let mut position = timeline.cursor().unwrap_or(last);
+    let first_step = timeline.entry(0).map_or(0, |e| e.step);
+    let last_step = timeline.entry(last).map_or(0, |e| e.step);
+    ui.label(
+        RichText::new(format!(
+            "timeline: {} snapshots, steps {first_step}-{last_step}",
+            timeline.len()
+        ))
+        .small(),
+    );
+    let response = ui.add(
+        egui::Slider::new(&mut position, 0..=last)
+            .show_value(false)
+            .text(match timeline.cursor_step() {
+                Some(step) => format!("step {step}"),
+                None => "live".into(),
+            }),
+    );
+    // Dragging within the live end stays live; anywhere else shows that snapshot.
+    if response.changed() && !(position == last && timeline.is_live()) {
+        timeline.scrub_to(position);
+        timeline.replaying = false;
+        controls.running = false;
+    }
+    ui.horizontal(|ui| {
+        let live = timeline.is_live();
+        if ui
+            .add_enabled(!live, egui::Button::new("Live"))
+            .on_hover_text("back to the newest picture; training resumes")
+            .clicked()
+        {
+            timeline.go_live();
+            controls.running = true;
+        }
+        let replay_label = if timeline.replaying {
+            "Stop replay"
+        } else {
+            "Replay"
+        };
+        if ui
+            .button(replay_label)
+            .on_hover_text("play the history from the slider's position, one snapshot a frame")
+            .clicked()
+        {
+            if timeline.replaying {
+                timeline.replaying = false;
+            } else {
+                if live {
+                    timeline.scrub_to(0);
+                }
+                timeline.replaying = true;
+                controls.running = false;
+            }
+        }
+    });
+}
+
+/// The shipped lessons, one click each: the lesson's run restarts from fresh weights with its
+/// settings, and its text stays at the top of the panel.
+pub(super) fn lesson_controls(
+    ui: &mut egui::Ui,
+    panel: &mut PanelState,
+    controls: &mut Controls,
+    settings: &mut SceneSettings,
+    cameras: &mut Query<&mut OrbitCamera>,
+    actions: &mut MessageWriter<TrainingAction>,
+) {
+    if let Some(lesson) = &panel.lesson {
+        ui.label(
+            RichText::new(&lesson.title)
+                .strong()
+                .color(Color32::from_rgb(150, 200, 255)),
+        );
+        ui.label(&lesson.text);
+    }
+    ui.collapsing("lessons", |ui| {
+        for (name, text) in preset::LESSONS {
+            let preset = match preset::parse(text, &TrainConfig::viewer_default()) {
+                Ok(preset) => preset,
+                Err(e) => {
+                    ui.colored_label(Color32::from_rgb(255, 110, 100), format!("{name}: {e}"));
+                    continue;
+                }
+            };
+            let title = preset
+                .lesson
+                .as_ref()
+                .map_or(name.to_string(), |l| l.title.clone());
+            if ui
+                .button(title)
+                .on_hover_text(format!("assets/lessons/{name}"))
+                .clicked()
+            {
+                apply_preset(preset, panel, controls, settings, cameras, actions);
+            }
+        }
+    });
+}
+
+/// Runs a preset: its live values into the controls, its view into the scene, and a restart
+/// with its config.
+pub(super) fn apply_preset(
+    preset: preset::Preset,
+    panel: &mut PanelState,
+    controls: &mut Controls,
+    settings: &mut SceneSettings,
+    cameras: &mut Query<&mut OrbitCamera>,
+    actions: &mut MessageWriter<TrainingAction>,
+) {
+    let config = preset.config;
+    controls.alpha = config.alpha;
+    controls.radius_scale = config.radius_scale;
+    controls.lr = config.lr;
+    controls.weight_decay = config.weight_decay;
+    controls.running = true;
+    if let Some(view) = &preset.view {
+        settings.projection = view.projection;
+        settings.show_contacts = view.show_contacts;
+        settings.opacity = view.opacity;
+        panel.teaching = view.teaching;
+        if let Ok(mut orbit) = cameras.single_mut() {
+            orbit.auto_rotate = view.auto_rotate;
+        }
+    }
+    panel.draft = config.clone();
+    panel.lesson = preset.lesson;
+    actions.write(TrainingAction::Restart(Box::new(config)));
+}
+
+pub(super) fn priority_label(priority: TrainingPriority) -> &'static str {
+    match priority {
+        TrainingPriority::Background => "frames first",
+        TrainingPriority::Shared => "shared",
+        TrainingPriority::Normal => "equal",
+    }
+}
+
+pub(super) fn packing_controls(ui: &mut egui::Ui, controls: &mut Controls, teaching: bool) {
+    ui.label(RichText::new("packing (applied at the next step)").strong());
+    ui.add(
+        egui::Slider::new(
+            &mut controls.radius_scale,
+            ranges::RADIUS_SCALE.0..=ranges::RADIUS_SCALE.1,
+        )
+        .logarithmic(true)
+        .text("radius scale r_s"),
+    );
+    ui.add(
+        egui::Slider::new(&mut controls.alpha, ranges::ALPHA.0..=ranges::ALPHA.1)
+            .step_by(0.05)
+            .text("exponent alpha"),
+    );
+    ui.horizontal(|ui| {
+        ui.label("marks:");
+        if ui.small_button("2 harmonic").clicked() {
+            controls.alpha = 2.0;
+        }
+        if ui.small_button("2.5 Hertzian").clicked() {
+            controls.alpha = 2.5;
+        }
+    });
+    ui.add(
+        egui::Slider::new(
+            &mut controls.lr,
+            ranges::LEARNING_RATE.0..=ranges::LEARNING_RATE.1,
+        )
+        .logarithmic(true)
+        .text("learning rate"),
+    );
+    if !teaching {
+        ui.add(
+            egui::Slider::new(
+                &mut controls.weight_decay,
+                ranges::WEIGHT_DECAY.0..=ranges::WEIGHT_DECAY.1,
+            )
+            .logarithmic(true)
+            .text("weight decay"),
+        );
+    }
+}
+
+pub(super) fn restart_controls(
+    ui: &mut egui::Ui,
+    panel: &mut PanelState,
+    link: &TrainingLink,
+    actions: &mut MessageWriter<TrainingAction>,
+) {
+    ui.label(RichText::new("run (applied by a restart)").strong());
+    let draft = &mut panel.draft;
+    ui.add(egui::Slider::new(&mut draft.views, ranges::VIEWS.0..=ranges::VIEWS.1).text("views m"));
+    ui.add(
+        egui::Slider::new(&mut draft.batch, ranges::BATCH.0..=ranges::BATCH.1)
+            .logarithmic(true)
+            .text("batch"),
+    );
+    ui.add(
+        egui::Slider::new(&mut draft.dim, ranges::DIM.0..=ranges::DIM.1)
+            .logarithmic(true)
+            .text("embedding dim d"),
+    );
+    ui.add(
+        egui::Slider::new(
+            &mut draft.snapshot_images,
+            ranges::SPHERES.0..=ranges::SPHERES.1,
+        )
+        .logarithmic(true)
+        .text("spheres shown"),
+    );
+    ui.horizontal(|ui| {
+        ui.label("dataset");
+        ui.text_edit_singleline(&mut draft.dataset);
+    });
+    ui.horizontal(|ui| {
+        ui.label("seed");
+        ui.add(egui::DragValue::new(&mut draft.seed));
+    });
+    let mut next = draft.clone();
+    next.dataset = next.dataset.trim().to_string();
+    let changed = restart_changes(&next, &link.config);
+    let text = if changed.is_empty() {
+        "Restart training"
+    } else {
+        "Restart training with these"
+    };
+    if ui.button(text).clicked() {
+        actions.write(TrainingAction::Restart(Box::new(next)));
+    }
+    if !changed.is_empty() {
+        ui.colored_label(
+            Color32::from_rgb(240, 200, 90),
+            format!(
+                "changed ({}): takes effect when training restarts",
+                changed.join(", ")
+            ),
+        );
+    }
+}
+
+/// The settings of `draft` that only a restart applies and that differ from the run's.
+fn restart_changes(draft: &TrainConfig, running: &TrainConfig) -> Vec<&'static str> {
+    [
+        ("views", draft.views != running.views),
+        ("batch", draft.batch != running.batch),
+        ("d", draft.dim != running.dim),
+        ("spheres", draft.snapshot_images != running.snapshot_images),
+        ("dataset", draft.dataset != running.dataset),
+        ("seed", draft.seed != running.seed),
+    ]
+    .into_iter()
+    .filter_map(|(name, changed)| changed.then_some(name))
+    .collect()
+}

@@ -1,0 +1,139 @@
+//! The top of the panel: what is running and how it is going, the mode switch, and the legend.
+
+use bevy_egui::egui::{self, Color32, RichText};
+
+use super::super::ViewerMode;
+use super::super::palette;
+use super::super::physics_mode::PhysicsStatus;
+use super::super::scene::Scene;
+use super::super::timeline::Timeline;
+use super::super::training::{TrainingLink, TrainingStatus};
+
+pub(super) fn header(
+    ui: &mut egui::Ui,
+    status: &TrainingStatus,
+    link: &TrainingLink,
+    scene: &Scene,
+    mode: &ViewerMode,
+    physics: &PhysicsStatus,
+    timeline: &Timeline,
+) {
+    ui.heading("CLAMP");
+    ui.label(RichText::new("contrastive learning as manifold packing").italics());
+    if *mode == ViewerMode::Physics {
+        ui.label(format!(
+            "physics: {} soft spheres, phi = {:.4}, Z = {:.2}",
+            physics.n, physics.phi, physics.contacts
+        ));
+        ui.label(&physics.stage);
+        return;
+    }
+    ui.label(format!("data: {}", link.data.description));
+    ui.label(format!("backend: {}", link.backend.description));
+    let state = if status.paused { "paused" } else { "training" };
+    ui.label(format!(
+        "{state} - step {} - {:.1} steps/s",
+        status.step, status.steps_per_sec
+    ));
+    match status.first_step_seconds {
+        None if status.paused => {
+            ui.label("paused before the first step: press Play");
+        }
+        None => {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label(match link.backend.kind {
+                    crate::backend::BackendKind::Wgpu => {
+                        "warming up: first step (kernels compile on WGPU)..."
+                    }
+                    crate::backend::BackendKind::Cpu => "warming up: first step...",
+                });
+            });
+        }
+        Some(seconds) => {
+            ui.label(format!("first step (warm-up) took {seconds:.2} s"));
+        }
+    }
+    if let Some(report) = &status.last {
+        ui.label(format!(
+            "batch of {}: loss {:.3}, Z {:.2} - {:.0} images/s",
+            link.config.batch, report.loss, report.packing.mean_contacts, report.images_per_sec
+        ));
+    }
+    let frame = &scene.frame;
+    let drawn_z =
+        frame.contacts.iter().map(|&c| c as f64).sum::<f64>() / frame.contacts.len().max(1) as f64;
+    let when = match timeline.cursor_step() {
+        Some(step) => format!("replaying step {step}"),
+        None => format!("step {}", frame.step),
+    };
+    ui.label(format!(
+        "{} spheres drawn ({when}): Z {drawn_z:.2} (2d = {})",
+        scene.len(),
+        2 * frame.dim
+    ))
+    .on_hover_text(format!(
+        "The loss packs each batch of {batch}; the drawn spheres are {drawn} held-out images, \
+         {ratio:.1} times as many on the same sphere, so at the same radii they touch about \
+         {ratio:.1} times as many neighbours. Both Z are plotted.",
+        batch = link.config.batch,
+        drawn = scene.len(),
+        ratio = scene.len().max(1) as f64 / link.config.batch.max(1) as f64,
+    ));
+    if let Some(purity) = scene.purity {
+        let classes = link.data.test.num_classes().max(1);
+        let baseline = link
+            .pixel_purity
+            .map_or(String::new(), |p| format!("raw pixels by PCA {p:.2}, "));
+        ui.label(RichText::new(format!("class purity {purity:.3}")).strong())
+            .on_hover_text(
+                "for each drawn sphere, the share of its 10 nearest drawn spheres (in the \
+                 picture's 3-D positions) that show the same class, averaged",
+            );
+        ui.label(RichText::new(format!("({baseline}chance {:.2})", 1.0 / classes as f64)).small());
+    }
+    if let Some(error) = status.error.as_ref().or(scene.error.as_ref()) {
+        ui.colored_label(Color32::from_rgb(255, 110, 100), format!("error: {error}"));
+    }
+    if let Some(notice) = &status.notice {
+        ui.colored_label(Color32::from_rgb(150, 200, 255), notice);
+    }
+}
+
+pub(super) fn mode_switch(ui: &mut egui::Ui, mode: &mut ViewerMode) {
+    ui.horizontal(|ui| {
+        ui.label("show:");
+        ui.selectable_value(mode, ViewerMode::Training, "CLAMP training");
+        ui.selectable_value(mode, ViewerMode::Physics, "physics: jamming");
+    });
+}
+
+pub(super) fn legend(ui: &mut egui::Ui, link: &TrainingLink, scene: &Scene, mode: &ViewerMode) {
+    if *mode == ViewerMode::Physics {
+        ui.label("color: particle size (small / large)");
+        return;
+    }
+    let names = &link.data.test.class_names;
+    let mut counts = vec![0usize; names.len().max(scene.classes)];
+    for &label in &scene.frame.labels {
+        if let Some(c) = counts.get_mut(label as usize) {
+            *c += 1;
+        }
+    }
+    ui.label(RichText::new("classes").strong());
+    egui::Grid::new("legend").num_columns(2).show(ui, |ui| {
+        for (k, count) in counts.iter().enumerate().take(20) {
+            let name = names
+                .get(k)
+                .cloned()
+                .unwrap_or_else(|| format!("class {k}"));
+            let color = palette::class_color_egui(k as u16, scene.classes.max(names.len()));
+            ui.label(RichText::new("\u{25CF}").color(color).size(16.0));
+            ui.label(format!("{name} ({count})"));
+            ui.end_row();
+        }
+    });
+    if counts.len() > 20 {
+        ui.label(format!("... and {} more classes", counts.len() - 20));
+    }
+}
