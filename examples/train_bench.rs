@@ -2,7 +2,7 @@
 //! feeds it, on the bundled Fashion-MNIST with the default `clamp train` settings.
 //!
 //!     cargo run --release --example train_bench [-- STEPS [WIDTH [BATCH [VIEWS]]]
-//!         [--cpu-only | --wgpu-only]]
+//!         [--cpu-only | --wgpu-only | --adapter-only]]
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -58,6 +58,9 @@ fn main() {
             if adapter.software { ", software" } else { "" }
         ),
         None => println!("adapter: none (no Vulkan driver)"),
+    }
+    if std::env::args().any(|a| a == "--adapter-only") {
+        return;
     }
     let data = Arc::new(TrainingData::load(&config).expect("data"));
     println!("data: {}", data.description);

@@ -21,7 +21,7 @@ cargo test --release --test train --no-run >&2
 bin="$CARGO_TARGET_DIR/release/clamp"
 bench="$CARGO_TARGET_DIR/release/examples/train_bench"
 
-adapter=$("$bench" 0 16 2 2 --wgpu-only 2>/dev/null | sed -n 's/^adapter: //p' | head -n 1)
+adapter=$("$bench" --adapter-only 2>/dev/null | sed -n 's/^adapter: //p')
 if [[ -z $adapter || $adapter == none* ]]; then
     echo "gpu-check: no Vulkan adapter at all: install the GPU's Vulkan driver (NVIDIA: the" >&2
     echo "  driver's Vulkan ICD, Debian package nvidia-vulkan-icd, Ubuntu libnvidia-gl-VERSION;" >&2
