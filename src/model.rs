@@ -303,8 +303,19 @@ impl ModelConfig {
     /// others, and a run on the GPU would not start where the same run on the CPU does).
     pub fn init<B: Backend>(&self, seed: u64, device: &B::Device) -> ClampModel<B> {
         use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
-        let host = self.init_here::<burn::backend::Flex>(seed, &Default::default());
+        // burn's initialisers share one process-wide generator per backend: it is held from
+        // seeding to the last draw (the skeleton below included, whose layers may draw when
+        // built), so models built on other threads at the same time cannot interleave their
+        // draws and change these weights.
+        let _guard = INIT_LOCK
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        type Host = burn::backend::Flex;
+        let host_device = Default::default();
+        Host::seed(&host_device, seed);
+        let host = self.build::<Host>(&host_device);
         let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::new();
+        // Recording draws every lazily initialised parameter, under the lock.
         let bytes = recorder
             .record(host.into_record(), ())
             .expect("a model's record encodes");
@@ -312,22 +323,6 @@ impl ModelConfig {
             .load(bytes, device)
             .expect("a record just encoded decodes");
         self.build::<B>(device).load_record(record)
-    }
-
-    /// A model drawn from `seed` by `B`'s own generator. burn's initialisers share one
-    /// process-wide generator per backend: it is held from seeding to the last draw, so models
-    /// built on other threads at the same time cannot interleave their draws and change these
-    /// weights.
-    fn init_here<B: Backend>(&self, seed: u64, device: &B::Device) -> ClampModel<B> {
-        let _guard = INIT_LOCK
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        B::seed(device, seed);
-        let model = self.build(device);
-        // Parameters are drawn lazily, on first use: materialise them now, under the lock, so
-        // a clone saved before the first step has the weights training uses.
-        let record = model.clone().into_record();
-        model.load_record(record)
     }
 
     /// The model's structure, its parameters not yet drawn.
