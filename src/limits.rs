@@ -32,16 +32,27 @@ impl From<ConfigError> for String {
     }
 }
 
+impl ConfigError {
+    fn out_of_range(
+        key: &str,
+        value: impl fmt::Display,
+        low: impl fmt::Display,
+        high: impl fmt::Display,
+    ) -> Self {
+        Self {
+            key: key.to_string(),
+            value: value.to_string(),
+            allowed: format!("{low} to {high}"),
+        }
+    }
+}
+
 /// A real-valued setting must be finite and inside `[low, high]`.
 pub fn check_range(key: &str, value: f64, (low, high): (f64, f64)) -> Result<(), ConfigError> {
     if value.is_finite() && value >= low && value <= high {
         Ok(())
     } else {
-        Err(ConfigError {
-            key: key.to_string(),
-            value: value.to_string(),
-            allowed: format!("{low} to {high}"),
-        })
+        Err(ConfigError::out_of_range(key, value, low, high))
     }
 }
 
@@ -54,11 +65,7 @@ pub fn check_count(
     if (low..=high).contains(&value) {
         Ok(())
     } else {
-        Err(ConfigError {
-            key: key.to_string(),
-            value: value.to_string(),
-            allowed: format!("{low} to {high}"),
-        })
+        Err(ConfigError::out_of_range(key, value, low, high))
     }
 }
 
