@@ -69,11 +69,6 @@ pub struct TrainingFlags {
 impl TrainingFlags {
     /// `config` with every flag given put in its place (not yet validated).
     pub fn apply(&self, mut config: TrainConfig) -> TrainConfig {
-        fn set<T: Clone>(field: &mut T, flag: &Option<T>) {
-            if let Some(value) = flag {
-                *field = value.clone();
-            }
-        }
         set(&mut config.dataset, &self.dataset);
         set(&mut config.dataset, &self.data);
         set(&mut config.backend, &self.backend);
@@ -91,6 +86,13 @@ impl TrainingFlags {
         set(&mut config.crop_min, &self.crop_min);
         set(&mut config.blur_prob, &self.blur_prob);
         config
+    }
+}
+
+/// Puts a flag's value in its configuration field when the flag was given.
+pub fn set<T: Clone>(field: &mut T, flag: &Option<T>) {
+    if let Some(value) = flag {
+        *field = value.clone();
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Instant;
 use burn::tensor::backend::AutodiffBackend;
 use serde_json::json;
 
-use super::flags::{TrainingFlags, validated};
+use super::flags::{TrainingFlags, set, validated};
 use super::signals;
 use crate::backend::{BackendTask, run_on};
 use crate::config::{BackendChoice, TrainConfig};
@@ -70,11 +70,6 @@ impl TrainArgs {
             None => TrainConfig::default(),
         };
         let mut config = self.training.apply(config);
-        fn set<T: Clone>(field: &mut T, flag: &Option<T>) {
-            if let Some(value) = flag {
-                *field = value.clone();
-            }
-        }
         set(&mut config.optimizer, &self.optimizer);
         set(&mut config.encoder, &self.encoder);
         set(&mut config.eval_every, &self.eval_every);
