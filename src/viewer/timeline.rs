@@ -13,10 +13,11 @@ use super::{IncomingFrame, SceneFrame, ViewerMode};
 use crate::readout::contact_pairs;
 
 /// Memory the stored snapshots may take: at 16 bytes a sphere (three coordinates and a radius),
-/// about 2,500 snapshots of the default 200 spheres (ten minutes at four a second), 500 of
-/// 1,000. When it is full every other snapshot is dropped, so the timeline always reaches back
-/// to the run's first picture, at coarser spacing, and memory stays bounded.
-pub const TIMELINE_BYTES: usize = 8 << 20;
+/// about 640 snapshots of the default 200 spheres (two and a half minutes at four a second),
+/// 128 of 1,000. When it is full every other snapshot is dropped, so the timeline always
+/// reaches back to the run's first picture, at coarser spacing, and memory stays bounded (a
+/// scrubber a few hundred pixels wide shows no finer steps).
+pub const TIMELINE_BYTES: usize = 2 << 20;
 /// Fewest snapshots kept, whatever their size.
 pub const TIMELINE_MIN_ENTRIES: usize = 100;
 

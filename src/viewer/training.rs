@@ -261,8 +261,9 @@ pub struct PictureSample {
     pub radius: f64,
 }
 
-/// Longest series kept; older points are thinned to every other one beyond it.
-const HISTORY_LIMIT: usize = 20_000;
+/// Longest series kept; older points are thinned to every other one beyond it. Four times the
+/// points a plot draws (the panel thins each line to 1,024), so the thinning never shows.
+const HISTORY_LIMIT: usize = 4_096;
 
 impl History {
     fn push(&mut self, report: &StepReport) {
