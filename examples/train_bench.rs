@@ -3,7 +3,14 @@
 //!
 //!     cargo run --release --example train_bench [-- STEPS [WIDTH [BATCH [VIEWS]]]
 //!         [--cpu-only | --wgpu-only | --adapter-only]]
+//!
+//! When PyTorch is importable (the venv of `../shared/bench/run-torch-step.sh`,
+//! `CLAMP_TORCH_VENV`, default ~/.cache/clamp-torch-venv; the script's folder from
+//! `CLAMP_TORCH_BENCH`), the same step in PyTorch runs first, on as many threads, and the table
+//! ends with the CPU step's ratio to it. The script is never asked to install anything.
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -90,6 +97,16 @@ fn main() {
         "| augmentation (rayon, {} threads) | - | {augment_rate:.0} |",
         rayon::current_num_threads()
     );
+    let pytorch = (!skip_cpu && config.width == defaults.width && config.views == 2)
+        .then(|| pytorch_views_per_second(config.batch));
+    if let Some(reference) = &pytorch {
+        match reference {
+            Ok(rate) => println!(
+                "| training step, PyTorch (same model, loss, read-out, Adam) | - | {rate:.0} |"
+            ),
+            Err(why) => println!("| training step, PyTorch | {why} | - |"),
+        }
+    }
     if !skip_cpu {
         let cpu = Measure {
             config: config.clone(),
@@ -101,6 +118,9 @@ fn main() {
             "| training step, cpu (burn flex) | {:.2} | {:.0} |",
             cpu.0, cpu.1
         );
+        if let Some(Ok(rate)) = pytorch {
+            println!("| **cpu / PyTorch** | | **{:.2}x** |", cpu.1 / rate);
+        }
     }
     match probe_adapter().filter(|_| !skip_wgpu) {
         Some(adapter) => {
@@ -117,4 +137,36 @@ fn main() {
         }
         None => println!("| training step, wgpu | no adapter | - |"),
     }
+}
+
+/// Views per second of the PyTorch reference step, run now, or why it could not run.
+fn pytorch_views_per_second(batch: usize) -> Result<f64, String> {
+    let bench = std::env::var_os("CLAMP_TORCH_BENCH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench"));
+    let script = bench.join("run-torch-step.sh");
+    if !script.is_file() {
+        return Err(format!("no {}", script.display()));
+    }
+    let venv = std::env::var_os("CLAMP_TORCH_VENV")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/clamp-torch-venv")))
+        .ok_or("no HOME")?;
+    let importable = Command::new(venv.join("bin/python"))
+        .args(["-c", "import torch"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !importable {
+        return Err(format!("torch not importable from {}", venv.display()));
+    }
+    let output = Command::new(&script)
+        .args(["--threads", &rayon::current_num_threads().to_string()])
+        .args(["--batch", &batch.to_string()])
+        .output()
+        .map_err(|e| format!("{}: {e}", script.display()))?;
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find_map(|line| line.strip_prefix("RESULT views/s "))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| format!("{} printed no RESULT line", script.display()))
 }

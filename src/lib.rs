@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod data;
 pub mod eval;
+pub mod kernels;
 pub mod limits;
 pub mod loss;
 pub mod mailbox;

@@ -11,6 +11,7 @@
 use burn::tensor::{Bool, Tensor, backend::Backend};
 use serde::{Deserialize, Serialize};
 
+use crate::kernels::pairwise_distances;
 use crate::limits::{ConfigError, check_range};
 
 /// Contact distances are capped here, so very large spheres do not see the whole batch.
@@ -108,8 +109,7 @@ impl<B: Backend> Packing<B> {
         let centers = centers_3d.reshape([batch, dim]);
 
         // 4. Pair distances from explicit differences: exact in f32 even for close centers.
-        let differences = centers.clone().unsqueeze_dim::<3>(1) - centers.clone().unsqueeze_dim(0);
-        let distances = (differences.square().sum_dim(2).reshape([batch, batch]) + SQRT_EPS).sqrt();
+        let distances = pairwise_distances(centers.clone(), SQRT_EPS);
         let radius_sums = radii.clone().unsqueeze_dim::<2>(1) + radii.clone().unsqueeze_dim(0);
         let contact_range = (radius_sums + RANGE_EPS).clamp_max(MAX_RANGE);
 

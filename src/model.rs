@@ -10,8 +10,10 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::tensor::Tensor;
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
-use burn::tensor::module::{adaptive_avg_pool2d, max_pool2d};
+use burn::tensor::module::adaptive_avg_pool2d;
 use serde::{Deserialize, Serialize};
+
+use crate::kernels::{batch_norm_training, conv2d, max_pool_2x2};
 
 /// Which backbone to build.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -52,7 +54,6 @@ pub struct ModelConfig {
 pub fn batch_norm<B: Backend>(norm: &BatchNorm<B>, maps: Tensor<B, 4>) -> Tensor<B, 4> {
     let device = maps.device();
     let [n, c, h, w] = maps.dims();
-    let rows = maps.reshape([n * c, h * w]);
     let column = |per_channel: Tensor<B, 1>| {
         per_channel
             .reshape([1, c])
@@ -66,30 +67,43 @@ pub fn batch_norm<B: Backend>(norm: &BatchNorm<B>, maps: Tensor<B, 4>) -> Tensor
             .reshape([c])
             .div_scalar((n * h * w) as f64)
     };
-    let (centered, var) = if B::ad_enabled(&device) {
+    let normalize = |centered: Tensor<B, 2>, var: Tensor<B, 1>| {
+        let scale = norm.gamma.val() / var.add_scalar(norm.epsilon).sqrt();
+        (centered * column(scale) + column(norm.beta.val())).reshape([n, c, h, w])
+    };
+    let running = |state: &burn::module::RunningState<Tensor<B, 1>>, batch: Tensor<B, 1>| {
+        let blended = state
+            .value_sync()
+            .to_device(&device)
+            .mul_scalar(1.0 - norm.momentum)
+            .add(batch.detach().mul_scalar(norm.momentum));
+        state.update(blended.detach());
+    };
+    if B::ad_enabled(&device) {
+        // The CPU training backend has a kernel of its own (src/kernels/norm.rs).
+        let maps = match batch_norm_training(maps, norm.gamma.val(), norm.beta.val(), norm.epsilon)
+        {
+            Ok((normalized, mean, var)) => {
+                running(&norm.running_mean, mean);
+                running(&norm.running_var, var);
+                return normalized;
+            }
+            Err(maps) => maps,
+        };
+        let rows = maps.reshape([n * c, h * w]);
         let mean = channel_mean(rows.clone());
         let centered = rows - column(mean.clone());
         let var = channel_mean(centered.clone().square());
-        let running = |state: &burn::module::RunningState<Tensor<B, 1>>, batch: &Tensor<B, 1>| {
-            let blended = state
-                .value_sync()
-                .to_device(&device)
-                .mul_scalar(1.0 - norm.momentum)
-                .add(batch.clone().detach().mul_scalar(norm.momentum));
-            state.update(blended.detach());
-        };
-        running(&norm.running_mean, &mean);
-        running(&norm.running_var, &var);
-        (centered, var)
-    } else {
-        let mean = norm.running_mean.value().to_device(&device);
-        (
-            rows - column(mean),
-            norm.running_var.value().to_device(&device),
-        )
-    };
-    let scale = norm.gamma.val() / var.add_scalar(norm.epsilon).sqrt();
-    (centered * column(scale) + column(norm.beta.val())).reshape([n, c, h, w])
+        running(&norm.running_mean, mean);
+        running(&norm.running_var, var.clone());
+        return normalize(centered, var);
+    }
+    let rows = maps.reshape([n * c, h * w]);
+    let mean = norm.running_mean.value().to_device(&device);
+    normalize(
+        rows - column(mean),
+        norm.running_var.value().to_device(&device),
+    )
 }
 
 /// conv 3x3 -> batch norm (optional) -> ReLU.
@@ -122,11 +136,19 @@ impl<B: Backend> ConvBlock<B> {
     }
 
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let y = self.conv.forward(x);
-        relu(match &self.norm {
+        self.forward_pooled(x, false)
+    }
+
+    /// The block, 2x2 max-pooled when `pool`. The pooling comes before the ReLU: both are
+    /// monotone, so the values and gradients are those of pooling after it, for a quarter of
+    /// the ReLU's work.
+    fn forward_pooled(&self, x: Tensor<B, 4>, pool: bool) -> Tensor<B, 4> {
+        let y = conv2d(&self.conv, x);
+        let y = match &self.norm {
             Some(norm) => batch_norm(norm, y),
             None => y,
-        })
+        };
+        relu(if pool { max_pool_2x2(y) } else { y })
     }
 }
 
@@ -152,10 +174,7 @@ impl<B: Backend> SmallCnn<B> {
     fn forward(&self, mut x: Tensor<B, 4>) -> Tensor<B, 4> {
         let last = self.blocks.len() - 1;
         for (i, block) in self.blocks.iter().enumerate() {
-            x = block.forward(x);
-            if i < last {
-                x = max_pool2d(x, [2, 2], [2, 2], [0, 0], [1, 1], false);
-            }
+            x = block.forward_pooled(x, i < last);
         }
         x
     }
@@ -194,12 +213,12 @@ impl<B: Backend> BasicBlock<B> {
 
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let residual = match &self.shortcut {
-            Some((conv, norm)) => batch_norm(norm, conv.forward(x.clone())),
+            Some((conv, norm)) => batch_norm(norm, conv2d(conv, x.clone())),
             None => x.clone(),
         };
         let y = batch_norm(
             &self.second_norm,
-            self.second_conv.forward(self.first.forward(x)),
+            conv2d(&self.second_conv, self.first.forward(x)),
         );
         relu(y + residual)
     }

@@ -1,0 +1,518 @@
+//! Convolution on burn's CPU backend with its gradients, as im2col + GEMM.
+//!
+//! burn's CPU backend (`flex`) runs a convolution's forward pass as im2col + GEMM, but its two
+//! gradients through burn's generic fallbacks: the weight gradient as a convolution whose batch
+//! is the input's channels and whose kernel is a whole output map, the input gradient as a
+//! transposed convolution. In the training step of the small CNN these took most of the time
+//! (docs/cpu-step.md has the profile). Here each image's patches are laid out once as a column
+//! matrix `[C kh kw, OH OW]` and all three products are GEMMs against it:
+//!
+//! - forward: `Y[n] = W · col(X[n]) (+ b)`, `W` as `[O, C kh kw]`;
+//! - weight gradient: `dW = Σ_n dY[n] · col(X[n])ᵀ`, summed per task of images, then over the
+//!   tasks in a fixed order (the same bits on every run);
+//! - input gradient: `dX[n] = col⁻¹(Wᵀ · dY[n])`, the column matrix scattered back (col2im);
+//! - bias gradient: `db = Σ_n Σ_pixels dY[n]`, in the same tasks.
+//!
+//! [`conv2d`] takes this path on the CPU training backend and burn's own convolution everywhere
+//! else; dilation, groups other than 1 and one-sided padding also keep burn's.
+
+use burn::backend::Flex;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
+use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
+use burn::tensor::ops::FloatTensor;
+use rayon::prelude::*;
+
+use super::{flex_tensor, from_cpu, on_cpu_training, to_cpu, values};
+use crate::backend::CpuBackend;
+
+/// The sizes of one convolution (NCHW input, `[O, C, kh, kw]` weight, symmetric zero padding).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvShape {
+    pub batch: usize,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub filters: usize,
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+}
+
+impl ConvShape {
+    pub fn out_height(&self) -> usize {
+        (self.height + 2 * self.padding[0] - self.kernel[0]) / self.stride[0] + 1
+    }
+
+    pub fn out_width(&self) -> usize {
+        (self.width + 2 * self.padding[1] - self.kernel[1]) / self.stride[1] + 1
+    }
+
+    /// Rows of the column matrix: one per weight of a filter (`C kh kw`).
+    fn patch(&self) -> usize {
+        self.channels * self.kernel[0] * self.kernel[1]
+    }
+
+    /// Columns of the column matrix: one per output pixel.
+    fn pixels_out(&self) -> usize {
+        self.out_height() * self.out_width()
+    }
+
+    fn image_len(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    /// Lays out one image's patches as the `[C kh kw, OH OW]` column matrix (zeros where a
+    /// patch reaches into the padding).
+    fn im2col(&self, image: &[f32], col: &mut [f32]) {
+        if self.keeps_size() {
+            let plane = self.height * self.width;
+            return self.for_each_shifted_plane(col, |row, c, shift, edges| {
+                copy_shifted(row, &image[c * plane..][..plane], shift);
+                zero_columns(row, self.width, edges);
+            });
+        }
+        let sx = self.stride[1];
+        self.for_each_patch_row(|row| {
+            let out = &mut col[row.col_start..][..self.out_width()];
+            out[..row.lo].fill(0.0);
+            out[row.hi..].fill(0.0);
+            let Some(first) = row.first_input else { return };
+            let inside = &mut out[row.lo..row.hi];
+            if sx == 1 {
+                inside.copy_from_slice(&image[first..first + inside.len()]);
+            } else {
+                for (i, value) in inside.iter_mut().enumerate() {
+                    *value = image[first + i * sx];
+                }
+            }
+        });
+    }
+
+    /// Adds a column matrix back onto the image it was laid out from (im2col's adjoint); the
+    /// column matrix is used as scratch.
+    fn col2im(&self, col: &mut [f32], image: &mut [f32]) {
+        if self.keeps_size() {
+            let plane = self.height * self.width;
+            return self.for_each_shifted_plane(col, |row, c, shift, edges| {
+                // Cells that read padding wrap onto the neighbouring row in the flat shift:
+                // zeroed first, they add nothing there.
+                zero_columns(row, self.width, edges);
+                add_shifted(&mut image[c * plane..][..plane], row, shift);
+            });
+        }
+        let sx = self.stride[1];
+        self.for_each_patch_row(|row| {
+            let Some(first) = row.first_input else { return };
+            let inside = &col[row.col_start + row.lo..row.col_start + row.hi];
+            for (i, value) in inside.iter().enumerate() {
+                image[first + i * sx] += value;
+            }
+        });
+    }
+
+    /// Stride 1 and as much padding as the kernel reaches (3x3 with padding 1): the output
+    /// has the input's size, and a row of the column matrix is the input plane shifted.
+    fn keeps_size(&self) -> bool {
+        self.stride == [1, 1] && self.out_height() == self.height && self.out_width() == self.width
+    }
+
+    /// For [`keeps_size`](Self::keeps_size) shapes: visits each row of the column matrix (one
+    /// channel and kernel offset) with its channel, the flat shift `(ky − py) W + (kx − px)` at
+    /// which it reads the channel's plane, and the columns `(ox − left, right − ox)` whose
+    /// reads fall outside the plane's rows.
+    fn for_each_shifted_plane(
+        &self,
+        col: &mut [f32],
+        mut visit: impl FnMut(&mut [f32], usize, isize, (usize, usize)),
+    ) {
+        let [kh, kw] = self.kernel;
+        let [py, px] = self.padding;
+        let plane = self.height * self.width;
+        for (r, row) in col.chunks_mut(plane).enumerate() {
+            let (c, ky, kx) = (r / (kh * kw), r / kw % kh, r % kw);
+            let dx = kx as isize - px as isize;
+            let shift = (ky as isize - py as isize) * self.width as isize + dx;
+            // Columns ox with ox + dx outside 0..width: the first -dx, or the last dx.
+            let edges = (dx.min(0).unsigned_abs(), dx.max(0) as usize);
+            visit(row, c, shift, edges);
+        }
+    }
+
+    /// Visits each row of output pixels of each row of the column matrix (one channel and
+    /// kernel offset), with the output columns `lo..hi` that read inside the image.
+    fn for_each_patch_row(&self, mut visit: impl FnMut(PatchRow)) {
+        let [kh, kw] = self.kernel;
+        let [sy, sx] = self.stride;
+        let [py, px] = self.padding;
+        let (out_h, out_w) = (self.out_height(), self.out_width());
+        for c in 0..self.channels {
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    let matrix_row = (c * kh + ky) * kw + kx;
+                    // Output columns ox whose input column ox sx + kx - px is in 0..width.
+                    let lo = px.saturating_sub(kx).div_ceil(sx).min(out_w);
+                    let hi = (self.width + px)
+                        .saturating_sub(kx)
+                        .div_ceil(sx)
+                        .clamp(lo, out_w);
+                    for oy in 0..out_h {
+                        let iy = (oy * sy + ky)
+                            .checked_sub(py)
+                            .filter(|&iy| iy < self.height && lo < hi);
+                        let (lo, hi) = if iy.is_some() { (lo, hi) } else { (0, 0) };
+                        visit(PatchRow {
+                            col_start: (matrix_row * out_h + oy) * out_w,
+                            lo,
+                            hi,
+                            first_input: iy
+                                .map(|iy| (c * self.height + iy) * self.width + lo * sx + kx - px),
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One output row of one row of the column matrix, and where it reads in the image.
+struct PatchRow {
+    /// Index in the column matrix of its first output column.
+    col_start: usize,
+    /// Output columns `lo..hi` read inside the image (the rest is padding).
+    lo: usize,
+    hi: usize,
+    /// Index in the image of what output column `lo` reads; `None` when the whole row reads
+    /// padding (then `lo = hi = 0`).
+    first_input: Option<usize>,
+}
+
+/// `row[i] = plane[i + shift]` where that is inside the plane, 0 elsewhere.
+fn copy_shifted(row: &mut [f32], plane: &[f32], shift: isize) {
+    let (lo, hi) = shifted_range(row.len(), shift);
+    row[..lo].fill(0.0);
+    row[hi..].fill(0.0);
+    let from = (lo as isize + shift) as usize;
+    row[lo..hi].copy_from_slice(&plane[from..from + (hi - lo)]);
+}
+
+/// `plane[i + shift] += row[i]` where that is inside the plane.
+fn add_shifted(plane: &mut [f32], row: &[f32], shift: isize) {
+    let (lo, hi) = shifted_range(row.len(), shift);
+    let from = (lo as isize + shift) as usize;
+    for (p, r) in plane[from..from + (hi - lo)].iter_mut().zip(&row[lo..hi]) {
+        *p += r;
+    }
+}
+
+/// The indices `lo..hi` of a plane of `len` cells whose `i + shift` is in the plane too.
+fn shifted_range(len: usize, shift: isize) -> (usize, usize) {
+    let lo = (-shift).clamp(0, len as isize) as usize;
+    let hi = (len as isize - shift).clamp(lo as isize, len as isize) as usize;
+    (lo, hi)
+}
+
+/// Zeroes the first `left` and the last `right` cells of every row of `width` cells.
+fn zero_columns(plane: &mut [f32], width: usize, (left, right): (usize, usize)) {
+    if left == 0 && right == 0 {
+        return;
+    }
+    for row in plane.chunks_mut(width) {
+        row[..left.min(width)].fill(0.0);
+        row[width.saturating_sub(right)..].fill(0.0);
+    }
+}
+
+/// `dst (m x n) = [dst +] lhs (m x k) · rhs (k x n)`, each given by its row and column strides.
+#[allow(clippy::too_many_arguments)]
+fn matmul(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [f32],
+    dst_strides: (usize, usize),
+    accumulate: bool,
+    lhs: &[f32],
+    lhs_strides: (usize, usize),
+    rhs: &[f32],
+    rhs_strides: (usize, usize),
+) {
+    let extent = |(rows, cols): (usize, usize), (rs, cs): (usize, usize)| {
+        if rows == 0 || cols == 0 {
+            0
+        } else {
+            (rows - 1) * rs + (cols - 1) * cs + 1
+        }
+    };
+    // The bounds gemm relies on.
+    assert!(dst.len() >= extent((m, n), dst_strides));
+    assert!(lhs.len() >= extent((m, k), lhs_strides));
+    assert!(rhs.len() >= extent((k, n), rhs_strides));
+    // SAFETY: the three slices hold every element the strides address (checked above), dst
+    // does not alias lhs or rhs (a &mut beside two &), and f32 is one of gemm's types.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            dst_strides.1 as isize,
+            dst_strides.0 as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_strides.1 as isize,
+            lhs_strides.0 as isize,
+            rhs.as_ptr(),
+            rhs_strides.1 as isize,
+            rhs_strides.0 as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// Images handed to one task: enough work per task to pay for its column matrix.
+fn images_per_task(shape: &ConvShape) -> usize {
+    let threads = rayon::current_num_threads().max(1);
+    shape.batch.div_ceil(4 * threads).max(1)
+}
+
+/// `Y = conv(X, W) + b`, `[N, O, OH, OW]`.
+pub fn forward(shape: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    let (o, k, p) = (shape.filters, shape.patch(), shape.pixels_out());
+    let mut out = vec![0.0f32; shape.batch * o * p];
+    let group = images_per_task(shape);
+    out.par_chunks_mut(group * o * p)
+        .zip(x.par_chunks(group * shape.image_len()))
+        .for_each(|(outputs, images)| {
+            let mut col = vec![0.0f32; k * p];
+            for (y, image) in outputs
+                .chunks_mut(o * p)
+                .zip(images.chunks(shape.image_len()))
+            {
+                shape.im2col(image, &mut col);
+                matmul((o, p, k), y, (p, 1), false, weight, (k, 1), &col, (p, 1));
+                if let Some(bias) = bias {
+                    for (row, b) in y.chunks_mut(p).zip(bias) {
+                        row.iter_mut().for_each(|v| *v += b);
+                    }
+                }
+            }
+        });
+    out
+}
+
+/// The gradients of a convolution given the gradient of its output.
+pub struct ConvGradients {
+    /// `[N, C, H, W]`, when asked for.
+    pub x: Option<Vec<f32>>,
+    /// `[O, C, kh, kw]`.
+    pub weight: Vec<f32>,
+    /// `[O]`.
+    pub bias: Vec<f32>,
+}
+
+/// The gradients with respect to the input (if `want_x`), the weight and the bias.
+pub fn backward(
+    shape: &ConvShape,
+    x: &[f32],
+    weight: &[f32],
+    grad_out: &[f32],
+    want_x: bool,
+) -> ConvGradients {
+    let (o, k, p) = (shape.filters, shape.patch(), shape.pixels_out());
+    let group = images_per_task(shape);
+    // One pass over the images: each task lays out an image's columns, adds its share of the
+    // weight gradient, then reuses the buffer for the input gradient's columns.
+    let task = |grads: &[f32], images: &[f32], mut dx: Option<&mut [f32]>| {
+        // The weight gradient's share, then the bias gradient's.
+        let mut sum = vec![0.0f32; o * k + o];
+        let mut col = vec![0.0f32; k * p];
+        for (i, (g, image)) in grads
+            .chunks(o * p)
+            .zip(images.chunks(shape.image_len()))
+            .enumerate()
+        {
+            shape.im2col(image, &mut col);
+            // dW (o x k) += dY (o x p) · colᵀ (p x k)
+            matmul((o, k, p), &mut sum, (k, 1), true, g, (p, 1), &col, (1, p));
+            for (b, row) in sum[o * k..].iter_mut().zip(g.chunks(p)) {
+                *b += row.iter().sum::<f32>();
+            }
+            if let Some(dx) = dx.as_deref_mut() {
+                // col (k x p) = Wᵀ (k x o) · dY (o x p), scattered back onto the image.
+                matmul(
+                    (k, p, o),
+                    &mut col,
+                    (p, 1),
+                    false,
+                    weight,
+                    (1, k),
+                    g,
+                    (p, 1),
+                );
+                shape.col2im(
+                    &mut col,
+                    &mut dx[i * shape.image_len()..][..shape.image_len()],
+                );
+            }
+        }
+        sum
+    };
+    let mut x_grad = want_x.then(|| vec![0.0f32; x.len()]);
+    let partial_sums: Vec<Vec<f32>> = match x_grad.as_mut() {
+        Some(dx) => dx
+            .par_chunks_mut(group * shape.image_len())
+            .zip(grad_out.par_chunks(group * o * p))
+            .zip(x.par_chunks(group * shape.image_len()))
+            .map(|((dx, grads), images)| task(grads, images, Some(dx)))
+            .collect(),
+        None => grad_out
+            .par_chunks(group * o * p)
+            .zip(x.par_chunks(group * shape.image_len()))
+            .map(|(grads, images)| task(grads, images, None))
+            .collect(),
+    };
+    // Summed in the tasks' order, not as they finish: the same bits on every run (resumed runs
+    // are compared bit for bit).
+    let mut weight_grad = partial_sums
+        .into_iter()
+        .reduce(|mut a, b| {
+            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+            a
+        })
+        .unwrap_or_else(|| vec![0.0f32; o * k + o]);
+    let bias_grad = weight_grad.split_off(o * k);
+    ConvGradients {
+        x: x_grad,
+        weight: weight_grad,
+        bias: bias_grad,
+    }
+}
+
+/// The convolution `conv` applied to `x`: on `Autodiff<Flex>` with this module's forward and
+/// backward, elsewhere (and for dilated or grouped convolutions) with burn's.
+pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let plain = conv.dilation == [1, 1] && conv.groups == 1;
+    if !on_cpu_training::<B>() || !plain {
+        return conv.forward(x);
+    }
+    let padding = match conv.padding {
+        PaddingConfig2d::Valid => [0, 0],
+        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
+            [top, left]
+        }
+        // "same" and one-sided padding: burn's convolution.
+        _ => return conv.forward(x),
+    };
+    let [batch, channels, height, width] = x.dims();
+    let shape = ConvShape {
+        batch,
+        channels,
+        height,
+        width,
+        filters: conv.weight.val().dims()[0],
+        kernel: conv.kernel_size,
+        stride: conv.stride,
+        padding,
+    };
+    from_cpu(tracked_conv(
+        shape,
+        to_cpu(x),
+        to_cpu(conv.weight.val()),
+        conv.bias.as_ref().map(|b| to_cpu(b.val())),
+    ))
+}
+
+/// The backward step recorded for one convolution; its state is the input and the weight.
+#[derive(Debug)]
+struct ConvBackward {
+    shape: ConvShape,
+}
+
+impl<const N: usize> Backward<Flex, N> for ConvBackward {
+    type State = (FlexTensor, FlexTensor);
+
+    fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad_out = grads.consume::<Flex>(&ops.node);
+        let (x, weight) = ops.state;
+        let shape = self.shape;
+        let gradients = backward(
+            &shape,
+            &values(&x),
+            &values(&weight),
+            &values(&grad_out),
+            ops.parents[0].is_some(),
+        );
+        if let (Some(node), Some(dx)) = (&ops.parents[0], gradients.x) {
+            let dims = [shape.batch, shape.channels, shape.height, shape.width];
+            grads.register::<Flex>(node.id, flex_tensor(dx, dims));
+        }
+        if let Some(node) = &ops.parents[1] {
+            let dims = [
+                shape.filters,
+                shape.channels,
+                shape.kernel[0],
+                shape.kernel[1],
+            ];
+            grads.register::<Flex>(node.id, flex_tensor(gradients.weight, dims));
+        }
+        if let Some(Some(node)) = ops.parents.get(2) {
+            grads.register::<Flex>(node.id, flex_tensor(gradients.bias, [shape.filters]));
+        }
+    }
+}
+
+/// The forward pass on the inner tensors, recorded for backward when any input is tracked.
+fn tracked_conv(
+    shape: ConvShape,
+    x: FloatTensor<CpuBackend>,
+    weight: FloatTensor<CpuBackend>,
+    bias: Option<FloatTensor<CpuBackend>>,
+) -> FloatTensor<CpuBackend> {
+    let output = {
+        let bias_values = bias.as_ref().map(|b| values(&b.primitive).into_owned());
+        let y = forward(
+            &shape,
+            &values(&x.primitive),
+            &values(&weight.primitive),
+            bias_values.as_deref(),
+        );
+        flex_tensor(
+            y,
+            [
+                shape.batch,
+                shape.filters,
+                shape.out_height(),
+                shape.out_width(),
+            ],
+        )
+    };
+    let state = (x.primitive.clone(), weight.primitive.clone());
+    match bias {
+        Some(bias) => match (ConvBackward { shape })
+            .prepare::<NoCheckpointing>([x.node.clone(), weight.node.clone(), bias.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(state, output),
+            OpsKind::UnTracked(prep) => prep.finish(output),
+        },
+        None => match (ConvBackward { shape })
+            .prepare::<NoCheckpointing>([x.node.clone(), weight.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(state, output),
+            OpsKind::UnTracked(prep) => prep.finish(output),
+        },
+    }
+}

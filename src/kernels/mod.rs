@@ -1,0 +1,72 @@
+//! clamp's own kernels for burn's CPU training backend (`Autodiff<Flex>`): the layers of the
+//! small CNN, and the loss's pair distances, whose forward or backward burn runs there through
+//! generic fallbacks or broadcasts, several
+//! times slower than the arithmetic needs (docs/cpu-step.md has the profile). Each public
+//! function is generic over the backend: on the CPU training backend it records its own
+//! forward and backward in burn's autodiff graph; on every other backend (WGPU, inference on
+//! the CPU) it is burn's own layer.
+
+pub mod conv;
+pub mod distance;
+pub mod norm;
+pub mod pool;
+
+use std::any::{Any, TypeId};
+use std::borrow::Cow;
+
+use burn::backend::flex::FlexTensor;
+use burn::tensor::backend::Backend;
+use burn::tensor::ops::FloatTensor;
+use burn::tensor::{Shape, Tensor, TensorData, TensorPrimitive};
+
+pub use conv::conv2d;
+pub use distance::pairwise_distances;
+pub use norm::batch_norm_training;
+pub use pool::max_pool_2x2;
+
+use crate::backend::CpuBackend;
+
+/// Whether `B` is the CPU training backend, whose tensors these kernels take.
+fn on_cpu_training<B: Backend>() -> bool {
+    TypeId::of::<B>() == TypeId::of::<CpuBackend>()
+}
+
+/// `value` as the type it is; callers have checked [`on_cpu_training`].
+fn same_type<T: 'static, U: 'static>(value: T) -> U {
+    let boxed: Box<dyn Any> = Box::new(value);
+    *boxed
+        .downcast::<U>()
+        .expect("the caller checked that the backend is the CPU training backend")
+}
+
+/// The autodiff tensor under a tensor of the CPU training backend.
+fn to_cpu<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> FloatTensor<CpuBackend> {
+    same_type::<_, Tensor<CpuBackend, D>>(tensor)
+        .into_primitive()
+        .tensor()
+}
+
+/// An autodiff tensor of the CPU training backend as a tensor of `B` (which is that backend).
+fn from_cpu<B: Backend, const D: usize>(tensor: FloatTensor<CpuBackend>) -> Tensor<B, D> {
+    same_type(Tensor::<CpuBackend, D>::from_primitive(
+        TensorPrimitive::Float(tensor),
+    ))
+}
+
+/// The contiguous f32 values of a CPU tensor (copied only when it is a strided view).
+fn values(tensor: &FlexTensor) -> Cow<'_, [f32]> {
+    match tensor.as_slice::<f32>() {
+        Some(slice) => Cow::Borrowed(slice),
+        None => Cow::Owned(
+            tensor
+                .to_contiguous()
+                .as_slice::<f32>()
+                .expect("the CPU backend trains in f32")
+                .to_vec(),
+        ),
+    }
+}
+
+fn flex_tensor(values: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape))
+}

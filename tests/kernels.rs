@@ -1,0 +1,403 @@
+//! clamp's CPU kernels (src/kernels/) against burn's own layers and their gradients (other
+//! implementations: burn's convolution with its convolution and transposed-convolution
+//! gradients, its windowed max-pool, its BatchNorm module built from tensor operations), and
+//! the convolution against finite differences of its definition in f64.
+
+use burn::backend::{Autodiff, Flex};
+use burn::module::{Module, Param};
+use burn::nn::BatchNormConfig;
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::tensor::module::max_pool2d;
+use burn::tensor::{Tensor, TensorData};
+use clamp::backend::CpuBackend;
+use clamp::kernels::conv::{ConvShape, backward, forward};
+use clamp::kernels::{conv2d, max_pool_2x2, pairwise_distances};
+use clamp::model::batch_norm;
+
+fn random<const D: usize>(dims: [usize; D], seed: u64) -> TensorData {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let count = dims.iter().product();
+    let values: Vec<f32> = (0..count)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+        })
+        .collect();
+    TensorData::new(values, dims)
+}
+
+fn max_abs(values: &[f32]) -> f32 {
+    values.iter().fold(0.0f32, |m, v| m.max(v.abs()))
+}
+
+fn assert_close(what: &str, ours: &[f32], reference: &[f32]) {
+    assert_eq!(ours.len(), reference.len(), "{what}: length");
+    let scale = max_abs(reference).max(1e-3);
+    let worst = ours
+        .iter()
+        .zip(reference)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        worst <= 1e-5 * scale * 10.0,
+        "{what}: worst difference {worst} of {scale}"
+    );
+    // A wrong answer of the right size (zeros, a transposed kernel) would fail the bound above;
+    // this makes sure the reference itself is not trivially zero.
+    assert!(scale > 1e-3, "{what}: the reference is all zeros");
+}
+
+/// (batch, channels, height, width, filters, kernel, stride, padding, bias)
+const CASES: &[(usize, usize, usize, usize, usize, usize, usize, usize, bool)] = &[
+    (5, 1, 28, 28, 16, 3, 1, 1, true),   // the small CNN's first block
+    (6, 16, 14, 14, 32, 3, 1, 1, false), // its second
+    (4, 32, 7, 7, 64, 3, 1, 1, false),   // its third
+    (3, 8, 9, 11, 12, 3, 2, 1, false),   // ResNet's strided 3x3, odd sizes
+    (3, 8, 9, 11, 12, 1, 2, 0, false),   // ResNet's projection shortcut
+    (2, 3, 6, 5, 4, 3, 1, 0, true),      // no padding
+    (2, 2, 5, 5, 3, 5, 1, 2, true),      // a 5x5 kernel
+];
+
+fn layer<B: burn::tensor::backend::Backend>(
+    case: (usize, usize, usize, usize, usize, usize, usize, usize, bool),
+    device: &B::Device,
+) -> Conv2d<B> {
+    let (_, channels, _, _, filters, kernel, stride, padding, bias) = case;
+    let mut conv = Conv2dConfig::new([channels, filters], [kernel, kernel])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(
+            padding, padding, padding, padding,
+        ))
+        .with_bias(bias)
+        .init::<B>(device);
+    conv.weight = Param::from_data(random([filters, channels, kernel, kernel], 7), device);
+    if bias {
+        conv.bias = Some(Param::from_data(random([filters], 8), device));
+    }
+    conv
+}
+
+#[test]
+fn forward_and_gradients_match_burns_convolution() {
+    let device = Default::default();
+    for &case in CASES {
+        let (batch, channels, height, width, ..) = case;
+        let x = random([batch, channels, height, width], 3);
+        let ours_layer = layer::<CpuBackend>(case, &device);
+        // burn's own path: the same weights on Autodiff<Flex> through Conv2d::forward.
+        let burns_layer = layer::<CpuBackend>(case, &device);
+
+        let x_ours = Tensor::<CpuBackend, 4>::from_data(x.clone(), &device).require_grad();
+        let x_burn = Tensor::<CpuBackend, 4>::from_data(x.clone(), &device).require_grad();
+        let y_ours = conv2d(&ours_layer, x_ours.clone());
+        let y_burn = burns_layer.forward(x_burn.clone());
+        assert_eq!(y_ours.dims(), y_burn.dims(), "{case:?}: output shape");
+        let values = |t: Tensor<Flex, 4>| t.into_data().to_vec::<f32>().unwrap();
+        assert_close(
+            &format!("{case:?} forward"),
+            &values(y_ours.clone().inner()),
+            &values(y_burn.clone().inner()),
+        );
+
+        // A loss whose output gradient is a random tensor.
+        let weights = Tensor::<CpuBackend, 4>::from_data(random(y_ours.dims(), 11), &device);
+        let grads_ours = (y_ours * weights.clone()).sum().backward();
+        let grads_burn = (y_burn * weights).sum().backward();
+        let grad = |t: &Tensor<CpuBackend, 4>, g| t.grad(g).unwrap().into_data().to_vec::<f32>();
+        assert_close(
+            &format!("{case:?} input gradient"),
+            &grad(&x_ours, &grads_ours).unwrap(),
+            &grad(&x_burn, &grads_burn).unwrap(),
+        );
+        assert_close(
+            &format!("{case:?} weight gradient"),
+            &grad(&ours_layer.weight.val(), &grads_ours).unwrap(),
+            &grad(&burns_layer.weight.val(), &grads_burn).unwrap(),
+        );
+        if let (Some(a), Some(b)) = (&ours_layer.bias, &burns_layer.bias) {
+            let g = |t: Tensor<CpuBackend, 1>, grads| {
+                t.grad(grads).unwrap().into_data().to_vec::<f32>().unwrap()
+            };
+            assert_close(
+                &format!("{case:?} bias gradient"),
+                &g(a.val(), &grads_ours),
+                &g(b.val(), &grads_burn),
+            );
+        }
+    }
+}
+
+/// The convolution written out as its definition, in f64.
+fn direct(shape: &ConvShape, x: &[f64], w: &[f64], b: &[f64]) -> Vec<f64> {
+    let (oh, ow) = (shape.out_height(), shape.out_width());
+    let [kh, kw] = shape.kernel;
+    let mut y = vec![0.0; shape.batch * shape.filters * oh * ow];
+    for n in 0..shape.batch {
+        for o in 0..shape.filters {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut sum = b[o];
+                    for c in 0..shape.channels {
+                        for ky in 0..kh {
+                            for kx in 0..kw {
+                                let iy = (oy * shape.stride[0] + ky) as isize
+                                    - shape.padding[0] as isize;
+                                let ix = (ox * shape.stride[1] + kx) as isize
+                                    - shape.padding[1] as isize;
+                                if iy < 0
+                                    || ix < 0
+                                    || iy >= shape.height as isize
+                                    || ix >= shape.width as isize
+                                {
+                                    continue;
+                                }
+                                let xi = ((n * shape.channels + c) * shape.height + iy as usize)
+                                    * shape.width
+                                    + ix as usize;
+                                sum += x[xi] * w[((o * shape.channels + c) * kh + ky) * kw + kx];
+                            }
+                        }
+                    }
+                    y[((n * shape.filters + o) * oh + oy) * ow + ox] = sum;
+                }
+            }
+        }
+    }
+    y
+}
+
+#[test]
+fn gradients_match_finite_differences_of_the_definition() {
+    let shape = |kernel: usize, stride: [usize; 2], padding: usize| ConvShape {
+        batch: 2,
+        channels: 2,
+        height: 5,
+        width: 4,
+        filters: 3,
+        kernel: [kernel, kernel],
+        stride,
+        padding: [padding, padding],
+    };
+    // Strided (the general path) and size-keeping (the shifted-plane path) convolutions.
+    for shape in [
+        shape(3, [2, 1], 1),
+        shape(3, [1, 1], 1),
+        shape(5, [1, 1], 2),
+    ] {
+        check_against_definition(&shape);
+    }
+}
+
+fn check_against_definition(shape: &ConvShape) {
+    let shape = *shape;
+    let [kh, kw] = shape.kernel;
+    let x = random([shape.batch, shape.channels, shape.height, shape.width], 21)
+        .to_vec::<f32>()
+        .unwrap();
+    let w = random([shape.filters, shape.channels, kh, kw], 22)
+        .to_vec::<f32>()
+        .unwrap();
+    let b = random([shape.filters], 23).to_vec::<f32>().unwrap();
+    let out_len = shape.batch * shape.filters * shape.out_height() * shape.out_width();
+    let r = random([out_len], 24).to_vec::<f32>().unwrap();
+    let wide = |v: &[f32]| v.iter().map(|&v| v as f64).collect::<Vec<_>>();
+    let (x64, w64, b64, r64) = (wide(&x), wide(&w), wide(&b), wide(&r));
+    let loss = |x: &[f64], w: &[f64], b: &[f64]| -> f64 {
+        direct(&shape, x, w, b)
+            .iter()
+            .zip(&r64)
+            .map(|(y, r)| y * r)
+            .sum()
+    };
+
+    let y = forward(&shape, &x, &w, Some(&b));
+    let y_direct = direct(&shape, &x64, &w64, &b64);
+    for (a, e) in y.iter().zip(&y_direct) {
+        assert!((*a as f64 - e).abs() < 1e-5, "forward {a} vs {e}");
+    }
+
+    let grads = backward(&shape, &x, &w, &r, true);
+    let h = 1e-6;
+    let check = |what: &str, analytic: &[f32], perturb: &dyn Fn(usize, f64) -> f64| {
+        for (i, &g) in analytic.iter().enumerate() {
+            let numeric = (perturb(i, h) - perturb(i, -h)) / (2.0 * h);
+            assert!(
+                (g as f64 - numeric).abs() < 1e-4,
+                "{what}[{i}]: {g} vs finite difference {numeric}"
+            );
+        }
+    };
+    check("dx", grads.x.as_ref().unwrap(), &|i, d| {
+        let mut x = x64.clone();
+        x[i] += d;
+        loss(&x, &w64, &b64)
+    });
+    check("dw", &grads.weight, &|i, d| {
+        let mut w = w64.clone();
+        w[i] += d;
+        loss(&x64, &w, &b64)
+    });
+    check("db", &grads.bias, &|i, d| {
+        let mut b = b64.clone();
+        b[i] += d;
+        loss(&x64, &w64, &b)
+    });
+    // The stride-2 rows that read only padding, and the corners, are in the checked set: a
+    // gradient that ignores the padding offset would differ at the borders.
+    assert!(grads.x.unwrap().iter().any(|g| *g != 0.0));
+}
+
+#[test]
+fn other_backends_and_untracked_inputs_keep_working() {
+    // Without autodiff (inference on the CPU) burn's convolution is used and agrees.
+    let device = Default::default();
+    let case = CASES[1];
+    let plain = layer::<Flex>(case, &device);
+    let x = random([2, 16, 14, 14], 5);
+    let y = conv2d(&plain, Tensor::<Flex, 4>::from_data(x.clone(), &device));
+    let tracked = layer::<Autodiff<Flex>>(case, &device);
+    let y_tracked = conv2d(&tracked, Tensor::from_data(x, &device)).inner();
+    assert_close(
+        "inference vs training path",
+        &y.into_data().to_vec::<f32>().unwrap(),
+        &y_tracked.into_data().to_vec::<f32>().unwrap(),
+    );
+    // A model without tracked parameters (no_grad) still runs through the training path.
+    let frozen = layer::<CpuBackend>(case, &device).no_grad();
+    let z = conv2d(
+        &frozen,
+        Tensor::from_data(random([2, 16, 14, 14], 5), &device),
+    );
+    assert_eq!(z.dims(), [2, 32, 14, 14]);
+}
+
+#[test]
+fn max_pool_matches_burns_values_and_gradients() {
+    let device = Default::default();
+    for dims in [[4, 16, 28, 28], [3, 5, 7, 9]] {
+        let x = random(dims, 31);
+        let x_ours = Tensor::<CpuBackend, 4>::from_data(x.clone(), &device).require_grad();
+        let x_burn = Tensor::<CpuBackend, 4>::from_data(x, &device).require_grad();
+        let y_ours = max_pool_2x2(x_ours.clone());
+        let y_burn = max_pool2d(x_burn.clone(), [2, 2], [2, 2], [0, 0], [1, 1], false);
+        assert_eq!(y_ours.dims(), y_burn.dims());
+        let values = |t: Tensor<CpuBackend, 4>| t.into_data().to_vec::<f32>().unwrap();
+        assert_eq!(values(y_ours.clone()), values(y_burn.clone()), "{dims:?}");
+        let r = Tensor::<CpuBackend, 4>::from_data(random(y_ours.dims(), 32), &device);
+        let g_ours = (y_ours * r.clone()).sum().backward();
+        let g_burn = (y_burn * r).sum().backward();
+        let grad = |t: &Tensor<CpuBackend, 4>, g| t.grad(g).unwrap().into_data().to_vec::<f32>();
+        assert_eq!(
+            grad(&x_ours, &g_ours).unwrap(),
+            grad(&x_burn, &g_burn).unwrap(),
+            "{dims:?} gradient"
+        );
+    }
+    // A NaN in a window reaches the output (and so the loss, which then rolls the step back).
+    let mut v = vec![1.0f32; 16];
+    v[5] = f32::NAN;
+    let y = max_pool_2x2(Tensor::<CpuBackend, 4>::from_data(
+        TensorData::new(v, [1, 1, 4, 4]),
+        &device,
+    ));
+    let y = y.into_data().to_vec::<f32>().unwrap();
+    assert!(y[0].is_nan() && y[1..].iter().all(|v| *v == 1.0), "{y:?}");
+}
+
+#[test]
+fn batch_norm_matches_burns_module_values_gradients_and_running_statistics() {
+    let device = Default::default();
+    for dims in [[6, 32, 14, 14], [5, 3, 7, 7]] {
+        let channels = dims[1];
+        let make = || {
+            let mut norm = BatchNormConfig::new(channels).init::<CpuBackend>(&device);
+            norm.gamma = Param::from_data(random([channels], 41), &device);
+            norm.beta = Param::from_data(random([channels], 42), &device);
+            norm
+        };
+        let (ours, burns) = (make(), make());
+        // Shifted and scaled maps: a mean far from zero tests the centring.
+        let x = Tensor::<CpuBackend, 4>::from_data(random(dims, 43), &device)
+            .mul_scalar(3.0)
+            .add_scalar(2.0);
+        let x_ours = x.clone().detach().require_grad();
+        let x_burn = x.detach().require_grad();
+        let y_ours = batch_norm(&ours, x_ours.clone());
+        let y_burn = burns.forward(x_burn.clone());
+        let values = |t: Tensor<CpuBackend, 4>| t.into_data().to_vec::<f32>().unwrap();
+        assert_close(
+            &format!("{dims:?} normalised"),
+            &values(y_ours.clone()),
+            &values(y_burn.clone()),
+        );
+        let r = Tensor::<CpuBackend, 4>::from_data(random(dims, 44), &device);
+        let g_ours = (y_ours * r.clone()).sum().backward();
+        let g_burn = (y_burn * r).sum().backward();
+        let grad4 =
+            |t: &Tensor<CpuBackend, 4>, g| t.grad(g).unwrap().into_data().to_vec::<f32>().unwrap();
+        let grad1 =
+            |t: Tensor<CpuBackend, 1>, g| t.grad(g).unwrap().into_data().to_vec::<f32>().unwrap();
+        assert_close(
+            &format!("{dims:?} input gradient"),
+            &grad4(&x_ours, &g_ours),
+            &grad4(&x_burn, &g_burn),
+        );
+        assert_close(
+            &format!("{dims:?} gamma gradient"),
+            &grad1(ours.gamma.val(), &g_ours),
+            &grad1(burns.gamma.val(), &g_burn),
+        );
+        assert_close(
+            &format!("{dims:?} beta gradient"),
+            &grad1(ours.beta.val(), &g_ours),
+            &grad1(burns.beta.val(), &g_burn),
+        );
+        // The running statistics blended as burn's module blends them.
+        let running = |s: &burn::module::RunningState<Tensor<CpuBackend, 1>>| {
+            s.value_sync().into_data().to_vec::<f32>().unwrap()
+        };
+        assert_close(
+            &format!("{dims:?} running mean"),
+            &running(&ours.running_mean),
+            &running(&burns.running_mean),
+        );
+        assert_close(
+            &format!("{dims:?} running variance"),
+            &running(&ours.running_var),
+            &running(&burns.running_var),
+        );
+    }
+}
+
+#[test]
+fn pair_distances_match_burns_broadcast_and_its_gradient() {
+    let device = Default::default();
+    let (batch, dim) = (37, 8);
+    let c = random([batch, dim], 51);
+    let ours = Tensor::<CpuBackend, 2>::from_data(c.clone(), &device).require_grad();
+    let theirs = Tensor::<CpuBackend, 2>::from_data(c, &device).require_grad();
+    let d_ours = pairwise_distances(ours.clone(), 1e-12);
+    // The loss's formula written with burn's tensor operations.
+    let differences = theirs.clone().unsqueeze_dim::<3>(1) - theirs.clone().unsqueeze_dim(0);
+    let d_theirs = (differences.square().sum_dim(2).reshape([batch, batch]) + 1e-12).sqrt();
+    let values = |t: Tensor<CpuBackend, 2>| t.into_data().to_vec::<f32>().unwrap();
+    assert_close(
+        "distances",
+        &values(d_ours.clone()),
+        &values(d_theirs.clone()),
+    );
+    // An asymmetric output gradient: both G_ij and G_ji must reach c_i.
+    let r = Tensor::<CpuBackend, 2>::from_data(random([batch, batch], 52), &device);
+    let g_ours = (d_ours * r.clone()).sum().backward();
+    let g_theirs = (d_theirs * r).sum().backward();
+    let grad =
+        |t: &Tensor<CpuBackend, 2>, g| t.grad(g).unwrap().into_data().to_vec::<f32>().unwrap();
+    assert_close(
+        "center gradient",
+        &grad(&ours, &g_ours),
+        &grad(&theirs, &g_theirs),
+    );
+}
