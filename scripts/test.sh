@@ -1,13 +1,31 @@
 #!/usr/bin/env bash
-# Installs what the tests need, then runs them: `scripts/test.sh [cargo test arguments]`.
+# Installs what the tests need, then runs them:
+#   scripts/test.sh                      every test: `cargo test --release`, then the browser
+#                                        build and its test (scripts/build-web.sh, test-web.sh)
+#   scripts/test.sh --no-web             the cargo tests only
+#   scripts/test.sh [cargo test args]    those cargo tests only (add --web for the page too)
 # On Debian and Ubuntu the missing system packages are installed with apt-get (as root, or
 # through sudo): a Vulkan driver (Mesa's software lavapipe serves when there is no GPU), Xvfb
-# and the X libraries the viewer's window test loads, and the full Fashion-MNIST. Elsewhere it
-# names what is missing and stops.
+# and the X libraries the viewer's window test loads, the full Fashion-MNIST, and for the
+# browser build Debian's Rust for the web, wasm-ld and Chromium. Elsewhere it names what is
+# missing and stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+web=$([ $# = 0 ] && echo 1 || echo 0)
+cargo_args=()
+for arg in "$@"; do
+  case "$arg" in
+    --web) web=1 ;;
+    --no-web) web=0 ;;
+    *) cargo_args+=("$arg") ;;
+  esac
+done
+
 packages="mesa-vulkan-drivers libvulkan1 xvfb xauth libxkbcommon-x11-0 libxcursor1 libxi6 libxrandr2 dataset-fashion-mnist"
+if [ "$web" = 1 ]; then
+  packages="$packages rustc-web cargo-web rust-web-src lld chromium"
+fi
 
 if command -v dpkg >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
   missing=""
@@ -41,4 +59,13 @@ else
   fi
 fi
 
-exec cargo test --release "$@"
+cargo test --release "${cargo_args[@]}"
+
+if [ "$web" = 1 ]; then
+  # The viewer in a browser: built for wasm32, opened in headless Chromium with software WebGPU;
+  # it must train 20 steps with a falling loss.
+  scripts/build-web.sh
+  shot="${TMPDIR:-/tmp}/clamp-web-test.png"
+  scripts/test-web.sh "$shot"
+  echo "scripts/test.sh: the page trained in a browser (screenshot: $shot)"
+fi

@@ -127,7 +127,12 @@ pub trait BackendTask {
 /// Runs `task` on the resolved backend.
 pub fn run_on<T: BackendTask>(backend: &ResolvedBackend, task: T) -> T::Output {
     match backend.kind {
+        #[cfg(not(target_arch = "wasm32"))]
         BackendKind::Cpu => task.run::<CpuBackend>(Default::default()),
+        // A page trains on WebGPU only (its settings refuse another backend): the CPU backend
+        // would run on the page's one thread, between frames, and is not built in.
+        #[cfg(target_arch = "wasm32")]
+        BackendKind::Cpu => panic!("the CPU backend is not part of the browser build"),
         BackendKind::Wgpu => {
             task.run::<WgpuBackend>(backend.wgpu_device.clone().unwrap_or_default())
         }

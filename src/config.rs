@@ -216,6 +216,28 @@ impl TrainConfig {
         Ok(config)
     }
 
+    /// This config with `key=value` settings applied, as a page's address carries them
+    /// (`?radius_scale=1.2&batch=64`). A value is read as TOML (a number, `true`) or else as
+    /// text; an unknown key or a value out of range is an error that names the key.
+    pub fn with_settings<'a>(
+        &self,
+        settings: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, String> {
+        let mut table = toml::Table::try_from(self).map_err(|e| e.to_string())?;
+        for (key, value) in settings {
+            let parsed = toml::from_str::<toml::Table>(&format!("value = {value}"))
+                .ok()
+                .and_then(|mut t| t.remove("value"))
+                .unwrap_or_else(|| toml::Value::String(value.to_string()));
+            table.insert(key.to_string(), parsed);
+        }
+        let config: Self = table
+            .try_into()
+            .map_err(|e: toml::de::Error| e.to_string().trim().to_string())?;
+        config.validate()?;
+        Ok(config)
+    }
+
     pub fn to_toml(&self) -> String {
         toml::to_string(self).unwrap_or_default()
     }

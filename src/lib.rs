@@ -9,6 +9,7 @@ pub mod analyze;
 pub mod atomic;
 pub mod augment;
 pub mod backend;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod cli;
 pub mod config;
 pub mod data;
@@ -20,6 +21,7 @@ pub mod mailbox;
 pub mod model;
 pub mod npy;
 pub mod optim;
+pub mod pace;
 pub mod physics;
 pub mod progress;
 #[cfg(feature = "viewer")]

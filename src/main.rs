@@ -1,12 +1,20 @@
+#[cfg(not(target_arch = "wasm32"))]
 fn main() {
     quiet_wayland_probe();
     let words: Vec<String> = std::env::args().skip(1).collect();
     std::process::exit(clamp::cli::run(&words));
 }
 
+/// In a browser's page (`scripts/build-web.sh`): the viewer, training on WebGPU.
+#[cfg(target_arch = "wasm32")]
+fn main() {
+    clamp::viewer::web::start();
+}
+
 /// Vulkan loaders probe Wayland even for headless compute, and libwayland prints an "error:" line
 /// when XDG_RUNTIME_DIR is unset (servers, CI, cron). Give it an empty private directory instead,
 /// so the log only shows what matters.
+#[cfg(not(target_arch = "wasm32"))]
 fn quiet_wayland_probe() {
     if std::env::var_os("XDG_RUNTIME_DIR").is_some() {
         return;

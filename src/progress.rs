@@ -2,7 +2,9 @@
 //! second; plain lines instead when stderr is not a terminal (logs, CI).
 
 use std::io::{IsTerminal, Write};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use web_time::Instant;
 
 pub struct Progress {
     label: String,

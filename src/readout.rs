@@ -71,6 +71,12 @@ impl<B: Backend> Packing<B> {
 
     /// Computes the read-out on the device and reads it back with one synchronisation.
     pub fn readout(&self) -> PackingReadout {
+        burn::tensor::read_sync(self.readout_async())
+    }
+
+    /// [`Packing::readout`] without blocking: the one read-back is awaited (a browser cannot
+    /// wait for the GPU, it can only be told when the data is there).
+    pub async fn readout_async(&self) -> PackingReadout {
         let [views, batch, dim] = self.unit_views.dims();
         let device = self.centers.device();
         let params = &self.params;
@@ -120,7 +126,9 @@ impl<B: Backend> Packing<B> {
             .register(self.contact_counts())
             .register(self.radii.clone())
             .register(self.centers.clone())
-            .execute();
+            .execute_async()
+            .await
+            .expect("reading the packing read-out back from the device");
         let scalar = |k: usize| data[k].iter::<f64>().next().unwrap_or(f64::NAN);
         let contacts: Vec<u32> = data[6].iter::<i64>().map(|c| c as u32).collect();
         let radii: Vec<f32> = data[7].iter::<f32>().collect();

@@ -440,3 +440,55 @@ fn resolution_order_and_directory_detection() {
         choice
     );
 }
+
+#[test]
+fn idx_bytes_as_a_page_fetches_them_read_like_the_files() {
+    // The bundled split read from its files and from its bytes (gzip) is the same set.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/fashion-mnist");
+    let (images, labels) = (
+        dir.join("t10k-images-idx3-ubyte.gz"),
+        dir.join("t10k-labels-idx1-ubyte.gz"),
+    );
+    let from_files = load_idx_pair(&images, &labels, &FASHION_MNIST_CLASSES).unwrap();
+    let from_bytes = idx_pair_from_bytes(
+        "t10k-images-idx3-ubyte.gz",
+        std::fs::read(&images).unwrap(),
+        "t10k-labels-idx1-ubyte.gz",
+        std::fs::read(&labels).unwrap(),
+        &FASHION_MNIST_CLASSES,
+    )
+    .unwrap();
+    assert_eq!(from_bytes.len, 10_000);
+    assert_eq!(from_bytes.images, from_files.images);
+    assert_eq!(from_bytes.labels, from_files.labels);
+    assert_eq!((from_bytes.height, from_bytes.width), (28, 28));
+
+    // Raw bytes too, pixel for pixel.
+    let pixels = three_images();
+    let set = idx_pair_from_bytes(
+        "i",
+        idx_images(3, 2, 3, &pixels),
+        "l",
+        idx_labels(&[2, 0, 1]),
+        &MNIST_CLASSES,
+    )
+    .unwrap();
+    assert_eq!(set.images, pixels);
+    assert_eq!(set.labels, vec![2, 0, 1]);
+
+    // A truncated download and a label file of another set are errors naming the address.
+    let mut cut = gzip(&idx_images(3, 2, 3, &pixels));
+    cut.truncate(cut.len() / 2);
+    let error = idx_pair_from_bytes("img.gz", cut, "l", idx_labels(&[2, 0, 1]), &MNIST_CLASSES)
+        .expect_err("a truncated download");
+    assert!(error.to_string().contains("img.gz"), "{error}");
+    let error = idx_pair_from_bytes(
+        "i",
+        idx_images(3, 2, 3, &pixels),
+        "labels.gz",
+        idx_labels(&[2, 0]),
+        &MNIST_CLASSES,
+    )
+    .expect_err("3 images, 2 labels");
+    assert!(error.to_string().contains("labels.gz"), "{error}");
+}

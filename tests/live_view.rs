@@ -63,6 +63,39 @@ fn the_viewer_defaults_are_the_watchable_mlp_in_three_dimensions() {
     config.validate().unwrap();
 }
 
+#[test]
+fn a_pages_address_sets_config_keys_and_bad_ones_are_named() {
+    // What the browser's page reads from `?radius_scale=1.2&batch=64&...`.
+    let base = TrainConfig::viewer_default();
+    let config = base
+        .with_settings([
+            ("radius_scale", "1.2"),
+            ("batch", "64"),
+            ("log_energy", "false"),
+            ("backend", "cpu"),
+            ("dataset", "toy"),
+        ])
+        .unwrap();
+    assert_eq!(config.radius_scale, 1.2);
+    assert_eq!(config.batch, 64);
+    assert!(!config.log_energy);
+    assert_eq!(config.backend, BackendChoice::Cpu);
+    assert_eq!(config.dataset, "toy");
+    // Everything else stays the viewer's.
+    assert_eq!(
+        (config.dim, config.views, config.alpha),
+        (base.dim, base.views, base.alpha)
+    );
+    assert_eq!(base.with_settings([]).unwrap().to_toml(), base.to_toml());
+
+    let unknown = base.with_settings([("radius", "1")]).unwrap_err();
+    assert!(unknown.contains("radius"), "{unknown}");
+    let range = base.with_settings([("batch", "1")]).unwrap_err();
+    assert!(range.contains("batch") && range.contains("2"), "{range}");
+    let kind = base.with_settings([("alpha", "steep")]).unwrap_err();
+    assert!(kind.contains("alpha") || kind.contains("float"), "{kind}");
+}
+
 /// Runs the app's schedule until `done` holds (or fails after `limit`).
 fn update_until(app: &mut App, what: &str, limit: Duration, done: impl Fn(&World) -> bool) {
     let started = Instant::now();

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use super::{
     DataError, FASHION_MNIST_CLASSES, ImageSet, MNIST_CLASSES, Result, Split, invalid,
-    read_maybe_gz,
+    maybe_gunzip, read_maybe_gz,
 };
 
 const IDX_IMAGES_MAGIC: u32 = 0x0000_0803; // unsigned bytes, 3 dimensions
@@ -88,7 +88,11 @@ fn idx_payload(
 /// Reads an IDX image file (raw or gzip): `(count, rows, cols, pixels)`, pixels row-major.
 pub fn read_idx_images(path: impl AsRef<Path>) -> Result<(usize, usize, usize, Vec<u8>)> {
     let path = path.as_ref();
-    let bytes = read_maybe_gz(path)?;
+    parse_idx_images(path, read_maybe_gz(path)?)
+}
+
+/// The bytes of an IDX image file (already decompressed); `path` names it in errors.
+fn parse_idx_images(path: &Path, bytes: Vec<u8>) -> Result<(usize, usize, usize, Vec<u8>)> {
     let dims = idx_header(
         path,
         &bytes,
@@ -108,7 +112,11 @@ pub fn read_idx_images(path: impl AsRef<Path>) -> Result<(usize, usize, usize, V
 /// Reads an IDX label file (raw or gzip): one byte per label.
 pub fn read_idx_labels(path: impl AsRef<Path>) -> Result<Vec<u8>> {
     let path = path.as_ref();
-    let bytes = read_maybe_gz(path)?;
+    parse_idx_labels(path, read_maybe_gz(path)?)
+}
+
+/// The bytes of an IDX label file (already decompressed); `path` names it in errors.
+fn parse_idx_labels(path: &Path, bytes: Vec<u8>) -> Result<Vec<u8>> {
     let dims = idx_header(
         path,
         &bytes,
@@ -128,6 +136,38 @@ pub fn load_idx_pair(
     let (images_path, labels_path) = (images_path.as_ref(), labels_path.as_ref());
     let (count, rows, cols, pixels) = read_idx_images(images_path)?;
     let labels = read_idx_labels(labels_path)?;
+    image_set(
+        images_path,
+        (count, rows, cols, pixels),
+        labels_path,
+        labels,
+        class_names,
+    )
+}
+
+/// An IDX image file and its label file given as bytes (raw or gzip), as a page fetches them;
+/// the names (their addresses) stand for paths in errors.
+pub fn idx_pair_from_bytes(
+    images_name: &str,
+    images: Vec<u8>,
+    labels_name: &str,
+    labels: Vec<u8>,
+    class_names: &[&str],
+) -> Result<ImageSet> {
+    let (images_path, labels_path) = (Path::new(images_name), Path::new(labels_name));
+    let pixels = parse_idx_images(images_path, maybe_gunzip(images_path, images)?)?;
+    let labels = parse_idx_labels(labels_path, maybe_gunzip(labels_path, labels)?)?;
+    image_set(images_path, pixels, labels_path, labels, class_names)
+}
+
+/// Checks that images and labels belong together and builds the set.
+fn image_set(
+    images_path: &Path,
+    (count, rows, cols, pixels): (usize, usize, usize, Vec<u8>),
+    labels_path: &Path,
+    labels: Vec<u8>,
+    class_names: &[&str],
+) -> Result<ImageSet> {
     if labels.len() != count {
         return Err(DataError::CountMismatch {
             images_path: images_path.to_path_buf(),

@@ -13,8 +13,8 @@ mod resolve;
 pub use cifar::{CifarKind, detect_cifar, load_cifar_dir, read_cifar_batch};
 pub use folder::load_image_folder;
 pub use idx::{
-    find_idx_pair, load_fashion_mnist, load_idx_dir, load_idx_pair, read_idx_images,
-    read_idx_labels,
+    find_idx_pair, idx_pair_from_bytes, load_fashion_mnist, load_idx_dir, load_idx_pair,
+    read_idx_images, read_idx_labels,
 };
 pub use resolve::{
     DataSource, DatasetChoice, bundled_fashion_mnist_candidates, resolve_dataset,
@@ -192,6 +192,11 @@ pub const MAX_DECOMPRESSED_BYTES: u64 = 1 << 30;
 
 pub(crate) fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).map_err(io_error(path))?;
+    maybe_gunzip(path, raw)
+}
+
+/// `raw` itself, or what it decompresses to when it is gzip; `path` names it in errors.
+pub(crate) fn maybe_gunzip(path: &Path, raw: Vec<u8>) -> Result<Vec<u8>> {
     if !raw.starts_with(&[0x1f, 0x8b]) {
         return Ok(raw);
     }

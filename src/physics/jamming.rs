@@ -1,7 +1,7 @@
 //! The jamming protocol of O'Hern, Silbert, Liu & Nagel (PRE 68, 011306, 2003) and the read-out
 //! above jamming (`E ~ delta^alpha`, `p ~ delta^(alpha-1)`, `delta = phi - phi_J`).
 
-use std::time::Instant;
+use web_time::Instant;
 
 use crate::physics::{BIDISPERSE_RATIO, Geometry, MinimizeStatus, Packing};
 

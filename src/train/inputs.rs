@@ -30,13 +30,20 @@ impl TrainingData {
         let augment = if choice.is_toy() {
             AugmentConfig::noise_only(config.toy_noise)
         } else {
-            AugmentConfig {
-                crop_scale: (config.crop_min, config.crop_max),
-                blur_prob: config.blur_prob,
-                ..AugmentConfig::default()
-            }
+            image_augment(config)
         };
         Self::new(train, test, choice.description, augment, config)
+    }
+
+    /// Photographs (not the toy set) already read, as a page fetches them: views from the
+    /// config's recipe.
+    pub fn of_images(
+        train: ImageSet,
+        test: ImageSet,
+        description: String,
+        config: &TrainConfig,
+    ) -> Result<Self, String> {
+        Self::new(train, test, description, image_augment(config), config)
     }
 
     /// Derives normalisation and the snapshot images from the two sets.
@@ -80,6 +87,15 @@ impl TrainingData {
             channel_std,
             snapshot_images,
         })
+    }
+}
+
+/// The config's augmentation recipe for photographs.
+fn image_augment(config: &TrainConfig) -> AugmentConfig {
+    AugmentConfig {
+        crop_scale: (config.crop_min, config.crop_max),
+        blur_prob: config.blur_prob,
+        ..AugmentConfig::default()
     }
 }
 

@@ -55,7 +55,7 @@ impl RunStart {
 }
 
 use std::sync::Arc;
-use std::time::Instant;
+use web_time::Instant;
 
 use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
@@ -394,16 +394,22 @@ impl<B: AutodiffBackend> Trainer<B> {
     /// last finite step, the learning rate is halved, and the error says so (see
     /// [`NonFiniteStep::is_fatal`] for when to give up).
     pub fn step(&mut self) -> Result<StepReport, TrainError> {
+        burn::tensor::read_sync(self.step_async())
+    }
+
+    /// [`Trainer::step`] without blocking: its two read-backs (the read-out, the gradient check)
+    /// are awaited, so a browser's page keeps drawing while the GPU works.
+    pub async fn step_async(&mut self) -> Result<StepReport, TrainError> {
         let started = Instant::now();
         let number = self.step + 1;
         let fault = self.fault.filter(|f| f.strikes(number)).map(|f| f.kind);
         let projections = self.step_projections(self.step);
         let (mut loss, packing) = self.objective(projections.clone(), &self.params);
         // Read out before backward: the packing tensors belong to the graph backward consumes.
-        let readout = packing.readout();
+        let readout = packing.readout_async().await;
         let mut loss_value = match self.config.loss {
             LossKind::Clamp => readout.metrics.loss,
-            LossKind::Simclr => loss.clone().into_scalar().elem::<f64>(),
+            LossKind::Simclr => read_scalar(loss.clone()).await,
         };
         match fault {
             Some(FaultKind::NanLoss) => {
@@ -422,7 +428,7 @@ impl<B: AutodiffBackend> Trainer<B> {
         }
         let lr = self.current_lr();
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
-        if !gradients_are_finite(&self.model, &grads) {
+        if !gradients_are_finite(&self.model, &grads).await {
             return Err(self.skip_step("the gradient"));
         }
         self.model = self.optimizer.step(lr, self.model.clone(), grads);
@@ -542,16 +548,28 @@ impl<B: AutodiffBackend> Trainer<B> {
     /// The fixed evaluation spheres: `views` augmented views (always the same ones) of the
     /// snapshot images, embedded in inference mode.
     pub fn snapshot(&self) -> Snapshot {
+        burn::tensor::read_sync(self.snapshot_async())
+    }
+
+    /// [`Trainer::snapshot`] without blocking (see [`Trainer::step_async`]).
+    pub async fn snapshot_async(&self) -> Snapshot {
         let set = &self.data.test;
         let images = self.data.snapshot_images.clone();
         let views = self.config.views;
         let projections = self.embed_views(true, &images, views, self.snapshot_view_seed());
         let (readout, pairs) = if images.len() <= DEVICE_READOUT_MAX_BATCH {
-            let readout = Packing::new(projections, &self.params).readout();
+            let readout = Packing::new(projections, &self.params)
+                .readout_async()
+                .await;
             let pairs = contact_pairs(&readout.centers, &readout.radii, readout.dim);
             (readout, pairs)
         } else {
-            let host: Vec<f32> = projections.into_data().iter::<f32>().collect();
+            let host: Vec<f32> = projections
+                .into_data_async()
+                .await
+                .expect("reading the snapshot's embeddings back from the device")
+                .iter::<f32>()
+                .collect();
             host_readout(&host, views, images.len(), self.config.dim, &self.params)
         };
         Snapshot {
@@ -651,7 +669,7 @@ impl<B: AutodiffBackend> Trainer<B> {
 
 /// Whether every gradient of `model` is finite: one sum per parameter, one read-back in all (a
 /// NaN or an infinity anywhere makes the total non-finite).
-fn gradients_are_finite<B: AutodiffBackend>(
+async fn gradients_are_finite<B: AutodiffBackend>(
     model: &ClampModel<B>,
     grads: &GradientsParams,
 ) -> bool {
@@ -674,11 +692,18 @@ fn gradients_are_finite<B: AutodiffBackend>(
     if visitor.sums.is_empty() {
         return true;
     }
-    Tensor::cat(visitor.sums, 0)
-        .sum()
-        .into_scalar()
-        .elem::<f64>()
+    read_scalar(Tensor::cat(visitor.sums, 0).sum())
+        .await
         .is_finite()
+}
+
+/// The value of a one-element tensor, awaited.
+async fn read_scalar<K: Backend>(tensor: Tensor<K, 1>) -> f64 {
+    tensor
+        .into_scalar_async()
+        .await
+        .expect("reading a scalar back from the device")
+        .elem::<f64>()
 }
 
 /// The shape of every parameter of `model`, in visiting order: two models can exchange weights

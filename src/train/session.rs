@@ -11,13 +11,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use web_time::Instant;
 
 use burn::tensor::backend::AutodiffBackend;
 
 use super::{ProbeReport, Snapshot, StepReport, Trainer, checkpoint};
 use crate::loss::PackingParams;
 use crate::mailbox::Latest;
+use crate::pace::Pace;
 
 /// What the owner can ask of the training thread; each applies before the next step.
 #[derive(Clone, Debug, PartialEq)]
@@ -169,24 +172,35 @@ impl Session {
         };
         let snapshots = Arc::new(Latest::default());
         let mailbox = snapshots.clone();
-        let options_threads = options.threads;
-        let options_priority = options.priority;
-        let thread = std::thread::Builder::new()
-            .name("clamp-trainer".into())
-            .spawn(move || {
-                set_priority(options_priority);
-                let work = move || {
-                    let mut trainer = make_trainer();
-                    trainer.set_fault(options.fault);
-                    run(trainer, command_rx, event_tx, mailbox, options);
-                };
-                let pool = options_pool(&options_threads);
-                match pool {
-                    Some(pool) => pool.install(work),
-                    None => work(),
-                }
-            })
-            .expect("spawning the training thread");
+        #[cfg(not(target_arch = "wasm32"))]
+        let (threads, priority) = (options.threads, options.priority);
+        let work = move |pace| async move {
+            let mut trainer = make_trainer();
+            trainer.set_fault(options.fault);
+            run(trainer, command_rx, event_tx, mailbox, options, pace).await;
+        };
+        #[cfg(not(target_arch = "wasm32"))]
+        let thread = {
+            let thread = std::thread::Builder::new()
+                .name("clamp-trainer".into())
+                .spawn(move || {
+                    set_priority(priority);
+                    let work = move || burn::tensor::read_sync(work(crate::pace::Blocking));
+                    match options_pool(&threads) {
+                        Some(pool) => pool.install(work),
+                        None => work(),
+                    }
+                })
+                .expect("spawning the training thread");
+            Some(thread)
+        };
+        // A page has one thread: the loop is a task of the browser's, which runs whenever the
+        // page waits (for the GPU, for the next frame).
+        #[cfg(target_arch = "wasm32")]
+        let thread = {
+            wasm_bindgen_futures::spawn_local(work(crate::pace::Yielding));
+            None
+        };
         Self {
             commands: command_tx,
             events: Mutex::new(Inbox {
@@ -195,7 +209,7 @@ impl Session {
                 pending: Default::default(),
             }),
             snapshots,
-            thread: Some(thread),
+            thread,
         }
     }
 
@@ -279,6 +293,7 @@ pub fn set_priority(priority: TrainingPriority) {
 }
 
 /// A private rayon pool of `threads` workers, so the trainer's parallel math stays on them.
+#[cfg(not(target_arch = "wasm32"))]
 fn options_pool(threads: &Option<usize>) -> Option<rayon::ThreadPool> {
     let threads = (*threads)?;
     rayon::ThreadPoolBuilder::new()
@@ -325,29 +340,25 @@ fn emit(events: &Outbox, event: Event) {
     events.emit(event);
 }
 
-fn run<B: AutodiffBackend>(
+async fn run<B: AutodiffBackend>(
     mut trainer: Trainer<B>,
     commands: Receiver<Command>,
     events: Outbox,
     snapshots: Arc<Latest<Snapshot>>,
     options: SessionOptions,
+    pace: impl Pace,
 ) {
     let mut paused = options.start_paused;
     let mut single_steps = 0usize;
     let min_snapshot_gap = Duration::from_secs_f64(1.0 / options.snapshots_per_sec.max(0.01));
     let mut last_snapshot: Option<Instant> = None;
-    snapshots.put(trainer.snapshot());
+    snapshots.put(trainer.snapshot_async().await);
     emit(&events, Event::Paused(paused));
 
     loop {
         // Apply every pending command; when there is nothing to do, wait for one.
         let idle = paused && single_steps == 0;
-        let next = if idle {
-            commands.recv().map_err(|_| TryRecvError::Disconnected)
-        } else {
-            commands.try_recv()
-        };
-        match next {
+        match pace.receive(&commands, idle).await {
             Ok(command) => {
                 if !apply(
                     &mut trainer,
@@ -356,7 +367,9 @@ fn run<B: AutodiffBackend>(
                     &mut single_steps,
                     &events,
                     &snapshots,
-                ) {
+                )
+                .await
+                {
                     return;
                 }
                 continue;
@@ -365,7 +378,7 @@ fn run<B: AutodiffBackend>(
             Err(TryRecvError::Empty) => {}
         }
 
-        match trainer.step() {
+        match trainer.step_async().await {
             Ok(report) => {
                 let step = report.step;
                 emit(&events, Event::Step(report));
@@ -374,11 +387,11 @@ fn run<B: AutodiffBackend>(
                 }
                 let due = last_snapshot.is_none_or(|t| t.elapsed() >= min_snapshot_gap);
                 if due || single_steps == 0 && paused {
-                    snapshots.put(trainer.snapshot());
+                    snapshots.put(trainer.snapshot_async().await);
                     last_snapshot = Some(Instant::now());
                 }
                 if options.probe_every > 0 && step % options.probe_every == 0 {
-                    emit(&events, Event::Probe(trainer.probe()));
+                    emit(&events, probe(&trainer));
                 }
             }
             Err(skipped) if !skipped.is_fatal() => {
@@ -392,14 +405,21 @@ fn run<B: AutodiffBackend>(
                 emit(&events, Event::Paused(true));
             }
         }
-        if !options.step_delay.is_zero() {
-            std::thread::sleep(options.step_delay);
-        }
+        pace.pause(options.step_delay).await;
+    }
+}
+
+/// The probes' event. Their features are read back synchronously, which a browser cannot do.
+fn probe<B: AutodiffBackend>(trainer: &Trainer<B>) -> Event {
+    if cfg!(target_arch = "wasm32") {
+        Event::Error("the probes run in the desktop app (`clamp view`, `clamp eval`)".into())
+    } else {
+        Event::Probe(trainer.probe())
     }
 }
 
 /// Applies one command; false means stop.
-fn apply<B: AutodiffBackend>(
+async fn apply<B: AutodiffBackend>(
     trainer: &mut Trainer<B>,
     command: Command,
     paused: &mut bool,
@@ -440,11 +460,11 @@ fn apply<B: AutodiffBackend>(
                 .set_params(params)
                 .and_then(|()| trainer.set_lr(lr))
                 .and_then(|()| trainer.set_weight_decay(weight_decay));
-            snapshots.put(trainer.snapshot());
+            snapshots.put(trainer.snapshot_async().await);
             restored
         }
         Command::Probe => {
-            emit(events, Event::Probe(trainer.probe()));
+            emit(events, probe(trainer));
             return true;
         }
         Command::SaveCheckpoint(dir) => {
@@ -458,6 +478,7 @@ fn apply<B: AutodiffBackend>(
         Command::SetPriority(priority) => {
             // The calling thread and every worker of the pool it runs in.
             set_priority(priority);
+            #[cfg(not(target_arch = "wasm32"))]
             rayon::broadcast(|_| set_priority(priority));
             return true;
         }

@@ -40,7 +40,7 @@ struct FrameBudget {
     frames: Option<u64>,
     /// Or stop after this many seconds from the first picture.
     seconds: Option<f64>,
-    started: Option<std::time::Instant>,
+    started: Option<web_time::Instant>,
     screenshot: Option<PathBuf>,
     stats: bool,
     counted: u64,
@@ -50,7 +50,7 @@ struct FrameBudget {
     /// Sum over the measured frames of the scene's render scale (dynamic resolution moves it).
     render_scale_sum: f64,
     /// Training step and time at the first measured frame, for the steps per second.
-    first_measured: Option<(usize, std::time::Instant)>,
+    first_measured: Option<(usize, web_time::Instant)>,
 }
 
 pub struct CapturePlugin {
@@ -225,14 +225,14 @@ fn frame_budget(
     budget.counted += 1;
     if budget.counted == 1 {
         info!("first picture: {} spheres", scene.len());
-        budget.started = Some(std::time::Instant::now());
+        budget.started = Some(web_time::Instant::now());
     }
     if budget.counted % 100 == 0 {
         debug!("frame {}", budget.counted);
     }
     if budget.stats && budget.counted == 1 {
         let step = status.as_ref().map_or(0, |s| s.step);
-        budget.first_measured = Some((step, std::time::Instant::now()));
+        budget.first_measured = Some((step, web_time::Instant::now()));
     }
     if budget.stats && budget.counted > 1 {
         let dt = time.delta_secs();
@@ -271,7 +271,7 @@ fn frame_budget(
             let training = status.as_deref().map(|status| {
                 let (first_step, since) = budget
                     .first_measured
-                    .unwrap_or((0, std::time::Instant::now()));
+                    .unwrap_or((0, web_time::Instant::now()));
                 TrainingStats {
                     status,
                     steps_per_sec: status.step.saturating_sub(first_step) as f64

@@ -67,9 +67,15 @@ fn renderer_device(app: &App) -> Result<(WgpuDevice, String), String> {
     if !setup.adapter.limits().check_limits(&setup.device.limits()) {
         return Err("the renderer's device has lower limits than its adapter".into());
     }
+    // A browser does not name its adapter.
+    let adapter_name = if info.name.is_empty() {
+        "this browser's GPU"
+    } else {
+        &info.name
+    };
     let name = format!(
         "{} on {:?}{}",
-        info.name,
+        adapter_name,
         info.backend,
         if info.device_type == wgpu::DeviceType::Cpu {
             ", software"

@@ -23,6 +23,8 @@
 pub mod camera;
 pub mod capture;
 pub mod gpu;
+// Drawing without a window (`clamp record`): the desktop's.
+#[cfg(not(target_arch = "wasm32"))]
 pub mod offscreen;
 pub mod pacing;
 pub mod palette;
@@ -32,11 +34,14 @@ pub mod picking;
 pub mod picture;
 pub mod preset;
 pub mod ranges;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod record;
 pub mod scene;
 pub mod spheres;
 pub mod timeline;
 pub mod training;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
 
 use std::path::PathBuf;
 
@@ -313,8 +318,27 @@ pub fn run(options: ViewerOptions) -> Result<(), String> {
         .insert_resource(bevy::winit::WinitSettings {
             focused_mode: bevy::winit::UpdateMode::Continuous,
             unfocused_mode: bevy::winit::UpdateMode::Continuous,
-        })
-        .add_plugins(bevy_egui::EguiPlugin::default())
+        });
+    add_viewer_plugins(&mut app, &options, training, render_scale, software);
+    if software {
+        app.add_systems(Last, release_freed_memory);
+    }
+    let exit = app.run();
+    match exit {
+        AppExit::Success => Ok(()),
+        AppExit::Error(code) => Err(format!("the viewer stopped with code {code}")),
+    }
+}
+
+/// The viewer's own plugins, after Bevy's: the same in a window and in a browser's page.
+pub fn add_viewer_plugins(
+    app: &mut App,
+    options: &ViewerOptions,
+    training: training::TrainingPlugin,
+    render_scale: f32,
+    software: bool,
+) {
+    app.add_plugins(bevy_egui::EguiPlugin::default())
         .add_plugins(training)
         .add_plugins(gpu::SharedDevicePlugin)
         .add_plugins(timeline::TimelinePlugin)
@@ -348,14 +372,6 @@ pub fn run(options: ViewerOptions) -> Result<(), String> {
                 stats: options.stats,
             },
         ));
-    if software {
-        app.add_systems(Last, release_freed_memory);
-    }
-    let exit = app.run();
-    match exit {
-        AppExit::Success => Ok(()),
-        AppExit::Error(code) => Err(format!("the viewer stopped with code {code}")),
-    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use bevy::prelude::*;
 
 use super::{IncomingFrame, SceneFrame, ViewerMode};
 use crate::mailbox::Latest;
+use crate::pace::Pace;
 use crate::physics::{Advance, JamConfig, JamProgress, JammingProtocol, MinimizeStatus};
 
 /// What the panel sets for the sandbox.
@@ -122,10 +123,14 @@ fn spawn(initial: PhysicsControls) -> PhysicsThread {
     let (tx, rx) = mpsc::channel();
     let latest = Arc::new(Latest::default());
     let mailbox = latest.clone();
+    #[cfg(not(target_arch = "wasm32"))]
     std::thread::Builder::new()
         .name("clamp-physics".into())
-        .spawn(move || run(initial, rx, mailbox))
+        .spawn(move || burn::tensor::read_sync(run(initial, rx, mailbox, crate::pace::Blocking)))
         .expect("spawning the physics thread");
+    // A page has one thread: the loop is a task of the page's, run between frames.
+    #[cfg(target_arch = "wasm32")]
+    wasm_bindgen_futures::spawn_local(run(initial, rx, mailbox, crate::pace::Yielding));
     PhysicsThread {
         controls: tx,
         latest,
@@ -257,10 +262,11 @@ impl Sandbox {
     }
 }
 
-fn run(
+async fn run(
     initial: PhysicsControls,
     commands: Receiver<(PhysicsControls, bool)>,
     latest: Arc<Latest<(SceneFrame, PhysicsStatus)>>,
+    pace: impl Pace,
 ) {
     let mut controls = initial;
     let mut active = true;
@@ -283,12 +289,8 @@ fn run(
         // Newest controls win; while hidden, wait for the viewer to come back.
         let mut next = None;
         loop {
-            let received = if active || next.is_some() {
-                commands.try_recv()
-            } else {
-                commands.recv().map_err(|_| TryRecvError::Disconnected)
-            };
-            match received {
+            let block = !(active || next.is_some());
+            match pace.receive(&commands, block).await {
                 Ok(message) => {
                     active = message.1;
                     next = Some(message.0);
@@ -345,11 +347,12 @@ fn run(
                     sandbox.status.stage =
                         format!("at rest at phi = {:.4}", sandbox.protocol.phi());
                 }
-                std::thread::sleep(Duration::from_millis(30));
+                pace.pause(Duration::from_millis(30)).await;
             }
         }
         // Frames published so far: the scene eases toward each new one.
         step += 1;
         latest.put(sandbox.frame(step));
+        pace.pause(Duration::ZERO).await;
     }
 }

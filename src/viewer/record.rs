@@ -107,7 +107,7 @@ impl BackendTask for RecordTask {
     type Output = Result<RecordSummary, String>;
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
-        let started = std::time::Instant::now();
+        let started = web_time::Instant::now();
         let RecordOptions {
             config,
             start_step,

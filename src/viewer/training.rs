@@ -6,7 +6,9 @@
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use web_time::Instant;
 
 use bevy::prelude::*;
 use burn::backend::wgpu::WgpuDevice;
@@ -71,6 +73,29 @@ impl TrainingLink {
             warn!("{warning}");
         }
         let crate::train::RunStart { data, backend, .. } = start;
+        Self::with_data(
+            config,
+            data,
+            backend,
+            threads,
+            priority,
+            paused,
+            await_renderer_device,
+        )
+    }
+
+    /// [`TrainingLink::start`] on data already loaded (a page fetches it) and a backend already
+    /// chosen.
+    pub fn with_data(
+        config: &TrainConfig,
+        data: Arc<TrainingData>,
+        backend: crate::backend::ResolvedBackend,
+        threads: Option<usize>,
+        priority: TrainingPriority,
+        paused: bool,
+        await_renderer_device: bool,
+    ) -> Result<Self, String> {
+        config.validate()?;
         info!("data: {}", data.description);
         let wait = await_renderer_device && backend.kind == BackendKind::Wgpu;
         let session = (!wait).then(|| {
@@ -131,7 +156,11 @@ impl TrainingLink {
             data
         };
         if let Some(old) = self.session.take() {
+            // (A page's session is a task that ends at its next command: nothing to wait for.)
+            #[cfg(not(target_arch = "wasm32"))]
             std::thread::spawn(move || drop(old));
+            #[cfg(target_arch = "wasm32")]
+            drop(old);
         }
         self.session = Some(spawn_session(
             &self.backend,
@@ -335,6 +364,30 @@ impl TrainingPlugin {
             paused,
             true,
             Some(adapter),
+        )?)
+    }
+
+    /// Training on `data` with the WGPU backend, on the renderer's device (a browser's page).
+    pub fn start_on_renderer_device_with_data(
+        config: &TrainConfig,
+        data: Arc<TrainingData>,
+        backend_description: &str,
+        paused: bool,
+    ) -> Result<Self, String> {
+        let backend = crate::backend::ResolvedBackend {
+            kind: BackendKind::Wgpu,
+            description: backend_description.into(),
+            warning: None,
+            wgpu_device: None,
+        };
+        Self::with_link(TrainingLink::with_data(
+            config,
+            data,
+            backend,
+            None,
+            TrainingPriority::Normal,
+            paused,
+            true,
         )?)
     }
 

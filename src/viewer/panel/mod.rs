@@ -161,8 +161,10 @@ fn draw_ui(
                 ui.separator();
                 status::legend(ui, link, scene, &mode);
                 ui.separator();
-                view::capture_controls(ui, recording, &mut capture);
-                if !panel.teaching {
+                if run::DESKTOP {
+                    view::capture_controls(ui, recording, &mut capture);
+                }
+                if !panel.teaching && run::DESKTOP {
                     ui.separator();
                     view::preset_controls(ui, &mut panel, link, &controls, &settings, &cameras);
                 }

@@ -16,6 +16,10 @@ use super::PanelState;
 use crate::config::TrainConfig;
 use crate::train::session::TrainingPriority;
 
+/// Not in a browser's page: files (checkpoints, presets, screenshots, videos), the probes, the
+/// priority of training threads.
+pub(super) const DESKTOP: bool = !cfg!(target_arch = "wasm32");
+
 pub(super) fn run_controls(
     ui: &mut egui::Ui,
     controls: &mut Controls,
@@ -33,10 +37,14 @@ pub(super) fn run_controls(
         if ui.button("Reset").clicked() {
             actions.write(TrainingAction::Reset);
         }
-        if ui.button("Probe now").clicked() {
+        if DESKTOP && ui.button("Probe now").clicked() {
             actions.write(TrainingAction::Probe);
         }
     });
+    // A page has no files to save into and one thread to share with training.
+    if !DESKTOP {
+        return;
+    }
     if ui
         .button("Save checkpoint")
         .on_hover_text("model, optimizer, config and step, written atomically under runs/")

@@ -1,0 +1,71 @@
+//! How a long-running loop (training, the physics sandbox) waits. On a thread of its own it
+//! blocks; in a browser's page, which has one thread, the loop is a task of the page's and every
+//! wait hands control back to it (to draw a frame, to deliver the GPU's answer).
+
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::time::Duration;
+
+/// The waits a loop makes. (Its futures need not be `Send`: each loop stays on its thread, or
+/// on the page's one thread.)
+#[allow(async_fn_in_trait)]
+pub trait Pace {
+    /// The next message; with `block`, waits until there is one (or the sender is gone).
+    async fn receive<T>(&self, messages: &Receiver<T>, block: bool) -> Result<T, TryRecvError>;
+    /// Waits `delay`; on a page, zero still lets the page run what it has queued.
+    async fn pause(&self, delay: Duration);
+}
+
+/// A thread of its own: waiting is blocking.
+#[cfg(not(target_arch = "wasm32"))]
+pub struct Blocking;
+
+#[cfg(not(target_arch = "wasm32"))]
+impl Pace for Blocking {
+    async fn receive<T>(&self, messages: &Receiver<T>, block: bool) -> Result<T, TryRecvError> {
+        if block {
+            messages.recv().map_err(|_| TryRecvError::Disconnected)
+        } else {
+            messages.try_recv()
+        }
+    }
+
+    async fn pause(&self, delay: Duration) {
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
+    }
+}
+
+/// A task of the page's: waiting is a timer the page's event loop resolves.
+#[cfg(target_arch = "wasm32")]
+pub struct Yielding;
+
+/// How often a blocked receive looks again.
+#[cfg(target_arch = "wasm32")]
+const POLL_MS: i32 = 50;
+
+#[cfg(target_arch = "wasm32")]
+async fn timer(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        if let Some(window) = web_sys::window() {
+            let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+        }
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}
+
+#[cfg(target_arch = "wasm32")]
+impl Pace for Yielding {
+    async fn receive<T>(&self, messages: &Receiver<T>, block: bool) -> Result<T, TryRecvError> {
+        loop {
+            match messages.try_recv() {
+                Err(TryRecvError::Empty) if block => timer(POLL_MS).await,
+                other => return other,
+            }
+        }
+    }
+
+    async fn pause(&self, delay: Duration) {
+        timer(delay.as_millis().min(i32::MAX as u128) as i32).await;
+    }
+}
