@@ -47,10 +47,12 @@ pub struct ModelConfig {
 
 /// Batch normalisation of `[N, C, H, W]` maps with the parameters and semantics of burn's
 /// `BatchNorm` (batch statistics and a running-average update while autodiff is on, the running
-/// statistics otherwise), so checkpoints keep burn's record layout. It differs in how it
-/// broadcasts: burn's broadcasts `[1, C, 1, 1]` tensors over all four axes, which the CPU
-/// backend runs about 8x slower than a broadcast along one axis; here the maps are viewed as
-/// `[N * C, H * W]` rows and every per-channel value as an `[N * C, 1]` column.
+/// statistics otherwise), so checkpoints keep burn's record layout. Training on the CPU backend
+/// goes through [`crate::kernels::norm::batch_norm_training`] (one recorded op, statistics in
+/// f64). Elsewhere it differs from burn's in how it broadcasts: burn's broadcasts
+/// `[1, C, 1, 1]` tensors over all four axes, about 8x slower on the CPU than a broadcast along
+/// one axis; here the maps are viewed as `[N * C, H * W]` rows and every per-channel value as
+/// an `[N * C, 1]` column.
 pub fn batch_norm<B: Backend>(norm: &BatchNorm<B>, maps: Tensor<B, 4>) -> Tensor<B, 4> {
     let device = maps.device();
     let [n, c, h, w] = maps.dims();

@@ -68,14 +68,15 @@ fn renderer_device(app: &App) -> Result<(WgpuDevice, String), String> {
         return Err("the renderer's device has lower limits than its adapter".into());
     }
     // A browser does not name its adapter.
-    let adapter_name = if info.name.is_empty() {
-        "this browser's GPU"
-    } else {
-        &info.name
-    };
+    if info.name.is_empty() {
+        return Ok((
+            init_device(setup, RuntimeOptions::default()),
+            format!("the browser's WebGPU adapter ({:?})", info.backend),
+        ));
+    }
     let name = format!(
         "{} on {:?}{}",
-        adapter_name,
+        info.name,
         info.backend,
         if info.device_type == wgpu::DeviceType::Cpu {
             ", software"
