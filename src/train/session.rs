@@ -5,6 +5,9 @@
 //! stall training and a slow step cannot stall the viewer. Everything else the thread says
 //! (errors, pauses, saves, probes, parameters in force) is rare and must not be lost: it has an
 //! unbounded channel of its own, and a sequence number puts both streams back in order.
+//!
+//! In a browser's page, which has one thread, the same loop is a task of the page's
+//! ([`crate::pace::Pace`]): it awaits the GPU's read-backs instead of blocking on them.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -156,7 +159,7 @@ pub struct Session {
 
 impl Session {
     /// Starts `make_trainer()` on a new thread (the trainer is built there, so a GPU device is
-    /// created on the thread that uses it).
+    /// created on the thread that uses it); in a browser, as a task of the page's.
     pub fn spawn<B, F>(make_trainer: F, options: SessionOptions) -> Self
     where
         B: AutodiffBackend,

@@ -51,6 +51,12 @@ use bevy::window::{PresentMode, WindowResolution};
 use crate::config::TrainConfig;
 use crate::train::session::TrainingPriority;
 
+/// The window's (and the page's) title.
+pub const TITLE: &str = "clamp: contrastive learning as manifold packing";
+
+/// What the log shows unless `CLAMP_LOG` says otherwise: clamp's own lines and others' warnings.
+pub const LOG_FILTER: &str = "warn,clamp=info,wgpu=error,naga=warn";
+
 /// One picture's worth of spheres, from the trainer or from the physics sandbox.
 #[derive(Clone, Debug, Default)]
 pub struct SceneFrame {
@@ -297,7 +303,7 @@ pub fn run(options: ViewerOptions) -> Result<(), String> {
             DefaultPlugins
                 .set(WindowPlugin {
                     primary_window: Some(Window {
-                        title: "clamp: contrastive learning as manifold packing".into(),
+                        title: TITLE.into(),
                         resolution: WindowResolution::new(width, height),
                         present_mode: if options.stats {
                             PresentMode::AutoNoVsync
@@ -309,8 +315,7 @@ pub fn run(options: ViewerOptions) -> Result<(), String> {
                     ..default()
                 })
                 .set(bevy::log::LogPlugin {
-                    filter: std::env::var("CLAMP_LOG")
-                        .unwrap_or_else(|_| "warn,clamp=info,wgpu=error,naga=warn".into()),
+                    filter: std::env::var("CLAMP_LOG").unwrap_or_else(|_| LOG_FILTER.into()),
                     ..default()
                 }),
         )

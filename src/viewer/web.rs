@@ -18,7 +18,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
 use super::training::{History, TrainingPlugin, TrainingStatus};
-use super::{ViewerOptions, add_viewer_plugins, palette};
+use super::{LOG_FILTER, TITLE, ViewerOptions, add_viewer_plugins, palette};
 use crate::config::{BackendChoice, TrainConfig};
 use crate::data::{FASHION_MNIST_CLASSES, idx_pair_from_bytes};
 use crate::train::TrainingData;
@@ -155,7 +155,7 @@ fn run_app(config: TrainConfig, data: Arc<TrainingData>) -> Result<(), String> {
             DefaultPlugins
                 .set(WindowPlugin {
                     primary_window: Some(Window {
-                        title: "clamp: contrastive learning as manifold packing".into(),
+                        title: TITLE.into(),
                         canvas: Some("#clamp".into()),
                         fit_canvas_to_parent: true,
                         prevent_default_event_handling: true,
@@ -165,7 +165,7 @@ fn run_app(config: TrainConfig, data: Arc<TrainingData>) -> Result<(), String> {
                     ..default()
                 })
                 .set(bevy::log::LogPlugin {
-                    filter: "warn,clamp=info,wgpu=error,naga=warn".into(),
+                    filter: LOG_FILTER.into(),
                     ..default()
                 }),
         );
