@@ -2,7 +2,10 @@
 //! feeds it, on the bundled Fashion-MNIST with the default `clamp train` settings.
 //!
 //!     cargo run --release --example train_bench [-- STEPS [WIDTH [BATCH [VIEWS]]]
-//!         [--cpu-only | --wgpu-only | --adapter-only]]
+//!         [--cpu-only | --wgpu-only | --adapter-only | --agreement]]
+//!
+//! `--agreement` instead compares one step of that configuration on WGPU with the same step
+//! on the CPU (loss and every gradient entry) and prints one `agreement:` line.
 //!
 //! When PyTorch is importable (the venv of `../shared/bench/run-torch-step.sh`,
 //! `CLAMP_TORCH_VENV`, default ~/.cache/clamp-torch-venv; the script's folder from
@@ -18,6 +21,7 @@ use burn::tensor::backend::AutodiffBackend;
 use clamp::augment::make_views;
 use clamp::backend::{BackendTask, CpuBackend, WgpuBackend, probe_adapter};
 use clamp::config::TrainConfig;
+use clamp::train::agreement::compare_one_step;
 use clamp::train::{Trainer, TrainingData};
 
 struct Measure {
@@ -70,6 +74,22 @@ fn main() {
         return;
     }
     let data = Arc::new(TrainingData::load(&config).expect("data"));
+    if std::env::args().any(|a| a == "--agreement") {
+        let scratch = std::env::temp_dir().join(format!("clamp-agreement-{}", std::process::id()));
+        match compare_one_step(config, data, &scratch) {
+            Ok(agreement) => println!(
+                "agreement: {} within 1e-3: {}",
+                if agreement.holds_within(1e-3) {
+                    "yes"
+                } else {
+                    "NO"
+                },
+                agreement.summary()
+            ),
+            Err(why) => println!("agreement: failed: {why}"),
+        }
+        return;
+    }
     println!("data: {}", data.description);
     println!(
         "config: batch {} x {} views, small CNN width {}, d = {}; {steps} timed steps after one warm-up step\n",

@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use burn::tensor::{Tensor, TensorData};
 use clamp::augment::AugmentConfig;
-use clamp::backend::{CpuBackend, WgpuBackend, probe_adapter};
+use clamp::backend::{CpuBackend, probe_adapter};
 use clamp::config::TrainConfig;
 use clamp::data::{Split, load_fashion_mnist};
 use clamp::eval::{Features, LinearProbe, ProbeSettings, knn_accuracy, linear_probe_accuracy};
 use clamp::loss::PackingParams;
 use clamp::optim::{OptimizerKind, scheduled_lr};
 use clamp::simclr::nt_xent;
+use clamp::train::agreement::compare_one_step;
 use clamp::train::session::{Command, Event, Session, SessionOptions};
 use clamp::train::{Trainer, TrainingData, checkpoint};
 
@@ -444,47 +445,33 @@ fn wgpu_and_cpu_agree_on_a_training_step() {
         .expect("no WGPU adapter: install mesa-vulkan-drivers (lavapipe) to run the WGPU backend");
     let config = small_config();
     let data = small_data(&config);
-    let dir = std::env::temp_dir().join(format!("clamp-wgpu-{}", std::process::id()));
-    let cpu = Trainer::<CpuBackend>::new(config, data.clone(), Default::default());
-    checkpoint::save(&cpu, &dir).unwrap();
-    let mut gpu = checkpoint::load::<WgpuBackend>(&dir, data, Default::default()).unwrap();
-
-    let cpu_loss = cpu.preview_loss(&cpu.params());
-    let gpu_loss = gpu.preview_loss(&gpu.params());
-    let relative = (cpu_loss - gpu_loss).abs() / cpu_loss.abs();
-    println!(
-        "adapter {}: cpu loss {cpu_loss}, wgpu loss {gpu_loss}, rel diff {relative:.2e}",
-        adapter.name
-    );
-    assert!(relative <= 1e-3, "cpu {cpu_loss} vs wgpu {gpu_loss}");
+    let scratch = std::env::temp_dir().join(format!("clamp-wgpu-{}", std::process::id()));
+    let agreement = compare_one_step(config, data, &scratch).expect("both backends step");
+    println!("adapter {}: {}", adapter.name, agreement.summary());
+    assert!(!scratch.exists(), "the scratch checkpoint is removed");
+    let relative = agreement.loss_relative_difference();
+    assert!(relative <= 1e-3, "{}", agreement.summary());
     // The gradients of that step, parameter by parameter: within 1e-3 of the largest entry.
-    let (cpu_grad, gpu_grad) = (cpu.gradients(), gpu.gradients());
-    assert_eq!(cpu_grad.len(), gpu_grad.len());
-    let scale = cpu_grad.iter().fold(0f32, |m, g| m.max(g.abs()));
-    let worst = cpu_grad
-        .iter()
-        .zip(&gpu_grad)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    println!(
-        "gradients: {} entries, largest {scale:.3e}, worst difference {worst:.3e}",
-        cpu_grad.len()
-    );
     assert!(
-        scale > 0.0,
+        agreement.largest_gradient > 0.0,
         "a gradient that is zero everywhere compares nothing"
     );
     assert!(
-        worst <= 1e-3 * scale,
-        "worst gradient difference {worst} of {scale}"
+        agreement.worst_gradient_difference <= 1e-3 * agreement.largest_gradient,
+        "{}",
+        agreement.summary()
     );
-    let report = gpu.step().unwrap();
+    assert!(agreement.holds_within(1e-3));
+    // A hand-made disagreement is seen as one.
+    let off = clamp::train::agreement::StepAgreement {
+        wgpu_loss: agreement.cpu_loss * 1.01,
+        ..agreement.clone()
+    };
+    assert!(!off.holds_within(1e-3));
     assert!(
-        (report.loss - gpu_loss).abs() <= 1e-9 * gpu_loss.abs(),
+        (agreement.stepped_loss - agreement.wgpu_loss).abs() <= 1e-9 * agreement.wgpu_loss.abs(),
         "the step reports the previewed loss"
     );
-    // The update the step queued must finish before the process exits: a software Vulkan
-    // driver torn down under running work crashes at exit.
-    <WgpuBackend as burn::tensor::backend::Backend>::sync(&gpu.device).expect("the device syncs");
 }
 
 #[test]

@@ -3,6 +3,8 @@
 //! two steps. [`Trainer`] owns the model, the optimizer and the device; [`session`] runs one on
 //! its own thread behind a command channel.
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod agreement;
 pub mod checkpoint;
 pub mod inputs;
 pub mod session;
