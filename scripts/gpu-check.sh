@@ -151,7 +151,7 @@ if [[ $adapter == *software* && $quick == 0 ]]; then
 fi
 
 if ((quick)); then
-    agree_shape=(1 8 32 4) agree_label="width 8, batch 32 x 4" bench_shapes=("64 2" "32 4") bench_steps=3
+    agree_shape=(1 16 152 2) agree_label="the default model, batch 152 x 2, the most a software adapter sums" bench_shapes=("64 2" "32 4") bench_steps=3
     sphere_counts=(200 1000) record_frames=10
     cat >"$work/train.toml" <<'EOF'
 steps = 20

@@ -36,7 +36,20 @@ pub struct ResolvedBackend {
     /// The WGPU device to train on: the viewer's renderer's own, once shared
     /// ([`ResolvedBackend::share`]); `None` lets burn open a device of its own.
     pub wgpu_device: Option<WgpuDevice>,
+    /// WGPU on a software rasterizer, whose loops are cut short ([`SOFTWARE_ADAPTER_LOOP_LIMIT`]).
+    pub software_adapter: bool,
 }
+
+/// The most iterations a shader loop runs on a software Vulkan adapter: Mesa's lavapipe ends
+/// every loop there (its guard against runaway shaders). burn's sums loop along the summed
+/// values, up to four an iteration, so a longer sum comes out short, silently (300,000 ones
+/// sum to 262,128 there). GPU drivers have no such limit.
+pub const SOFTWARE_ADAPTER_LOOP_LIMIT: usize = 65_532;
+
+/// The most loop iterations a training run may ask of a software adapter's sums: under
+/// [`SOFTWARE_ADAPTER_LOOP_LIMIT`] with a margin, because the conv weight gradient's loop
+/// stops short of it already (at about 63,900 for the 28 x 28 first layer, as measured).
+pub const SOFTWARE_ADAPTER_SAFE_ITERATIONS: usize = 60_000;
 
 impl ResolvedBackend {
     /// Trains on `device`, the renderer's, described by `adapter` (as the renderer found it).
@@ -88,6 +101,7 @@ pub fn resolve_with(choice: BackendChoice, adapter: Option<AdapterSummary>) -> R
         description,
         warning,
         wgpu_device: None,
+        software_adapter: false,
     };
     if choice == BackendChoice::Cpu {
         return cpu("cpu (burn flex, as asked)".into(), None);
@@ -115,6 +129,7 @@ pub fn resolve_with(choice: BackendChoice, adapter: Option<AdapterSummary>) -> R
         description: format!("wgpu ({label})"),
         warning: None,
         wgpu_device: None,
+        software_adapter: adapter.software,
     }
 }
 

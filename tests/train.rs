@@ -475,6 +475,76 @@ fn wgpu_and_cpu_agree_on_a_training_step() {
 }
 
 #[test]
+fn the_default_model_agrees_on_wgpu_at_the_largest_batch_a_software_adapter_sums() {
+    // Batch 152 x 2 views: the first conv layer's weight gradient sums 304 x 784 = 238,336
+    // values four at a time, 59,584 loop iterations: just under what a run may ask of
+    // lavapipe (below).
+    let config = TrainConfig {
+        batch: 152,
+        ..TrainConfig::default()
+    };
+    assert_eq!(config.views, 2);
+    let data = Arc::new(TrainingData::load(&config).expect("Fashion-MNIST"));
+    let scratch = std::env::temp_dir().join(format!("clamp-wgpu-default-{}", std::process::id()));
+    let agreement = compare_one_step(config, data, &scratch).expect("both backends step");
+    println!("{}", agreement.summary());
+    assert!(agreement.holds_within(1e-3), "{}", agreement.summary());
+}
+
+#[test]
+fn a_software_adapter_cuts_long_sums_short_and_training_that_needs_one_is_refused() {
+    use burn::backend::Wgpu;
+    use clamp::backend::SOFTWARE_ADAPTER_LOOP_LIMIT as LIMIT;
+    use clamp::config::BackendChoice;
+    use clamp::train::RunStart;
+    let adapter = probe_adapter()
+        .expect("no WGPU adapter: install mesa-vulkan-drivers (lavapipe) to run the WGPU backend");
+    let sum_of_ones = |n: usize| {
+        Tensor::<Wgpu, 2>::ones([1, n], &Default::default())
+            .sum_dim(1)
+            .into_scalar()
+    };
+    if !adapter.software {
+        // A GPU driver sums them all.
+        assert_eq!(sum_of_ones(300_001), 300_001.0);
+        return;
+    }
+    // Exact in f32 up to 2^24: a short sum is a loop that stopped, not rounding. Four values
+    // an iteration when the count divides by four, one otherwise.
+    assert_eq!(sum_of_ones(4 * LIMIT), (4 * LIMIT) as f32);
+    assert_eq!(sum_of_ones(300_000), (4 * LIMIT) as f32);
+    assert_eq!(sum_of_ones(LIMIT), LIMIT as f32);
+    assert_eq!(sum_of_ones(100_001), LIMIT as f32);
+
+    // So the default run (batch 256 x 2 views of 28 x 28) is refused on WGPU there, with the
+    // batch that fits; 153 is refused too (306 images go two at a time), 152 accepted.
+    let config = TrainConfig {
+        backend: BackendChoice::Wgpu,
+        ..TrainConfig::default()
+    };
+    let start = RunStart::prepare(&config).expect("Fashion-MNIST");
+    assert!(start.backend.software_adapter);
+    let error = start.for_training(&config).err().expect("refused");
+    assert!(error.contains("sums 401408 values"), "{error}");
+    assert!(error.contains("Use --batch 152 or less"), "{error}");
+    let with_batch = |batch| {
+        let config = TrainConfig {
+            batch,
+            ..config.clone()
+        };
+        RunStart::prepare(&config).unwrap().for_training(&config)
+    };
+    assert!(with_batch(153).is_err());
+    assert!(with_batch(152).is_ok());
+    // The CPU backend has no such limit.
+    let cpu = TrainConfig {
+        backend: BackendChoice::Cpu,
+        ..TrainConfig::default()
+    };
+    assert!(RunStart::prepare(&cpu).unwrap().for_training(&cpu).is_ok());
+}
+
+#[test]
 fn simclr_matches_a_hand_written_nt_xent() {
     let (m, b, d, t) = (3usize, 5usize, 4usize, 0.5f64);
     let values: Vec<f64> = (0..m * b * d)

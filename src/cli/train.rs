@@ -173,7 +173,7 @@ pub fn train(args: TrainArgs, given: &[String]) -> Result<i32, String> {
         .open(&metrics_path)
         .map_err(|e| format!("cannot write {}: {e}", metrics_path.display()))?;
 
-    let start = RunStart::prepare(&config)?;
+    let start = RunStart::prepare(&config)?.for_training(&config)?;
     start.report_to_stderr();
     let RunStart { data, backend, .. } = start;
     signals::install();

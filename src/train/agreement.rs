@@ -23,6 +23,8 @@ pub struct StepAgreement {
     pub largest_gradient: f32,
     /// The largest difference between the two backends' gradient entries.
     pub worst_gradient_difference: f32,
+    /// The parameter that entry belongs to (`encoder.conv1.weight`).
+    pub worst_parameter: String,
 }
 
 impl StepAgreement {
@@ -46,14 +48,15 @@ impl StepAgreement {
     pub fn summary(&self) -> String {
         format!(
             "cpu loss {:.6}, wgpu loss {:.6}, relative difference {:.1e}; gradients: {} entries, \
-             largest {:.3e}, worst difference {:.3e} ({:.1e} of the largest)",
+             largest {:.3e}, worst difference {:.3e} ({:.1e} of the largest, in {})",
             self.cpu_loss,
             self.wgpu_loss,
             self.loss_relative_difference(),
             self.gradient_entries,
             self.largest_gradient,
             self.worst_gradient_difference,
-            self.gradient_relative_difference()
+            self.gradient_relative_difference(),
+            self.worst_parameter
         )
     }
 }
@@ -76,18 +79,36 @@ pub fn compare_one_step(
     let cpu_loss = cpu.preview_loss(&cpu.params());
     let wgpu_loss = gpu.preview_loss(&gpu.params());
     let (cpu_gradients, gpu_gradients) = (cpu.gradients(), gpu.gradients());
-    if cpu_gradients.len() != gpu_gradients.len() {
+    let shapes = |blocks: &[(String, Vec<f32>)]| -> Vec<(String, usize)> {
+        blocks
+            .iter()
+            .map(|(name, g)| (name.clone(), g.len()))
+            .collect()
+    };
+    if shapes(&cpu_gradients) != shapes(&gpu_gradients) {
         return Err(format!(
-            "the backends' models differ: {} gradient entries on the CPU, {} on WGPU",
-            cpu_gradients.len(),
-            gpu_gradients.len()
+            "the backends' models differ: {:?} on the CPU, {:?} on WGPU",
+            shapes(&cpu_gradients),
+            shapes(&gpu_gradients)
         ));
     }
-    let largest_gradient = cpu_gradients.iter().fold(0f32, |m, g| m.max(g.abs()));
-    let worst_gradient_difference = cpu_gradients
-        .iter()
-        .zip(&gpu_gradients)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    let mut largest_gradient = 0f32;
+    let (mut worst_gradient_difference, mut worst_parameter) = (0f32, String::new());
+    for ((name, cpu_block), (_, gpu_block)) in cpu_gradients.iter().zip(&gpu_gradients) {
+        for (a, b) in cpu_block.iter().zip(gpu_block) {
+            largest_gradient = largest_gradient.max(a.abs());
+            // NaN on either side counts as the largest difference there is.
+            let difference = if (a - b).is_nan() {
+                f32::INFINITY
+            } else {
+                (a - b).abs()
+            };
+            if difference > worst_gradient_difference {
+                worst_gradient_difference = difference;
+                worst_parameter = name.clone();
+            }
+        }
+    }
     let stepped_loss = gpu.step().map_err(|e| e.to_string())?.loss;
     // The update the step queued must finish before the caller exits: a software Vulkan
     // driver torn down under running work crashes at exit.
@@ -97,8 +118,9 @@ pub fn compare_one_step(
         cpu_loss,
         wgpu_loss,
         stepped_loss,
-        gradient_entries: cpu_gradients.len(),
+        gradient_entries: cpu_gradients.iter().map(|(_, g)| g.len()).sum(),
         largest_gradient,
         worst_gradient_difference,
+        worst_parameter,
     })
 }

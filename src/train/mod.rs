@@ -45,6 +45,16 @@ impl RunStart {
         })
     }
 
+    /// This start, for training `config`: refused on a software adapter when a step would sum
+    /// more values than it can ([`crate::backend::SOFTWARE_ADAPTER_LOOP_LIMIT`]; evaluation
+    /// makes no such sums).
+    pub fn for_training(self, config: &TrainConfig) -> Result<Self, String> {
+        if self.backend.software_adapter {
+            refuse_sums_too_long_for_software(config, &self.data)?;
+        }
+        Ok(self)
+    }
+
     /// Writes the notes and the warning to stderr.
     pub fn report_to_stderr(&self) {
         if let Some(warning) = &self.warning {
@@ -54,6 +64,45 @@ impl RunStart {
             eprintln!("{note}");
         }
     }
+}
+
+/// Refuses a run whose step would make a sum longer than a software adapter computes
+/// ([`crate::backend::SOFTWARE_ADAPTER_SAFE_ITERATIONS`]), naming the batch that fits.
+fn refuse_sums_too_long_for_software(
+    config: &TrainConfig,
+    data: &TrainingData,
+) -> Result<(), String> {
+    use crate::backend::{SOFTWARE_ADAPTER_LOOP_LIMIT, SOFTWARE_ADAPTER_SAFE_ITERATIONS as LIMIT};
+    let model = config.model(data.train.channels, data.train.height * data.train.width);
+    let per_image = model.longest_sum_per_image();
+    // The first conv layer's weight gradient takes the images four at a time when their
+    // count divides by four, else two at a time, else one (measured on lavapipe).
+    let iterations = |batch: usize| {
+        let images = batch * config.views;
+        let lanes = [4, 2, 1].into_iter().find(|l| images % l == 0).unwrap_or(1);
+        (images * per_image).div_ceil(lanes)
+    };
+    if iterations(config.batch) <= LIMIT {
+        return Ok(());
+    }
+    let fits = (1..config.batch)
+        .rev()
+        .find(|&b| iterations(b) <= LIMIT)
+        .map_or("Train on fewer views".to_string(), |b| {
+            format!("Use --batch {b} or less")
+        });
+    Err(format!(
+        "--backend wgpu on a software rasterizer cannot train this run correctly: its first \
+         layer's gradient sums {} values (batch {} x {} views x {per_image} pixels) in {} loop \
+         iterations, and the software adapter ends every shader loop after \
+         {SOFTWARE_ADAPTER_LOOP_LIMIT} (the weight gradient's sooner), so the sum would come out \
+         short. {fits}, or train on the CPU (--backend auto or cpu, faster here \
+         anyway)",
+        config.batch * config.views * per_image,
+        config.batch,
+        config.views,
+        iterations(config.batch),
+    ))
 }
 
 use std::sync::Arc;
@@ -450,30 +499,40 @@ impl<B: AutodiffBackend> Trainer<B> {
         })
     }
 
-    /// The gradient the next step would apply (its batch, its loss), every parameter's
-    /// flattened in visiting order: what two backends are compared on. Weights and optimizer
-    /// stay as they are (batch norm's running statistics see the batch, as in any forward).
-    pub fn gradients(&self) -> Vec<f32> {
+    /// The gradient the next step would apply (its batch, its loss), parameter by parameter in
+    /// visiting order, each named by its path in the model (`encoder.conv1.weight`): what two
+    /// backends are compared on. Weights and optimizer stay as they are (batch norm's running
+    /// statistics see the batch, as in any forward).
+    pub fn gradients(&self) -> Vec<(String, Vec<f32>)> {
         let projections = self.step_projections(self.step);
         let (loss, _) = self.objective(projections, &self.params);
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
         struct Collect<'a> {
             grads: &'a GradientsParams,
-            values: Vec<f32>,
+            path: Vec<String>,
+            blocks: Vec<(String, Vec<f32>)>,
         }
         impl<B: AutodiffBackend> ModuleVisitor<B> for Collect<'_> {
+            fn enter_module(&mut self, name: &str, _container_type: &str) {
+                self.path.push(name.to_string());
+            }
+            fn exit_module(&mut self, _name: &str, _container_type: &str) {
+                self.path.pop();
+            }
             fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
                 if let Some(grad) = self.grads.get::<B::InnerBackend, D>(param.id) {
-                    self.values.extend(grad.into_data().iter::<f32>());
+                    let values = grad.into_data().iter::<f32>().collect();
+                    self.blocks.push((self.path.join("."), values));
                 }
             }
         }
         let mut visitor = Collect {
             grads: &grads,
-            values: Vec::new(),
+            path: Vec::new(),
+            blocks: Vec::new(),
         };
         self.model.visit(&mut visitor);
-        visitor.values
+        visitor.blocks
     }
 
     /// Skips the current step's batch without touching weights or optimizer, and halves the

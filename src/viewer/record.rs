@@ -92,7 +92,7 @@ pub fn record(options: RecordOptions) -> Result<RecordSummary, String> {
         return Err(problem);
     }
     options.output.prepare()?;
-    let start = crate::train::RunStart::prepare(&options.config)?;
+    let start = crate::train::RunStart::prepare(&options.config)?.for_training(&options.config)?;
     start.report_to_stderr();
     let data = start.data;
     run_on(&start.backend, RecordTask { options, data })

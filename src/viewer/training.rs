@@ -68,7 +68,7 @@ impl TrainingLink {
             Some(adapter) => crate::backend::resolve_with(config.backend, adapter),
             None => crate::backend::resolve(config.backend),
         };
-        let start = crate::train::RunStart::prepare_with(config, backend)?;
+        let start = crate::train::RunStart::prepare_with(config, backend)?.for_training(config)?;
         if let Some(warning) = &start.warning {
             warn!("{warning}");
         }
@@ -379,6 +379,9 @@ impl TrainingPlugin {
             description: backend_description.into(),
             warning: None,
             wgpu_device: None,
+            // A browser's adapter, software or not, is not told apart here; the page's model
+            // (the viewer's MLP) sums over its batch's rows only.
+            software_adapter: false,
         };
         Self::with_link(TrainingLink::with_data(
             config,
