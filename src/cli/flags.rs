@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use crate::config::{BackendChoice, LossKind, TrainConfig};
 use crate::limits::ConfigError;
+use crate::model::EncoderKind;
 
 /// Flags that override the training configuration (the `--config` file's, or the command's
 /// defaults). Their `--help` lines end with the command's default and the allowed range.
@@ -55,6 +56,10 @@ pub struct TrainingFlags {
     /// The objective: CLAMP's packing loss, or SimCLR's NT-Xent for comparison.
     #[arg(long, value_enum)]
     pub loss: Option<LossKind>,
+    /// The encoder: the small CNN (`clamp train`'s), a CIFAR-style ResNet-18, or an MLP on the
+    /// pixels (the viewer's: a step costs a few matrix products).
+    #[arg(long, value_enum)]
+    pub encoder: Option<EncoderKind>,
     /// Channels of the encoder's first stage (hidden units of the MLP).
     #[arg(long, value_name = "W")]
     pub width: Option<usize>,
@@ -82,6 +87,7 @@ impl TrainingFlags {
         set(&mut config.weight_decay, &self.weight_decay);
         set(&mut config.seed, &self.seed);
         set(&mut config.loss, &self.loss);
+        set(&mut config.encoder, &self.encoder);
         set(&mut config.width, &self.width);
         set(&mut config.crop_min, &self.crop_min);
         set(&mut config.blur_prob, &self.blur_prob);
@@ -201,6 +207,48 @@ mod tests {
                 "[default: {}; allowed: 2 to 100000]",
                 watching.snapshot_images
             )));
+        }
+    }
+
+    #[test]
+    fn the_encoder_flag_sets_the_encoder_and_shows_each_commands_default() {
+        use clap::FromArgMatches;
+        let parse = |line: &[&str]| {
+            let matches = crate::cli::command().try_get_matches_from(line).unwrap();
+            crate::cli::Cli::from_arg_matches(&matches).unwrap()
+        };
+        let cli = parse(&["clamp", "train", "--encoder", "mlp", "--width", "64"]);
+        let Some(crate::cli::Command::Train(args)) = cli.command else {
+            panic!("clamp train");
+        };
+        let config = args.training.apply(TrainConfig::default());
+        assert_eq!(TrainConfig::default().encoder, EncoderKind::SmallCnn);
+        assert_eq!((config.encoder, config.width), (EncoderKind::Mlp, 64));
+        assert!(
+            crate::cli::command()
+                .try_get_matches_from(["clamp", "train", "--encoder", "vgg"])
+                .is_err()
+        );
+        let help = crate::cli::command()
+            .find_subcommand_mut("train")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(help.contains("[default: small-cnn]"), "{help}");
+        #[cfg(feature = "viewer")]
+        {
+            let help = crate::cli::command()
+                .find_subcommand_mut("view")
+                .unwrap()
+                .render_long_help()
+                .to_string();
+            assert!(help.contains("[default: mlp]"), "{help}");
+            let cli = parse(&["clamp", "view", "--encoder", "small-cnn", "--width", "16"]);
+            let Some(crate::cli::Command::View(args)) = cli.command else {
+                panic!("clamp view");
+            };
+            let config = args.training.apply(TrainConfig::viewer_default());
+            assert_eq!(config.encoder, EncoderKind::SmallCnn);
         }
     }
 
