@@ -176,13 +176,18 @@ pub fn annotate(command: clap::Command, defaults: &TrainConfig) -> clap::Command
 mod tests {
     use super::*;
 
-    #[test]
-    fn help_shows_each_commands_default_and_range_from_the_config() {
-        let help = crate::cli::command()
-            .find_subcommand_mut("train")
+    /// `clamp COMMAND --help`, as it prints.
+    fn long_help(command: &str) -> String {
+        crate::cli::command()
+            .find_subcommand_mut(command)
             .unwrap()
             .render_long_help()
-            .to_string();
+            .to_string()
+    }
+
+    #[test]
+    fn help_shows_each_commands_default_and_range_from_the_config() {
+        let help = long_help("train");
         let defaults = TrainConfig::default();
         assert!(
             help.contains(&format!("[default: {}; allowed: 2 to 64]", defaults.views)),
@@ -195,11 +200,7 @@ mod tests {
         assert!(help.contains("[default: fashion-mnist]"), "{help}");
         #[cfg(feature = "viewer")]
         {
-            let help = crate::cli::command()
-                .find_subcommand_mut("view")
-                .unwrap()
-                .render_long_help()
-                .to_string();
+            let help = long_help("view");
             let watching = TrainConfig::viewer_default();
             assert_ne!(watching.views, defaults.views);
             assert!(help.contains(&format!("[default: {}; allowed: 2 to 64]", watching.views)));
@@ -229,19 +230,11 @@ mod tests {
                 .try_get_matches_from(["clamp", "train", "--encoder", "vgg"])
                 .is_err()
         );
-        let help = crate::cli::command()
-            .find_subcommand_mut("train")
-            .unwrap()
-            .render_long_help()
-            .to_string();
+        let help = long_help("train");
         assert!(help.contains("[default: small-cnn]"), "{help}");
         #[cfg(feature = "viewer")]
         {
-            let help = crate::cli::command()
-                .find_subcommand_mut("view")
-                .unwrap()
-                .render_long_help()
-                .to_string();
+            let help = long_help("view");
             assert!(help.contains("[default: mlp]"), "{help}");
             let cli = parse(&["clamp", "view", "--encoder", "small-cnn", "--width", "16"]);
             let Some(crate::cli::Command::View(args)) = cli.command else {
