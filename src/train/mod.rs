@@ -45,9 +45,9 @@ impl RunStart {
         })
     }
 
-    /// This start, for training `config`: refused on a software adapter when a step would sum
-    /// more values than it can ([`crate::backend::SOFTWARE_ADAPTER_LOOP_LIMIT`]; evaluation
-    /// makes no such sums).
+    /// This start, for training `config`: refused on a software adapter when a step's longest
+    /// sum would loop more than it safely can
+    /// ([`crate::backend::SOFTWARE_ADAPTER_SAFE_ITERATIONS`]; evaluation makes no such sums).
     pub fn for_training(self, config: &TrainConfig) -> Result<Self, String> {
         if self.backend.software_adapter {
             refuse_sums_too_long_for_software(config, &self.data)?;
