@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
-# Builds the viewer for a browser (WebAssembly + WebGPU) into web/dist/: index.html, clamp.js,
-# clamp_bg.wasm and the bundled Fashion-MNIST test split the page trains on.
+# Builds the viewer for browsers into web/dist/: the loader page, two builds of the app and the
+# bundled Fashion-MNIST test split they train on.
 #
-#   scripts/build-web.sh                 # then: python3 -m http.server -d web/dist 8000
+#   scripts/build-web.sh            # both builds; then: python3 -m http.server -d web/dist 8000
+#   scripts/build-web.sh cpu        # only the build every browser opens (WebGL2 + CPU training)
+#   scripts/build-web.sh wgpu       # only the WebGPU build
+#
+#   web/dist/index.html             the loader: picks a build at load time (web/index.html)
+#   web/dist/cpu/                   WebGL2 drawing, training on the CPU (wasm32 + SIMD128)
+#   web/dist/wgpu/                  WebGPU drawing and training
+#   each: clamp.js, clamp_bg.wasm, clamp_bg.wasm.gz (what the loader downloads), and
+#   worker.js (the CPU page trains in a Web Worker on the same module)
 #
 # The toolchain: Debian's rustc-web/cargo-web (the wasm32 standard library is rebuilt from
 # rust-web-src with -Zbuild-std), wasm-ld from lld, and wasm-bindgen-cli of the lockfile's
@@ -18,6 +26,12 @@ dist=$root/web/dist
 started=$(date +%s)
 
 say() { printf 'build-web: %s\n' "$*" >&2; }
+
+case "${1:-both}" in
+  both) paths=(cpu wgpu) ;;
+  cpu | wgpu) paths=("$1") ;;
+  *) say "usage: scripts/build-web.sh [cpu|wgpu|both]"; exit 2 ;;
+esac
 
 # 1. Debian's Rust for the web, and the linker.
 packages=(rustc-web cargo-web rust-web-src lld)
@@ -47,27 +61,39 @@ if ! [[ -x $bindgen ]] || [[ $("$bindgen" --version | awk '{print $2}') != "$ver
   cargo install -q wasm-bindgen-cli --version "=$version" --root "$tools"
 fi
 
-# 3. The app for wasm32 (the `clamp` binary's wasm entry point is the page's).
-say "building for wasm32-unknown-unknown into $target_dir"
-env -u RUSTUP_TOOLCHAIN -u CARGO -u RUSTC_WRAPPER \
-  PATH=/usr/bin:/bin RUSTC=$web_rustc RUSTC_BOOTSTRAP=1 \
-  CARGO_HOME=${CARGO_HOME:-$HOME/.cargo} CARGO_TARGET_DIR=$target_dir \
-  CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=wasm-ld \
-  "$web_cargo" build --release --locked --target wasm32-unknown-unknown \
-  -Zbuild-std=std,panic_abort --bin clamp
-
-# 4. JavaScript bindings, the page and its data.
-rm -rf "$dist"
+# 3. The loader and the data, shared by both builds.
 mkdir -p "$dist"
-# (Without the name section: half the file, only stack traces lose their function names.)
-"$bindgen" --target web --no-typescript --remove-name-section --out-dir "$dist" --out-name clamp \
-  "$target_dir/wasm32-unknown-unknown/release/clamp.wasm"
 cp web/index.html "$dist/"
 cp assets/fashion-mnist/t10k-images-idx3-ubyte.gz assets/fashion-mnist/t10k-labels-idx1-ubyte.gz \
   "$dist/"
 cp assets/fashion-mnist/LICENSE "$dist/fashion-mnist-LICENSE"
 
-wasm_bytes=$(stat -c %s "$dist/clamp_bg.wasm")
-gzip_bytes=$(gzip -9 -c "$dist/clamp_bg.wasm" | wc -c)
+# 4. Each build: the app for wasm32 (the `clamp` binary's wasm entry point is the page's), its
+# JavaScript bindings, and the gzipped module the loader fetches.
+sizes=()
+for path in "${paths[@]}"; do
+  say "building the $path page for wasm32-unknown-unknown into $target_dir"
+  # SIMD128 (every browser since 2021) for burn's CPU kernels and the GEMM; the profile `web`
+  # (Cargo.toml) links the whole program at once.
+  env -u RUSTUP_TOOLCHAIN -u CARGO -u RUSTC_WRAPPER \
+    PATH=/usr/bin:/bin RUSTC=$web_rustc RUSTC_BOOTSTRAP=1 \
+    CARGO_HOME=${CARGO_HOME:-$HOME/.cargo} CARGO_TARGET_DIR=$target_dir \
+    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=wasm-ld \
+    RUSTFLAGS="-C target-feature=+simd128" \
+    "$web_cargo" build --profile web --locked --target wasm32-unknown-unknown \
+    -Zbuild-std=std,panic_abort --bin clamp --no-default-features --features "web-$path"
+  out=$dist/$path
+  rm -rf "$out"
+  mkdir -p "$out"
+  # (Without the name section: half the file, only stack traces lose their function names.)
+  "$bindgen" --target web --no-typescript --remove-name-section --out-dir "$out" --out-name clamp \
+    "$target_dir/wasm32-unknown-unknown/web/clamp.wasm"
+  cp web/worker.js "$out/"
+  gzip -9 -k -n "$out/clamp_bg.wasm"
+  wasm_bytes=$(stat -c %s "$out/clamp_bg.wasm")
+  gzip_bytes=$(stat -c %s "$out/clamp_bg.wasm.gz")
+  sizes+=("$(awk -v p="$path" -v w="$wasm_bytes" -v g="$gzip_bytes" \
+    'BEGIN { printf "web/dist/%s/clamp_bg.wasm: %.1f MB (%.1f MB gzipped, %d bytes)", p, w / 1e6, g / 1e6, g }')")
+done
 say "done in $(($(date +%s) - started)) s"
-awk -v w="$wasm_bytes" -v g="$gzip_bytes" 'BEGIN { printf "web/dist/clamp_bg.wasm: %.1f MB (%.1f MB gzipped)\n", w / 1e6, g / 1e6 }'
+printf '%s\n' "${sizes[@]}"

@@ -1,20 +1,30 @@
 #!/usr/bin/env bash
-# Serves web/dist on localhost, opens it in headless Chromium with software WebGPU (SwiftShader),
-# waits until the page has trained, saves a screenshot and prints one JSON line
-#   {"steps": N, "loss_first": a, "loss_last": b, "fps": f, ...}
-# It fails unless N >= 20 and b < a. Then it opens the page with WebGPU switched off, which
-# must say so instead of failing silently.
+# Serves web/dist on localhost and opens the page in headless Chromium, once for each build in
+# web/dist (scripts/build-web.sh):
+#   cpu   WebGPU switched off: the loader must pick the CPU build (WebGL2 drawing);
+#   wgpu  ?backend=wgpu, WebGPU on SwiftShader (software Vulkan standing in for a GPU).
+# Each prints one JSON line (path, steps, loss_first, loss_last, fps, steps_per_sec, purity,
+# first_step_s, wasm_gz_bytes, ...) and must train CLAMP_WEB_STEPS (20) steps with a falling
+# loss. Then two cheap checks of the loader: on a software WebGPU adapter it picks the CPU
+# build, and with neither WebGPU nor WebGL2 the page says what is missing.
 #
 #   scripts/build-web.sh && scripts/test-web.sh web-shot.png
 #
-# Installs Debian's chromium (as root) and playwright-core (npm, web/package-lock.json) when
-# missing. CLAMP_WEB_QUERY adds settings to the page's address (e.g. "batch=64"),
-# CLAMP_WEB_STEPS waits for more steps (default 20), CLAMP_WEB_TIMEOUT for longer (300 s).
+# Screenshots go to SHOT with the path in the name (web-shot-cpu.png). Installs Debian's
+# chromium (as root) and playwright-core (npm, web/package-lock.json) when missing.
+# CLAMP_WEB_QUERY adds settings to the address (e.g. "batch=64"), CLAMP_WEB_STEPS waits for
+# more steps, CLAMP_WEB_SECONDS runs that long after the first step, CLAMP_WEB_TIMEOUT gives
+# up later (300 s), CLAMP_WEB_PATHS chooses the builds to open ("cpu wgpu").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 shot=${1:?usage: scripts/test-web.sh SHOT.png}
-[[ -f web/dist/index.html && -f web/dist/clamp_bg.wasm ]] ||
+[[ -f web/dist/index.html ]] ||
   { echo "test-web: web/dist is not built: run scripts/build-web.sh" >&2; exit 1; }
+paths=()
+for path in ${CLAMP_WEB_PATHS:-cpu wgpu}; do
+  [[ -f web/dist/$path/clamp_bg.wasm.gz ]] && paths+=("$path")
+done
+((${#paths[@]})) || { echo "test-web: web/dist has no build: run scripts/build-web.sh" >&2; exit 1; }
 if ! command -v chromium >/dev/null; then
   if [[ $(id -u) == 0 ]]; then
     apt-get install -y -q chromium >/dev/null
@@ -40,29 +50,55 @@ for _ in $(seq 50); do
   python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/')" 2>/dev/null && break
   sleep 0.1
 done
+base="http://127.0.0.1:$port/"
+query=${CLAMP_WEB_QUERY:-}
+wait_for=(--steps "${CLAMP_WEB_STEPS:-20}" --seconds "${CLAMP_WEB_SECONDS:-0}" --timeout "${CLAMP_WEB_TIMEOUT:-300}")
 
-line=$(node web/test-page.mjs "http://127.0.0.1:$port/?${CLAMP_WEB_QUERY:-}" "$shot" \
-  "${CLAMP_WEB_STEPS:-20}" "${CLAMP_WEB_TIMEOUT:-300}")
-echo "$line"
-python3 - "$line" <<'PY'
+for path in "${paths[@]}"; do
+  case $path in
+    cpu) line=$(node web/test-page.mjs "$base?$query" "${shot%.png}-cpu.png" --webgpu off "${wait_for[@]}") ;;
+    wgpu) line=$(node web/test-page.mjs "$base?backend=wgpu&$query" "${shot%.png}-wgpu.png" --webgpu swiftshader "${wait_for[@]}") ;;
+  esac
+  gz_bytes=$(stat -c %s "web/dist/$path/clamp_bg.wasm.gz")
+  python3 - "$line" "$path" "$gz_bytes" <<'PY'
 import json, sys
-stats = json.loads(sys.argv[1])
+stats, path, gz_bytes = json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+if "message" in stats:
+    sys.exit(f"test-web: the {path} page says: {stats['message']}")
+stats["wasm_gz_bytes"] = gz_bytes
+fields = ["path", "steps", "loss_first", "loss_last", "fps", "steps_per_sec", "purity",
+          "purity_best", "first_step_s", "seconds_since_first_step", "wasm_gz_bytes", "probe",
+          "loader"]
+print(json.dumps({key: stats.get(key) for key in fields}))
 problems = []
+if stats.get("path") != path:
+    problems.append(f"the page ran the {stats.get('path')} path")
 if stats["steps"] < 20:
     problems.append(f"only {stats['steps']} steps")
 if not (stats["loss_first"] is not None and stats["loss_last"] is not None
         and stats["loss_last"] < stats["loss_first"]):
     problems.append(f"the loss did not fall ({stats['loss_first']} -> {stats['loss_last']})")
 if problems:
-    sys.exit("test-web: " + "; ".join(problems))
+    sys.exit(f"test-web: {path}: " + "; ".join(problems))
+PY
+done
+
+# The loader: a software WebGPU adapter is passed over for the CPU build.
+choice=$(node web/test-page.mjs "$base" "${shot%.png}-loader.png" --webgpu swiftshader --loader-only --timeout 60)
+echo "$choice"
+python3 - "$choice" <<'PY'
+import json, sys
+loader = json.loads(sys.argv[1]).get("loader") or {}
+if loader.get("path") != "cpu" or "software" not in loader.get("reason", ""):
+    sys.exit(f"test-web: on SwiftShader's WebGPU the loader chose {loader}")
 PY
 
-# Without WebGPU the page must say so (and name the browsers that have it).
-message=$(NO_WEBGPU=1 node web/test-page.mjs "http://127.0.0.1:$port/" "${shot%.png}-no-webgpu.png" 0 60)
+# Neither WebGPU nor WebGL2: the page says what is missing instead of failing silently.
+message=$(node web/test-page.mjs "$base" "${shot%.png}-nothing.png" --webgpu off --webgl off --timeout 60)
 echo "$message"
 python3 - "$message" <<'PY'
 import json, sys
-text = json.loads(sys.argv[1])["no_webgpu_message"]
-if "WebGPU" not in text or "Chrome" not in text:
-    sys.exit(f"test-web: without WebGPU the page says {text!r}")
+text = json.loads(sys.argv[1]).get("message", "")
+if "WebGL2" not in text or "WebGPU" not in text:
+    sys.exit(f"test-web: with neither WebGPU nor WebGL2 the page says {text!r}")
 PY

@@ -24,7 +24,7 @@ done
 
 packages="mesa-vulkan-drivers libvulkan1 xvfb xauth libxkbcommon-x11-0 libxcursor1 libxi6 libxrandr2 dataset-fashion-mnist"
 if [ "$web" = 1 ]; then
-  packages="$packages rustc-web cargo-web rust-web-src lld chromium"
+  packages="$packages rustc-web cargo-web rust-web-src lld chromium libgl1-mesa-dri libegl-mesa0"
 fi
 
 if command -v dpkg >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then

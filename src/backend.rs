@@ -7,16 +7,39 @@ use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
+#[cfg(feature = "gpu")]
+use burn::backend::Wgpu;
+#[cfg(feature = "gpu")]
 use burn::backend::wgpu::WgpuDevice;
-use burn::backend::{Autodiff, Flex, Wgpu};
+use burn::backend::{Autodiff, Flex};
 use burn::tensor::backend::AutodiffBackend;
 
-use crate::config::BackendChoice;
+use serde::{Deserialize, Serialize};
+
+/// Where training runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackendChoice {
+    /// WGPU on a hardware GPU; the CPU backend when the only adapter is a software rasterizer
+    /// (there the CPU backend is several times faster and leaves the rasterizer its cores).
+    Auto,
+    /// burn's WGPU backend on whatever adapter there is (software Vulkan counts).
+    Wgpu,
+    /// burn's pure-Rust CPU backend (`flex`).
+    Cpu,
+}
 
 /// The CPU training backend.
 pub type CpuBackend = Autodiff<Flex>;
 /// The GPU training backend.
+#[cfg(feature = "gpu")]
 pub type WgpuBackend = Autodiff<Wgpu>;
+
+/// The device handle of the GPU backend (nothing in a build without it).
+#[cfg(feature = "gpu")]
+pub type GpuDevice = WgpuDevice;
+#[cfg(not(feature = "gpu"))]
+pub type GpuDevice = ();
 
 /// What `resolve` decided.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,7 +58,7 @@ pub struct ResolvedBackend {
     pub warning: Option<String>,
     /// The WGPU device to train on: the viewer's renderer's own, once shared
     /// ([`ResolvedBackend::share`]); `None` lets burn open a device of its own.
-    pub wgpu_device: Option<WgpuDevice>,
+    pub wgpu_device: Option<GpuDevice>,
     /// WGPU on a software rasterizer, whose loops are cut short ([`SOFTWARE_ADAPTER_LOOP_LIMIT`]).
     pub software_adapter: bool,
 }
@@ -53,7 +76,7 @@ pub const SOFTWARE_ADAPTER_SAFE_ITERATIONS: usize = 60_000;
 
 impl ResolvedBackend {
     /// Trains on `device`, the renderer's, described by `adapter` (as the renderer found it).
-    pub fn share(&mut self, device: WgpuDevice, adapter: &str) {
+    pub fn share(&mut self, device: GpuDevice, adapter: &str) {
         self.description = format!("wgpu ({adapter}, shared with the renderer)");
         self.wgpu_device = Some(device);
     }
@@ -106,6 +129,13 @@ pub fn resolve_with(choice: BackendChoice, adapter: Option<AdapterSummary>) -> R
     if choice == BackendChoice::Cpu {
         return cpu("cpu (burn flex, as asked)".into(), None);
     }
+    if !cfg!(feature = "gpu") {
+        return cpu(
+            "cpu (burn flex: this build trains on the CPU only)".into(),
+            (choice == BackendChoice::Wgpu)
+                .then(|| "this build has no GPU training (feature `gpu`): training on the CPU".into()),
+        );
+    }
     let Some(adapter) = adapter else {
         return cpu(
             "cpu (burn flex)".into(),
@@ -142,15 +172,14 @@ pub trait BackendTask {
 /// Runs `task` on the resolved backend.
 pub fn run_on<T: BackendTask>(backend: &ResolvedBackend, task: T) -> T::Output {
     match backend.kind {
-        #[cfg(not(target_arch = "wasm32"))]
         BackendKind::Cpu => task.run::<CpuBackend>(Default::default()),
-        // A page trains on WebGPU only (its settings refuse another backend): the CPU backend
-        // would run on the page's one thread, between frames, and is not built in.
-        #[cfg(target_arch = "wasm32")]
-        BackendKind::Cpu => panic!("the CPU backend is not part of the browser build"),
+        #[cfg(feature = "gpu")]
         BackendKind::Wgpu => {
             task.run::<WgpuBackend>(backend.wgpu_device.clone().unwrap_or_default())
         }
+        // `resolve_with` never picks WGPU in a build without it.
+        #[cfg(not(feature = "gpu"))]
+        BackendKind::Wgpu => task.run::<CpuBackend>(Default::default()),
     }
 }
 

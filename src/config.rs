@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::backend::BackendChoice;
 use crate::limits::{ConfigError, check_count, check_range};
 use crate::loss::{ALPHA_RANGE, PackingParams, RADIUS_SCALE_RANGE};
 use crate::model::{EncoderKind, ModelConfig};
@@ -21,18 +22,6 @@ pub enum LossKind {
     Simclr,
 }
 
-/// Where training runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum BackendChoice {
-    /// WGPU on a hardware GPU; the CPU backend when the only adapter is a software rasterizer
-    /// (there the CPU backend is several times faster and leaves the rasterizer its cores).
-    Auto,
-    /// burn's WGPU backend on whatever adapter there is (software Vulkan counts).
-    Wgpu,
-    /// burn's pure-Rust CPU backend (`flex`).
-    Cpu,
-}
 
 /// Everything that defines a training run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -157,6 +146,39 @@ impl TrainConfig {
     }
 }
 
+/// Every key of a configuration file, in the struct's order (a test holds it to the struct).
+pub const KEYS: &[&str] = &[
+    "dataset",
+    "backend",
+    "loss",
+    "steps",
+    "epochs",
+    "batch",
+    "views",
+    "dim",
+    "alpha",
+    "radius_scale",
+    "log_energy",
+    "temperature",
+    "optimizer",
+    "lr",
+    "weight_decay",
+    "warmup_steps",
+    "seed",
+    "encoder",
+    "width",
+    "projector_hidden",
+    "crop_min",
+    "crop_max",
+    "blur_prob",
+    "toy_noise",
+    "snapshot_images",
+    "eval_every",
+    "probe_train_images",
+    "probe_test_images",
+    "out",
+];
+
 /// Allowed ranges of the whole-number keys: what `validate` enforces and `--help` shows.
 pub const COUNT_LIMITS: &[(&str, (usize, usize))] = &[
     ("steps", (1, 10_000_000)),
@@ -189,8 +211,27 @@ pub const LR_RANGE: (f64, f64) = (1e-7, 100.0);
 /// Allowed weight decays.
 pub const WEIGHT_DECAY_RANGE: (f64, f64) = (0.0, 1.0);
 
+/// The largest seed: a config file is TOML, whose integers are signed 64-bit, so a larger seed
+/// could not be saved beside a checkpoint or in a preset, nor put in a page's link.
+pub const MAX_SEED: u64 = i64::MAX as u64;
+
+fn check_seed(seed: u64) -> Result<(), ConfigError> {
+    if seed <= MAX_SEED {
+        Ok(())
+    } else {
+        Err(ConfigError {
+            key: "seed".into(),
+            value: seed.to_string(),
+            allowed: format!("0 to {MAX_SEED}"),
+        })
+    }
+}
+
 /// The allowed values of `key`, as `validate` states them; `None` for keys without a range.
 pub fn allowed(key: &str) -> Option<String> {
+    if key == "seed" {
+        return Some(format!("0 to {MAX_SEED}"));
+    }
     COUNT_LIMITS
         .iter()
         .find(|(k, _)| *k == key)
@@ -254,7 +295,8 @@ impl TrainConfig {
             }
         }
         let crop = |key| self.real(key).unwrap_or(f64::NAN);
-        check_range("crop_max", crop("crop_max"), (crop("crop_min"), 1.0))
+        check_range("crop_max", crop("crop_max"), (crop("crop_min"), 1.0))?;
+        check_seed(self.seed)
     }
 
     fn count(&self, key: &str) -> usize {
@@ -337,6 +379,23 @@ mod tests {
     }
 
     #[test]
+    fn keys_are_exactly_the_fields_of_a_config_file() {
+        // Every field a full config writes is listed, in order (the two optional ones set).
+        let full = TrainConfig {
+            epochs: Some(1.0),
+            out: Some("runs/a".into()),
+            ..TrainConfig::default()
+        };
+        let written: Vec<String> = toml::Table::try_from(full).unwrap().keys().cloned().collect();
+        let mut sorted_keys: Vec<&str> = KEYS.to_vec();
+        sorted_keys.sort();
+        assert_eq!(written, sorted_keys);
+        // And nothing else is accepted.
+        let error = with("radius", toml::Value::Float(1.0)).unwrap_err();
+        assert!(error.contains("unknown field `radius`"), "{error}");
+    }
+
+    #[test]
     fn every_limit_accepts_its_ends_and_names_the_key_just_outside() {
         for &(key, (low, high)) in COUNT_LIMITS {
             assert!(
@@ -370,6 +429,24 @@ mod tests {
             assert!(error.starts_with(&format!("{key} = ")), "{error}");
         }
         assert_eq!(allowed("views").as_deref(), Some("2 to 64"));
-        assert_eq!(allowed("seed"), None);
+        assert_eq!(allowed("temperature").as_deref(), Some("0.001 to 100"));
+        assert_eq!(allowed("log_energy"), None);
+    }
+
+    #[test]
+    fn a_seed_beyond_what_toml_can_write_is_refused_by_name() {
+        let largest = TrainConfig { seed: MAX_SEED, ..TrainConfig::default() };
+        assert!(largest.validate().is_ok());
+        // It survives the trip through a config file.
+        let text = largest.to_toml();
+        assert!(text.contains("seed = 9223372036854775807"), "{text}");
+        let error = TrainConfig { seed: MAX_SEED + 1, ..TrainConfig::default() }
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "seed = 9223372036854775808 is out of range: allowed 0 to 9223372036854775807"
+        );
     }
 }

@@ -53,6 +53,17 @@ pub fn knn_accuracy<B: Backend>(
     k: usize,
     device: &B::Device,
 ) -> f64 {
+    burn::tensor::read_sync(knn_accuracy_async::<B>(train, test, classes, k, device))
+}
+
+/// [`knn_accuracy`] with its read-backs awaited (a browser's page cannot block on its GPU).
+pub async fn knn_accuracy_async<B: Backend>(
+    train: &Features,
+    test: &Features,
+    classes: usize,
+    k: usize,
+    device: &B::Device,
+) -> f64 {
     if train.is_empty() || test.is_empty() {
         return 0.0;
     }
@@ -78,8 +89,11 @@ pub fn knn_accuracy<B: Backend>(
             device,
         );
         let (similarities, neighbours) = query.matmul(bank.clone()).topk_with_indices(k, 1);
-        let similarities: Vec<f32> = similarities.into_data().iter::<f32>().collect();
-        let neighbours: Vec<i64> = neighbours.into_data().iter::<i64>().collect();
+        const READ: &str = "reading the kNN's neighbours back from the device";
+        let similarities = similarities.into_data_async().await.expect(READ);
+        let neighbours = neighbours.into_data_async().await.expect(READ);
+        let similarities: Vec<f32> = similarities.iter::<f32>().collect();
+        let neighbours: Vec<i64> = neighbours.iter::<i64>().collect();
         for r in 0..rows {
             let mut votes = vec![0f32; classes];
             for j in 0..k {
@@ -138,73 +152,9 @@ impl LinearProbe {
     /// Full-batch Adam on the cross-entropy of `train` (features standardised first, as the
     /// usual frozen-backbone protocol's batch norm on features would).
     pub fn fit(train: &Features, classes: usize, settings: &ProbeSettings) -> Self {
-        let (n, dim) = (train.len(), train.dim);
-        let mut mean = vec![0f32; dim];
-        let mut var = vec![0f32; dim];
-        for i in 0..n {
-            for (k, x) in train.row(i).iter().enumerate() {
-                mean[k] += x / n as f32;
-            }
-        }
-        for i in 0..n {
-            for (k, x) in train.row(i).iter().enumerate() {
-                var[k] += (x - mean[k]).powi(2) / n as f32;
-            }
-        }
-        let scale: Vec<f32> = var.iter().map(|v| 1.0 / (v.sqrt() + 1e-6)).collect();
-        let mut probe = Self {
-            mean,
-            scale,
-            weights: vec![0f32; classes * (dim + 1)],
-            dim,
-            classes,
-        };
-        let inputs: Vec<f32> = (0..n)
-            .flat_map(|i| probe.standardize(train.row(i)))
-            .collect();
-
-        let width = dim + 1;
-        let (beta1, beta2, eps) = (0.9f32, 0.999f32, 1e-8f32);
-        let mut first = vec![0f32; probe.weights.len()];
-        let mut second = vec![0f32; probe.weights.len()];
-        for epoch in 1..=settings.epochs {
-            let weights = &probe.weights;
-            // Partial gradients over fixed chunks, summed in chunk order: the same sum however
-            // the threads are scheduled, so a probe gives the same accuracy every time.
-            let partials: Vec<Vec<f32>> = (0..n.div_ceil(PROBE_CHUNK))
-                .into_par_iter()
-                .map(|chunk| {
-                    let mut grad = vec![0f32; weights.len()];
-                    for i in chunk * PROBE_CHUNK..((chunk + 1) * PROBE_CHUNK).min(n) {
-                        let x = &inputs[i * dim..(i + 1) * dim];
-                        let probs = softmax_logits(weights, x, classes, width);
-                        for (c, p) in probs.iter().enumerate() {
-                            let err = p - (c == train.labels[i] as usize) as u8 as f32;
-                            let row = &mut grad[c * width..(c + 1) * width];
-                            for (g, xi) in row.iter_mut().zip(x) {
-                                *g += err * xi;
-                            }
-                            row[dim] += err;
-                        }
-                    }
-                    grad
-                })
-                .collect();
-            let mut grad = vec![0f32; weights.len()];
-            for partial in &partials {
-                grad.iter_mut().zip(partial).for_each(|(g, p)| *g += p);
-            }
-            let correction1 = 1.0 - beta1.powi(epoch as i32);
-            let correction2 = 1.0 - beta2.powi(epoch as i32);
-            for (j, w) in probe.weights.iter_mut().enumerate() {
-                let g = grad[j] / n as f32 + settings.l2 * *w;
-                first[j] = beta1 * first[j] + (1.0 - beta1) * g;
-                second[j] = beta2 * second[j] + (1.0 - beta2) * g * g;
-                *w -= settings.learning_rate * (first[j] / correction1)
-                    / ((second[j] / correction2).sqrt() + eps);
-            }
-        }
-        probe
+        let mut fit = LinearProbeFit::new(train, classes, settings);
+        fit.run_epochs(settings.epochs);
+        fit.finish()
     }
 
     fn standardize(&self, row: &[f32]) -> Vec<f32> {
@@ -237,6 +187,114 @@ impl LinearProbe {
             .filter(|&i| self.predict(test.row(i)) == test.labels[i] as usize)
             .count();
         correct as f64 / test.len().max(1) as f64
+    }
+}
+
+/// A linear probe being fitted, a few epochs at a time (a page fits one between frames).
+pub struct LinearProbeFit {
+    probe: LinearProbe,
+    /// The standardised training rows, `[n, dim]`.
+    inputs: Vec<f32>,
+    labels: Vec<u16>,
+    settings: ProbeSettings,
+    /// Adam's moment estimates.
+    first: Vec<f32>,
+    second: Vec<f32>,
+    epochs_done: usize,
+}
+
+impl LinearProbeFit {
+    /// Standardises `train` and starts from zero weights.
+    pub fn new(train: &Features, classes: usize, settings: &ProbeSettings) -> Self {
+        let (n, dim) = (train.len(), train.dim);
+        let mut mean = vec![0f32; dim];
+        let mut var = vec![0f32; dim];
+        for i in 0..n {
+            for (k, x) in train.row(i).iter().enumerate() {
+                mean[k] += x / n as f32;
+            }
+        }
+        for i in 0..n {
+            for (k, x) in train.row(i).iter().enumerate() {
+                var[k] += (x - mean[k]).powi(2) / n as f32;
+            }
+        }
+        let scale: Vec<f32> = var.iter().map(|v| 1.0 / (v.sqrt() + 1e-6)).collect();
+        let probe = LinearProbe {
+            mean,
+            scale,
+            weights: vec![0f32; classes * (dim + 1)],
+            dim,
+            classes,
+        };
+        let inputs: Vec<f32> = (0..n)
+            .flat_map(|i| probe.standardize(train.row(i)))
+            .collect();
+        let parameters = probe.weights.len();
+        Self {
+            probe,
+            inputs,
+            labels: train.labels.clone(),
+            settings: settings.clone(),
+            first: vec![0f32; parameters],
+            second: vec![0f32; parameters],
+            epochs_done: 0,
+        }
+    }
+
+    /// Runs up to `count` more epochs; true once all the settings' epochs are done.
+    pub fn run_epochs(&mut self, count: usize) -> bool {
+        let (dim, classes) = (self.probe.dim, self.probe.classes);
+        let n = self.labels.len();
+        let width = dim + 1;
+        let (beta1, beta2, eps) = (0.9f32, 0.999f32, 1e-8f32);
+        let last = (self.epochs_done + count).min(self.settings.epochs);
+        for epoch in self.epochs_done + 1..=last {
+            let weights = &self.probe.weights;
+            let (inputs, labels) = (&self.inputs, &self.labels);
+            // Partial gradients over fixed chunks, summed in chunk order: the same sum however
+            // the threads are scheduled, so a probe gives the same accuracy every time.
+            let partials: Vec<Vec<f32>> = (0..n.div_ceil(PROBE_CHUNK))
+                .into_par_iter()
+                .map(|chunk| {
+                    let mut grad = vec![0f32; weights.len()];
+                    for i in chunk * PROBE_CHUNK..((chunk + 1) * PROBE_CHUNK).min(n) {
+                        let x = &inputs[i * dim..(i + 1) * dim];
+                        let probs = softmax_logits(weights, x, classes, width);
+                        for (c, p) in probs.iter().enumerate() {
+                            let err = p - (c == labels[i] as usize) as u8 as f32;
+                            let row = &mut grad[c * width..(c + 1) * width];
+                            for (g, xi) in row.iter_mut().zip(x) {
+                                *g += err * xi;
+                            }
+                            row[dim] += err;
+                        }
+                    }
+                    grad
+                })
+                .collect();
+            let mut grad = vec![0f32; weights.len()];
+            for partial in &partials {
+                grad.iter_mut().zip(partial).for_each(|(g, p)| *g += p);
+            }
+            let correction1 = 1.0 - beta1.powi(epoch as i32);
+            let correction2 = 1.0 - beta2.powi(epoch as i32);
+            let (first, second) = (&mut self.first, &mut self.second);
+            for (j, w) in self.probe.weights.iter_mut().enumerate() {
+                let g = grad[j] / n as f32 + self.settings.l2 * *w;
+                first[j] = beta1 * first[j] + (1.0 - beta1) * g;
+                second[j] = beta2 * second[j] + (1.0 - beta2) * g * g;
+                *w -= self.settings.learning_rate * (first[j] / correction1)
+                    / ((second[j] / correction2).sqrt() + eps);
+            }
+        }
+        self.epochs_done = last;
+        self.epochs_done >= self.settings.epochs
+    }
+
+    /// The fitted probe.
+    pub fn finish(self) -> LinearProbe {
+        self.probe
     }
 }
 

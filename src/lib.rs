@@ -21,6 +21,7 @@ pub mod mailbox;
 pub mod model;
 pub mod npy;
 pub mod optim;
+pub mod page;
 pub mod pace;
 pub mod physics;
 pub mod progress;

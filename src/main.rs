@@ -5,10 +5,27 @@ fn main() {
     std::process::exit(clamp::cli::run(&words));
 }
 
-/// In a browser's page (`scripts/build-web.sh`): the viewer, training on WebGPU.
+/// In a browser's page (`scripts/build-web.sh`): the viewer. (In the CPU page's training
+/// worker the module is the same, and `worker.js` calls the two exports below instead.)
 #[cfg(target_arch = "wasm32")]
 fn main() {
-    clamp::viewer::web::start();
+    if !clamp::viewer::worker::in_worker() {
+        clamp::viewer::web::start();
+    }
+}
+
+/// The training worker's start (`web/worker.js`).
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn worker_start(start: &[u8]) {
+    clamp::viewer::worker::worker_start(start);
+}
+
+/// A command for the training worker (`web/worker.js`).
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn worker_command(bytes: &[u8]) {
+    clamp::viewer::worker::worker_command(bytes);
 }
 
 /// Vulkan loaders probe Wayland even for headless compute, and libwayland prints an "error:" line

@@ -44,11 +44,28 @@ pub struct Yielding;
 #[cfg(target_arch = "wasm32")]
 const POLL_MS: i32 = 50;
 
+/// Resolves after `ms` milliseconds on a page's or a worker's event loop.
 #[cfg(target_arch = "wasm32")]
 async fn timer(ms: i32) {
+    use wasm_bindgen::JsCast;
     let promise = js_sys::Promise::new(&mut |resolve, _| {
-        if let Some(window) = web_sys::window() {
-            let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+        let global = js_sys::global();
+        if ms <= 0 {
+            // A message to itself runs as soon as the event loop has served what is queued,
+            // without the 4 ms a nested zero timeout is clamped to.
+            if let Ok(channel) = web_sys::MessageChannel::new() {
+                channel.port1().set_onmessage(Some(&resolve));
+                if channel.port2().post_message(&wasm_bindgen::JsValue::NULL).is_ok() {
+                    return;
+                }
+            }
+        }
+        // `setTimeout` of whatever global this is (a window, a worker).
+        let set_timeout = js_sys::Reflect::get(&global, &"setTimeout".into())
+            .ok()
+            .and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+        if let Some(set_timeout) = set_timeout {
+            let _ = set_timeout.call2(&global, &resolve, &ms.max(0).into());
         }
     });
     let _ = wasm_bindgen_futures::JsFuture::from(promise).await;

@@ -108,8 +108,9 @@ fn clock(seconds: f64) -> String {
 
 /// Seconds since 1970: the default names of runs, screenshots and presets.
 pub fn unix_time() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
+    // (web-time's clock is std's, except in a browser, where std's has none.)
+    web_time::SystemTime::now()
+        .duration_since(web_time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }

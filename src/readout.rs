@@ -40,7 +40,7 @@ pub struct PackingMetrics {
 }
 
 /// The metrics plus the per-sphere geometry, on the host.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct PackingReadout {
     pub metrics: PackingMetrics,
     /// Centers, row-major `[B, d]`.

@@ -85,14 +85,20 @@ pub fn frame_path(dir: &Path, index: usize) -> PathBuf {
 
 /// Encodes and writes a PNG atomically.
 pub fn write_png(path: &Path, image: &RgbaImage) -> Result<(), String> {
+    let bytes = encode_png(image).map_err(|e| format!("cannot encode {}: {e}", path.display()))?;
+    write_atomically(path, &bytes)
+}
+
+/// The PNG file of `image`.
+pub fn encode_png(image: &RgbaImage) -> Result<Vec<u8>, String> {
     let mut bytes = Vec::new();
     image
         .write_to(
             &mut std::io::Cursor::new(&mut bytes),
             image::ImageFormat::Png,
         )
-        .map_err(|e| format!("cannot encode {}: {e}", path.display()))?;
-    write_atomically(path, &bytes)
+        .map_err(|e| e.to_string())?;
+    Ok(bytes)
 }
 
 /// Writes the frames as a looping GIF at `fps` (atomically).

@@ -103,17 +103,49 @@ fn view_with_a_display_that_is_not_there_is_a_clear_error() {
     );
 }
 
+/// `clamp ARGS` in a window on a fresh Xvfb display, with `env` set. The tests of this file run
+/// in parallel, and two `xvfb-run -a` started at once can pick the same display number; on a
+/// loaded machine a display also now and then refuses the first connection. Both are the
+/// harness, not the viewer: the window tests take turns, and a run whose display failed is
+/// tried again (three times at most).
+fn under_xvfb(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    static DISPLAYS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = DISPLAYS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let run = || {
+        Command::new("xvfb-run")
+            .args(["-a", "-s", "-screen 0 1280x720x24"])
+            .arg(env!("CARGO_BIN_EXE_clamp"))
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .expect("xvfb-run must be installed (Debian package xvfb) for this test")
+    };
+    let display_failed = |output: &std::process::Output| {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        stderr.contains("XOpenDisplayFailed")
+            || stderr.contains("Xvfb failed to start")
+            || stderr.contains("Failed to open X display")
+    };
+    let mut output = run();
+    for _ in 1..3 {
+        if !display_failed(&output) {
+            break;
+        }
+        output = run();
+    }
+    output
+}
+
 /// `clamp ARGS` with the Vulkan driver hidden from the loader (both the old and the new name of
 /// the variable), under Xvfb so that the display is not what is missing.
 fn without_vulkan(args: &[&str]) -> std::process::Output {
-    Command::new("xvfb-run")
-        .args(["-a", "-s", "-screen 0 1280x720x24"])
-        .arg(env!("CARGO_BIN_EXE_clamp"))
-        .args(args)
-        .env("VK_ICD_FILENAMES", "/nonexistent/clamp-no-driver.json")
-        .env("VK_DRIVER_FILES", "/nonexistent/clamp-no-driver.json")
-        .output()
-        .expect("xvfb-run must be installed (Debian package xvfb) for this test")
+    under_xvfb(
+        args,
+        &[
+            ("VK_ICD_FILENAMES", "/nonexistent/clamp-no-driver.json"),
+            ("VK_DRIVER_FILES", "/nonexistent/clamp-no-driver.json"),
+        ],
+    )
 }
 
 #[test]
@@ -143,33 +175,29 @@ fn view_and_record_without_a_vulkan_driver_say_what_to_install() {
 fn view_renders_while_training_and_saves_a_screenshot_with_class_colors() {
     let dir = temp_dir("view");
     let shot = dir.join("view.png");
-    let run = || {
-        Command::new("xvfb-run")
-            .args(["-a", "-s", "-screen 0 1280x720x24"])
-            .arg(env!("CARGO_BIN_EXE_clamp"))
-            .args([
-                "view",
-                "--frames",
-                "20",
-                "--spheres",
-                "400",
-                "--size",
-                "960x540",
-                "--backend",
-                "cpu",
-                "--stats",
-            ])
-            .arg("--screenshot")
-            .arg(&shot)
-            .output()
-            .expect("xvfb-run must be installed (Debian package xvfb) for this test")
-    };
-    let mut output = run();
-    // On a loaded machine xvfb-run now and then hands over a display that refuses the first
-    // connection; that is the harness, not the viewer: try once more.
-    if String::from_utf8_lossy(&output.stderr).contains("XOpenDisplayFailed") {
-        output = run();
-    }
+    let shot_arg = shot.to_str().expect("a UTF-8 temporary path");
+    let output = under_xvfb(
+        &[
+            "view",
+            "--frames",
+            "20",
+            // Training runs on the cycles drawing leaves: wait for its steps, not for a time.
+            "--until-step",
+            "3",
+            "--seconds",
+            "1800",
+            "--spheres",
+            "400",
+            "--size",
+            "960x540",
+            "--backend",
+            "cpu",
+            "--stats",
+            "--screenshot",
+            shot_arg,
+        ],
+        &[],
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "clamp view failed: {stderr}");
     let image = image::open(&shot)
@@ -201,7 +229,8 @@ fn view_renders_while_training_and_saves_a_screenshot_with_class_colors() {
     assert_eq!(number("isostatic_contacts"), 6.0, "2d for d = 3");
     assert_eq!(number("chance_purity"), 0.1, "ten classes");
     assert!(number("frames") >= 18.0 && number("fps") > 0.0, "{stats}");
-    assert!(number("train_steps_per_sec") >= 0.0, "{stats}");
+    assert!(number("train_step") >= 3.0, "{stats}");
+    assert!(number("train_steps_per_sec") > 0.0, "{stats}");
     // The picture's own numbers: purity of 400 spheres is a share of 4,000 neighbour slots,
     // the pixel baseline of these images lies between chance and 1, and the drawn spheres
     // have contacts and a radius.
@@ -384,21 +413,22 @@ fn bad_outputs_and_sizes_are_refused_before_any_training() {
 /// same batch, has the CPU backend's loss.
 #[test]
 fn the_viewer_trains_on_the_renderers_device_with_the_cpu_backends_first_loss() {
-    let output = Command::new("xvfb-run")
-        .args(["-a", "-s", "-screen 0 1280x720x24"])
-        .arg(env!("CARGO_BIN_EXE_clamp"))
-        .args([
+    let output = under_xvfb(
+        &[
             "view",
             "--backend",
             "wgpu",
+            // However slow the software adapter is today: the first step, not a time.
+            "--until-step",
+            "1",
             "--seconds",
-            "60",
+            "1800",
             "--size",
             "640x360",
             "--stats",
-        ])
-        .output()
-        .expect("xvfb-run must be installed (Debian package xvfb) for this test");
+        ],
+        &[],
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "clamp view failed: {stderr}");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -411,7 +441,7 @@ fn the_viewer_trains_on_the_renderers_device_with_the_cpu_backends_first_loss() 
     );
     assert!(
         stats["train_step"].as_f64().unwrap_or(0.0) >= 1.0,
-        "no step in 60 s: {stats}"
+        "no step before the viewer quit: {stats}"
     );
     assert_eq!(stats["first_step"].as_f64(), Some(1.0), "{stats}");
     let wgpu_loss = stats["first_step_loss"].as_f64().expect("a first loss");

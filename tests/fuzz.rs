@@ -1,5 +1,7 @@
-//! Every reader against arbitrary and mutated bytes: npy, IDX (raw and gzip), CIFAR binary,
-//! image folders, TOML configs and presets, checkpoints. Each returns an error that names the
+//! Every reader against arbitrary and mutated bytes: npy, IDX (raw and gzip, from files and as
+//! a page fetches them), CIFAR-10 and CIFAR-100 binary with its class-name file, image folders
+//! (noise, and damaged PNG, JPEG and GIF files under a `.png` name), TOML configs and presets,
+//! checkpoints and their folder names, a resumed run's metrics log. Each returns an error that names the
 //! file, or (for a harmless mutation) data; none panics. The commands exit with code 2 on the
 //! same inputs. Bounded for CI (64 cases a reader); `PROPTEST_CASES=N` runs more.
 
@@ -12,8 +14,8 @@ use clamp::augment::AugmentConfig;
 use clamp::backend::CpuBackend;
 use clamp::config::TrainConfig;
 use clamp::data::{
-    CifarKind, Split, load_fashion_mnist, load_image_folder, read_cifar_batch, read_idx_images,
-    read_idx_labels,
+    CifarKind, FASHION_MNIST_CLASSES, Split, idx_pair_from_bytes, load_cifar_dir,
+    load_fashion_mnist, load_image_folder, read_cifar_batch, read_idx_images, read_idx_labels,
 };
 use clamp::npy::{encode_npy_f32, read_npy};
 use clamp::train::{Trainer, TrainingData, checkpoint};
@@ -132,6 +134,25 @@ fn valid_cifar() -> Vec<u8> {
         .collect()
 }
 
+/// Four CIFAR-100 records: coarse label, fine label (below 100), 3,072 pixel bytes.
+fn valid_cifar100() -> Vec<u8> {
+    (0..4)
+        .flat_map(|record| {
+            [(record * 3) as u8, (record * 31 % 100) as u8]
+                .into_iter()
+                .chain((0..3072).map(move |i| ((i * 3 + record) % 253) as u8))
+        })
+        .collect()
+}
+
+/// An image in `format`, as its file's bytes.
+fn encoded(width: u32, height: u32, format: image::ImageFormat) -> Vec<u8> {
+    let image = image::RgbImage::from_fn(width, height, |x, y| image::Rgb([x as u8 * 20, y as u8 * 30, 99]));
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    image.write_to(&mut bytes, format).unwrap();
+    bytes.into_inner()
+}
+
 fn png(width: u32, height: u32) -> Vec<u8> {
     let image = image::RgbImage::from_fn(width, height, |x, y| image::Rgb([x as u8, y as u8, 99]));
     let mut bytes = std::io::Cursor::new(Vec::new());
@@ -149,8 +170,10 @@ proptest! {
         for (name, bytes) in [("mutated.npy", mutation.apply(&valid)), ("noise.npy", noise)] {
             let path = dir.join(name);
             std::fs::write(&path, &bytes).unwrap();
-            if let Err(e) = read_npy(&path) {
-                prop_assert!(names(&e, &path), "{e}");
+            match read_npy(&path) {
+                Err(e) => prop_assert!(names(&e, &path), "{e}"),
+                // What is accepted is whole: as many values as its shape says.
+                Ok(array) => prop_assert_eq!(array.data.len(), array.shape.iter().product::<usize>()),
             }
         }
         let _ = std::fs::remove_dir_all(dir);
@@ -428,4 +451,184 @@ fn the_commands_exit_with_code_2_naming_the_damaged_file() {
         "{stderr}"
     );
     let _ = std::fs::remove_dir_all(dir);
+}
+
+proptest! {
+    #![proptest_config(settings())]
+
+    #[test]
+    fn cifar100_reader_and_its_class_names(
+        mutation in mutation(),
+        class_names in prop::collection::vec("[a-z_ ]{0,12}", 0..120),
+    ) {
+        let dir = scratch("cifar100");
+        let valid = valid_cifar100();
+        let mutated = mutation.apply(&valid);
+        let path = dir.join("mutated.bin");
+        std::fs::write(&path, &mutated).unwrap();
+        match read_cifar_batch(&path, CifarKind::Cifar100) {
+            Err(e) => {
+                let e = e.to_string();
+                prop_assert!(names(&e, &path), "{e}");
+            }
+            Ok(set) => {
+                // Whole records only, and every fine label one of the hundred classes.
+                prop_assert_eq!(mutated.len() % 3074, 0);
+                prop_assert_eq!(set.len, mutated.len() / 3074);
+                prop_assert_eq!(set.images.len(), set.len * 3072);
+                prop_assert!(set.labels.iter().all(|&l| l < 100));
+            }
+        }
+        // A directory: a valid test split beside a class-name file of any lines.
+        std::fs::write(dir.join("test.bin"), &valid).unwrap();
+        let meta = dir.join("fine_label_names.txt");
+        std::fs::write(&meta, class_names.join("\n")).unwrap();
+        let counted = class_names.iter().filter(|n| !n.trim().is_empty()).count();
+        match load_cifar_dir(&dir, Split::Test) {
+            Ok(set) => {
+                prop_assert_eq!(counted, 100);
+                prop_assert_eq!(set.class_names.len(), 100);
+                prop_assert_eq!(set.len, 4);
+            }
+            Err(e) => {
+                let e = e.to_string();
+                prop_assert!(counted != 100 && names(&e, &meta), "{e}");
+            }
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// The page's reader: the two files as bytes, named by their addresses.
+    #[test]
+    fn idx_pair_from_bytes_as_a_page_fetches_them(
+        images_mutation in mutation(),
+        labels_mutation in mutation(),
+        gzipped in any::<bool>(),
+    ) {
+        let (images, labels) = (valid_idx_images(), valid_idx_labels());
+        let pack = |bytes: Vec<u8>| if gzipped { gzip(&bytes) } else { bytes };
+        let (images, labels) = (
+            images_mutation.apply(&pack(images)),
+            labels_mutation.apply(&pack(labels)),
+        );
+        let result = idx_pair_from_bytes(
+            "https://example.org/images.gz",
+            images,
+            "https://example.org/labels.gz",
+            labels,
+            &FASHION_MNIST_CLASSES,
+        );
+        match result {
+            Ok(set) => {
+                prop_assert_eq!(set.images.len(), set.len * set.height * set.width);
+                prop_assert_eq!(set.labels.len(), set.len);
+                prop_assert!(set.labels.iter().all(|&l| (l as usize) < FASHION_MNIST_CLASSES.len()));
+            }
+            Err(e) => {
+                let e = e.to_string();
+                prop_assert!(
+                    e.contains("https://example.org/images.gz") || e.contains("https://example.org/labels.gz"),
+                    "{e}"
+                );
+            }
+        }
+    }
+
+    /// Real image formats damaged, and a GIF (or a JPEG) under a `.png` name.
+    #[test]
+    fn image_folder_reader_on_damaged_real_formats(
+        mutation in mutation(),
+        format in prop::sample::select(&[image::ImageFormat::Png, image::ImageFormat::Jpeg, image::ImageFormat::Gif][..]),
+    ) {
+        let dir = scratch("formats");
+        std::fs::create_dir_all(dir.join("a")).unwrap();
+        std::fs::create_dir_all(dir.join("b")).unwrap();
+        std::fs::write(dir.join("a").join("good.png"), png(6, 5)).unwrap();
+        // Whatever its real format, it is named .png.
+        let damaged = dir.join("b").join("odd.png");
+        std::fs::write(&damaged, mutation.apply(&encoded(7, 9, format))).unwrap();
+        match load_image_folder(&dir, 8, 8) {
+            Ok(set) => {
+                prop_assert_eq!(set.len, 2);
+                prop_assert_eq!(set.images.len(), 2 * set.channels * 8 * 8);
+                prop_assert_eq!(set.labels.clone(), vec![0, 1]);
+            }
+            Err(e) => {
+                let e = e.to_string();
+                prop_assert!(names(&e, &damaged), "{e}");
+            }
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A resumed run's log, whatever it holds: the lines kept are whole JSON of steps up to the
+    /// checkpoint's, in their order, and nothing else.
+    #[test]
+    fn metrics_log_cut_back_on_resume(lines in prop::collection::vec(prop_oneof![
+        (0u64..20).prop_map(|s| format!("{{\"step\": {s}, \"loss\": 1.5}}")),
+        ".{0,30}",
+        (0u64..20).prop_map(|s| format!("{{\"step\": {s}, \"los")),
+    ], 0..30), keep in 0usize..20) {
+        let dir = scratch("metrics");
+        let path = dir.join("metrics.jsonl");
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        clamp::cli::train::keep_metrics_up_to(&path, keep).map_err(|e| TestCaseError::fail(e))?;
+        let kept = std::fs::read_to_string(&path).unwrap();
+        let expected: Vec<&String> = lines
+            .iter()
+            .filter(|l| {
+                serde_json::from_str::<serde_json::Value>(l)
+                    .ok()
+                    .and_then(|v| v.get("step").and_then(|s| s.as_u64()))
+                    .is_some_and(|s| s as usize <= keep)
+            })
+            .collect();
+        prop_assert_eq!(kept.lines().collect::<Vec<_>>(), expected.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Checkpoint folder names: only `step-N` (N a number) is a checkpoint, newest first.
+    #[test]
+    fn checkpoint_folder_names(folders in prop::collection::vec("(step-)?[0-9a-z.-]{0,10}", 0..12)) {
+        let run = scratch("names");
+        let dir = run.join("checkpoints");
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in &folders {
+            if !name.is_empty() {
+                let _ = std::fs::create_dir(dir.join(name));
+            }
+        }
+        let listed = checkpoint::list(&run);
+        let mut expected: Vec<(usize, String)> = folders
+            .iter()
+            .filter(|n| dir.join(n).is_dir())
+            .filter_map(|n| n.strip_prefix("step-").and_then(|k| k.parse().ok()).map(|k| (k, n.clone())))
+            .collect();
+        expected.sort();
+        expected.dedup();
+        expected.reverse();
+        let mut got: Vec<(usize, String)> = listed
+            .iter()
+            .map(|(k, p)| (*k, p.file_name().unwrap().to_string_lossy().into_owned()))
+            .collect();
+        // (Two names can parse to the same step, "step-1" and "step-01": both listed.)
+        got.sort();
+        got.reverse();
+        prop_assert_eq!(got, expected);
+        prop_assert!(listed.windows(2).all(|w| w[0].0 >= w[1].0));
+        // None of these names is an interrupted save's (too short for `.step-N.old-PID`):
+        // recovering interrupted saves leaves every one of them.
+        let entries = |dir: &Path| -> Vec<String> {
+            let mut all: Vec<String> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            all.sort();
+            all
+        };
+        let before = entries(&dir);
+        let _ = checkpoint::recover_interrupted_saves(&run);
+        prop_assert_eq!(entries(&dir), before);
+        let _ = std::fs::remove_dir_all(run);
+    }
 }

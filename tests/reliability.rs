@@ -54,6 +54,47 @@ fn train(out: &Path, extra: &[&str], fault: Option<&str>) -> (i32, String, Strin
     clamp(&args, &env)
 }
 
+/// `clamp train` started like [`train`], not waited for.
+fn spawn_train(out: &Path, fault: &str) -> std::process::Child {
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/fashion-mnist");
+    let steps = STEPS.to_string();
+    std::process::Command::new(env!("CARGO_BIN_EXE_clamp"))
+        .args([
+            "train", "--data", data, "--backend", "cpu", "--steps", &steps, "--batch", "64",
+            "--views", "4", "--dim", "8", "--width", "8", "--radius-scale", "2",
+            "--eval-every", "0", "--probe-train-images", "200", "--checkpoint-every", "10",
+            "--out",
+        ])
+        .arg(out)
+        .env("CLAMP_FAULT", fault)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the clamp binary runs")
+}
+
+/// Waits (up to five minutes: however slow the machine) until `out`'s log has `step`.
+fn wait_for_step(out: &Path, step: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    loop {
+        let text = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap_or_default();
+        let reached = text.lines().any(|line| {
+            serde_json::from_str::<Value>(line)
+                .is_ok_and(|v| v.get("packing").is_some() && v["step"].as_u64() == Some(step))
+        });
+        if reached {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "step {step} not logged in 300 s");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn signal(child: &std::process::Child, signal: i32) {
+    // SAFETY: kill only sends a signal to our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+}
+
 fn metrics(out: &Path) -> Vec<Value> {
     std::fs::read_to_string(out.join("metrics.jsonl"))
         .unwrap()
@@ -149,6 +190,129 @@ fn an_interrupted_run_resumes_with_every_loss_bit_for_bit() {
         "{stderr}"
     );
     for dir in [whole, cut, torn] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// The reference: the whole run's loss at every step.
+fn reference_losses(name: &str) -> BTreeMap<u64, f64> {
+    let whole = run_dir(name);
+    let (code, _, stderr) = train(&whole, &[], None);
+    assert_eq!(code, 0, "{stderr}");
+    let reference = losses(&metrics(&whole));
+    let _ = std::fs::remove_dir_all(whole);
+    reference
+}
+
+fn resume(out: &Path) -> String {
+    let (code, _, stderr) = clamp(&["train", "--resume", out.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    stderr
+}
+
+#[test]
+fn sigterm_saves_and_a_second_signal_quits_and_either_resumes_bit_for_bit() {
+    let reference = reference_losses("term-whole");
+
+    // One SIGTERM while the run stands at step 13: it saves there and exits with 128 + 15.
+    let once = run_dir("term-once");
+    let child = spawn_train(&once, "stall@13");
+    wait_for_step(&once, 13);
+    signal(&child, libc::SIGTERM);
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(143), "{stderr}");
+    assert!(stderr.contains("terminated (SIGTERM) at step 13"), "{stderr}");
+    assert!(once.join("checkpoints/step-00000013").is_dir());
+    let stderr = resume(&once);
+    assert!(stderr.contains("resuming at step 13"), "{stderr}");
+    assert_eq!(losses(&metrics(&once)), reference, "every step's loss, bit for bit");
+
+    // Two signals: the second quits at once, wherever the save of the first had got to (it
+    // may leave a staging directory). The resume starts from the last whole checkpoint.
+    let twice = run_dir("term-twice");
+    let mut child = spawn_train(&twice, "stall@13");
+    wait_for_step(&twice, 13);
+    signal(&child, libc::SIGTERM);
+    signal(&child, libc::SIGTERM);
+    let status = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert!(
+        status.signal() == Some(libc::SIGTERM) || status.code() == Some(143),
+        "{status:?}"
+    );
+    let stderr = resume(&twice);
+    assert!(
+        stderr.contains("resuming at step 13") || stderr.contains("resuming at step 10"),
+        "{stderr}"
+    );
+    assert_eq!(losses(&metrics(&twice)), reference, "every step's loss, bit for bit");
+    let leftovers: Vec<String> = std::fs::read_dir(twice.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    for dir in [once, twice] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+#[test]
+fn what_a_crash_mid_save_leaves_is_put_right_and_the_run_resumes_bit_for_bit() {
+    let reference = reference_losses("crash-whole");
+    let checkpoints = |run: &Path| run.join("checkpoints");
+    // Each case starts from a run interrupted at step 23 (checkpoints 20 and 23).
+    let cut = |name: &str| {
+        let run = run_dir(name);
+        let (code, _, stderr) = train(&run, &[], Some("interrupt@23"));
+        assert_eq!(code, 130, "{stderr}");
+        run
+    };
+
+    // 1. A crash while a save was writing its staging directory: a torn copy of step 23's
+    // files under `.step-00000030.partial-PID`, never to be trusted, and a torn last line in
+    // the log. The run resumes at 23 and the leftovers are gone.
+    let staged = cut("crash-staged");
+    let staging = checkpoints(&staged).join(".step-00000030.partial-4242");
+    std::fs::create_dir(&staging).unwrap();
+    let model = std::fs::read(checkpoints(&staged).join("step-00000023/model.mpk")).unwrap();
+    std::fs::write(staging.join("model.mpk"), &model[..model.len() / 2]).unwrap();
+    let mut log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(staged.join("metrics.jsonl"))
+        .unwrap();
+    std::io::Write::write_all(&mut log, b"{\"step\": 24, \"loss\": 4.2, \"pack").unwrap();
+    drop(log);
+    let stderr = resume(&staged);
+    assert!(stderr.contains("removed") && stderr.contains(".step-00000030.partial-4242"), "{stderr}");
+    assert!(stderr.contains("resuming at step 23"), "{stderr}");
+    assert!(!staging.exists());
+    assert_eq!(losses(&metrics(&staged)), reference, "every step's loss, bit for bit");
+
+    // 2. A crash between moving the old step 23 aside and renaming its replacement into
+    // place (a second save of the same step): only `.step-00000023.old-PID` holds it.
+    let aside = cut("crash-aside");
+    let moved = checkpoints(&aside).join(".step-00000023.old-4242");
+    std::fs::rename(checkpoints(&aside).join("step-00000023"), &moved).unwrap();
+    let stderr = resume(&aside);
+    assert!(stderr.contains("recovered") && stderr.contains("step-00000023"), "{stderr}");
+    assert!(stderr.contains("resuming at step 23"), "{stderr}");
+    assert_eq!(losses(&metrics(&aside)), reference, "every step's loss, bit for bit");
+
+    // 3. An aside copy that is damaged, or whose replacement did arrive, is removed; a name
+    // that only looks like one is left alone.
+    let both = cut("crash-both");
+    let copy = checkpoints(&both).join(".step-00000023.old-7");
+    std::fs::create_dir(&copy).unwrap();
+    std::fs::write(copy.join("model.mpk"), b"torn").unwrap();
+    let stranger = checkpoints(&both).join(".step-00000023.older-7");
+    std::fs::create_dir(&stranger).unwrap();
+    let stderr = resume(&both);
+    assert!(!copy.exists(), "{stderr}");
+    assert!(stranger.exists(), "{stderr}");
+    assert_eq!(losses(&metrics(&both)), reference);
+    for dir in [staged, aside, both] {
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -121,7 +121,7 @@ fn errors_reach_an_owner_that_stopped_reading_step_reports() {
     let config = small_config();
     let data = small_data(&config);
     let options = SessionOptions {
-        // Room for three step reports: the owner below reads nothing while twenty steps run.
+        // Room for three step reports: the owner below reads nothing while ten or more run.
         step_events: 3,
         ..Default::default()
     };
@@ -130,13 +130,26 @@ fn errors_reach_an_owner_that_stopped_reading_step_reports() {
         move || Trainer::<CpuBackend>::new(c, d, Default::default()),
         options,
     );
-    // Wait, unread, until the schedule's 20 steps are long past the channel's room, then ask
-    // for something the trainer refuses, and pause.
-    std::thread::sleep(Duration::from_secs(3));
+    // Wait, reading no event, until the trainer is well past the channel's room (the
+    // snapshots say how far it got), then ask for something it refuses, and pause.
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    let mut done = 0;
+    while done < 10 {
+        assert!(std::time::Instant::now() < deadline, "fewer than 10 steps in 300 s");
+        if let Some(snapshot) = session.take_snapshot() {
+            done = snapshot.step;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     session.send(Command::SetRadiusScale(-1.0));
     session.send(Command::Pause);
-    std::thread::sleep(Duration::from_millis(500));
-    let events = session.events();
+    let mut events = Vec::new();
+    while !events.iter().any(|e| matches!(e, Event::Paused(true))) {
+        match session.next_event(Duration::from_secs(120)) {
+            Some(event) => events.push(event),
+            None => panic!("no pause within 120 s of asking: {events:?}"),
+        }
+    }
     let steps: Vec<usize> = events
         .iter()
         .filter_map(|e| match e {
@@ -144,10 +157,10 @@ fn errors_reach_an_owner_that_stopped_reading_step_reports() {
             _ => None,
         })
         .collect();
-    assert!(
-        steps.len() <= 3,
-        "step reports beyond the room are dropped: {steps:?}"
-    );
+    // The first three reports filled the room; those of steps 4 to 10 at least were dropped.
+    // (Once reading began, the report of the step in progress may have found room.)
+    assert_eq!(steps[..3], [1, 2, 3], "{done} steps were done");
+    assert!(steps.len() <= 4 && steps.get(3).is_none_or(|&s| s > done), "{steps:?}, {done} done");
     let error = events.iter().find_map(|e| match e {
         Event::Error(message) => Some(message.clone()),
         _ => None,
@@ -155,10 +168,6 @@ fn errors_reach_an_owner_that_stopped_reading_step_reports() {
     assert!(
         error.as_deref().is_some_and(|m| m.contains("radius_scale")),
         "the refusal arrives although the step channel was full: {events:?}"
-    );
-    assert!(
-        events.iter().any(|e| matches!(e, Event::Paused(true))),
-        "the pause arrives too"
     );
     // In sending order: the refusal comes before the pause it preceded.
     let position = |wanted: fn(&Event) -> bool| events.iter().position(wanted).unwrap();
@@ -451,23 +460,54 @@ fn wgpu_and_cpu_agree_on_a_training_step() {
     assert!(!scratch.exists(), "the scratch checkpoint is removed");
     let relative = agreement.loss_relative_difference();
     assert!(relative <= 1e-3, "{}", agreement.summary());
-    // The gradients of that step, parameter by parameter: within 1e-3 of the largest entry.
-    assert!(
-        agreement.largest_gradient > 0.0,
-        "a gradient that is zero everywhere compares nothing"
-    );
-    assert!(
-        agreement.worst_gradient_difference <= 1e-3 * agreement.largest_gradient,
-        "{}",
-        agreement.summary()
-    );
+    // Every parameter, on its own scale: the gradients within 1e-3 of its largest entry, and
+    // the weights the step wrote within 1e-3 learning rates of each other.
+    let names: Vec<&str> = agreement.parameters.iter().map(|p| p.name.as_str()).collect();
+    assert!(names.len() >= 6, "{names:?}");
+    let largest = agreement.largest_gradient();
+    for p in &agreement.parameters {
+        println!("  {:<28} scale {:.2e}", p.name, p.gradient_scale / largest);
+        if agreement.vanishes(p) {
+            // Only the projector's output bias: the loss subtracts the batch mean first, so
+            // its gradient is zero in exact arithmetic; on both backends it is rounding.
+            assert_eq!(p.name, "projector.output.bias");
+            assert!(p.worst_gradient_difference <= 1e-5 * largest, "{p:?}");
+            continue;
+        }
+        assert!(p.gradient_relative_difference() <= 1e-3, "{}: {p:?}", p.name);
+        assert!(p.worst_update_difference <= 1e-3, "{}: {p:?}", p.name);
+        assert!(p.ambiguous_updates < p.entries, "{}: {p:?}", p.name);
+    }
     assert!(agreement.holds_within(1e-3));
-    // A hand-made disagreement is seen as one.
+    // A hand-made disagreement is seen as one: the loss, one small parameter's gradient
+    // (the smallest-scaled, which a whole-model scale would hide), or one update.
     let off = clamp::train::agreement::StepAgreement {
         wgpu_loss: agreement.cpu_loss * 1.01,
         ..agreement.clone()
     };
     assert!(!off.holds_within(1e-3));
+    let smallest = (0..agreement.parameters.len())
+        .filter(|&k| !agreement.vanishes(&agreement.parameters[k]))
+        .min_by(|&a, &b| {
+            agreement.parameters[a]
+                .gradient_scale
+                .total_cmp(&agreement.parameters[b].gradient_scale)
+        })
+        .unwrap();
+    let largest_scale = agreement.largest_gradient();
+    let mut zeroed = agreement.clone();
+    // As if WGPU gave zeros there: off by the parameter's whole scale, yet under 1e-3 of the
+    // model's largest gradient whenever that parameter is 1,000 times smaller.
+    zeroed.parameters[smallest].worst_gradient_difference = zeroed.parameters[smallest].gradient_scale;
+    println!(
+        "smallest-scaled parameter {}: {:.2e} of the largest scale",
+        zeroed.parameters[smallest].name,
+        zeroed.parameters[smallest].gradient_scale / largest_scale
+    );
+    assert!(!zeroed.holds_within(1e-3));
+    let mut moved = agreement.clone();
+    moved.parameters[smallest].worst_update_difference = 0.01;
+    assert!(!moved.holds_within(1e-3));
     assert!(
         (agreement.stepped_loss - agreement.wgpu_loss).abs() <= 1e-9 * agreement.wgpu_loss.abs(),
         "the step reports the previewed loss"
@@ -495,7 +535,7 @@ fn the_default_model_agrees_on_wgpu_at_the_largest_batch_a_software_adapter_sums
 fn a_software_adapter_cuts_long_sums_short_and_training_that_needs_one_is_refused() {
     use burn::backend::Wgpu;
     use clamp::backend::SOFTWARE_ADAPTER_LOOP_LIMIT as LIMIT;
-    use clamp::config::BackendChoice;
+    use clamp::backend::BackendChoice;
     use clamp::train::RunStart;
     let adapter = probe_adapter()
         .expect("no WGPU adapter: install mesa-vulkan-drivers (lavapipe) to run the WGPU backend");
@@ -504,29 +544,28 @@ fn a_software_adapter_cuts_long_sums_short_and_training_that_needs_one_is_refuse
             .sum_dim(1)
             .into_scalar()
     };
-    if !adapter.software {
+    // The cut is Mesa's llvmpipe's (lavapipe): measured there, on its shader loops. Exact in
+    // f32 up to 2^24, so a short sum is a loop that stopped, not rounding. Four values an
+    // iteration when the count divides by four, one otherwise.
+    if adapter.name.contains("llvmpipe") || adapter.name.contains("lavapipe") {
+        assert_eq!(sum_of_ones(4 * LIMIT), (4 * LIMIT) as f32);
+        assert_eq!(sum_of_ones(300_000), (4 * LIMIT) as f32);
+        assert_eq!(sum_of_ones(LIMIT), LIMIT as f32);
+        assert_eq!(sum_of_ones(100_001), LIMIT as f32);
+    } else if !adapter.software {
         // A GPU driver sums them all.
         assert_eq!(sum_of_ones(300_001), 300_001.0);
-        return;
     }
-    // Exact in f32 up to 2^24: a short sum is a loop that stopped, not rounding. Four values
-    // an iteration when the count divides by four, one otherwise.
-    assert_eq!(sum_of_ones(4 * LIMIT), (4 * LIMIT) as f32);
-    assert_eq!(sum_of_ones(300_000), (4 * LIMIT) as f32);
-    assert_eq!(sum_of_ones(LIMIT), LIMIT as f32);
-    assert_eq!(sum_of_ones(100_001), LIMIT as f32);
 
-    // So the default run (batch 256 x 2 views of 28 x 28) is refused on WGPU there, with the
-    // batch that fits; 153 is refused too (306 images go two at a time), 152 accepted.
+    // The rule, on whatever adapter this is: on a software one the default run (batch 256 x 2
+    // views of 28 x 28) is refused on WGPU with the batch that fits; 153 is refused too (306
+    // images go two at a time), 152 accepted. A GPU takes the default run.
     let config = TrainConfig {
         backend: BackendChoice::Wgpu,
         ..TrainConfig::default()
     };
     let start = RunStart::prepare(&config).expect("Fashion-MNIST");
-    assert!(start.backend.software_adapter);
-    let error = start.for_training(&config).err().expect("refused");
-    assert!(error.contains("sums 401408 values"), "{error}");
-    assert!(error.contains("Use --batch 152 or less"), "{error}");
+    assert_eq!(start.backend.software_adapter, adapter.software);
     let with_batch = |batch| {
         let config = TrainConfig {
             batch,
@@ -534,8 +573,15 @@ fn a_software_adapter_cuts_long_sums_short_and_training_that_needs_one_is_refuse
         };
         RunStart::prepare(&config).unwrap().for_training(&config)
     };
-    assert!(with_batch(153).is_err());
-    assert!(with_batch(152).is_ok());
+    if adapter.software {
+        let error = start.for_training(&config).err().expect("refused");
+        assert!(error.contains("sums 401408 values"), "{error}");
+        assert!(error.contains("Use --batch 152 or less"), "{error}");
+        assert!(with_batch(153).is_err());
+        assert!(with_batch(152).is_ok());
+    } else {
+        assert!(start.for_training(&config).is_ok());
+    }
     // The CPU backend has no such limit.
     let cpu = TrainConfig {
         backend: BackendChoice::Cpu,

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
 use clamp::backend::CpuBackend;
-use clamp::config::{BackendChoice, TrainConfig};
+use clamp::backend::BackendChoice;
+use clamp::config::TrainConfig;
 use clamp::loss::PackingParams;
 use clamp::train::session::TrainingPriority;
 use clamp::train::{Trainer, TrainingData};

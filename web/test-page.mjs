@@ -1,41 +1,59 @@
-// Opens the built page in headless Chromium with software WebGPU (SwiftShader), waits until it
-// has trained, saves a screenshot and prints one JSON line:
-//   {"steps": N, "loss_first": a, "loss_last": b, "fps": f, ...}
-// Usage: node web/test-page.mjs URL SHOT.png [MIN_STEPS] [TIMEOUT_S]
-// With NO_WEBGPU=1 it opens the page with WebGPU switched off instead, and prints the message
-// the page shows: {"no_webgpu_message": "..."}.
+// Opens the built page in headless Chromium, waits until it has trained, saves a screenshot and
+// prints one JSON line of the page's window.clampStats with the loader's choice:
+//   {"path": "cpu", "steps": N, "loss_first": a, "loss_last": b, "fps": f, ...}
+//
+// Usage: node web/test-page.mjs URL SHOT.png [options]
+//   --webgpu swiftshader   WebGPU on SwiftShader (software Vulkan); the default
+//   --webgpu off           WebGPU switched off (the page then trains on the CPU)
+//   --webgl off            WebGL switched off too (the page must say what is missing)
+//   --steps N              wait for N training steps (default 20)
+//   --seconds S            and for S seconds after the first step (default 0)
+//   --timeout T            give up after T seconds (default 300)
+//   --loader-only          stop once the loader has chosen a build
 import { writeFileSync } from "node:fs";
 import { chromium } from "playwright-core";
 
-const [url, shot, minStepsArg, timeoutArg] = process.argv.slice(2);
+const [url, shot, ...rest] = process.argv.slice(2);
 if (!url || !shot) {
-  console.error("usage: node web/test-page.mjs URL SHOT.png [MIN_STEPS] [TIMEOUT_S]");
+  console.error("usage: node web/test-page.mjs URL SHOT.png [--webgpu swiftshader|off] [--steps N] [--seconds S] [--timeout T]");
   process.exit(2);
 }
-const minSteps = Number(minStepsArg ?? 20);
-const timeoutMs = 1000 * Number(timeoutArg ?? 300);
+const options = { webgpu: "swiftshader", webgl: "on", steps: 20, seconds: 0, timeout: 300, loaderOnly: false };
+for (let k = 0; k < rest.length; k++) {
+  const flag = rest[k];
+  if (flag === "--loader-only") options.loaderOnly = true;
+  else if (["--webgpu", "--webgl"].includes(flag)) options[flag.slice(2)] = rest[++k];
+  else if (["--steps", "--seconds", "--timeout"].includes(flag)) options[flag.slice(2)] = Number(rest[++k]);
+  else {
+    console.error(`test-page: unknown option ${flag}`);
+    process.exit(2);
+  }
+}
 
-const withoutWebGpu = process.env.NO_WEBGPU === "1";
-const webgpuArgs = withoutWebGpu
-  ? ["--disable-features=WebGPU"]
+// Software stands in for a GPU. With WebGPU on, SwiftShader (Dawn's software Vulkan) serves
+// WebGPU, and the compositor must run on SwiftShader's Vulkan too: on its default (GL) path
+// the canvas's swap-chain image cannot be shared with it, and the GPU process loses the
+// device at the first presented frame. With WebGPU off, WebGL2 goes through ANGLE to the
+// machine's own OpenGL ES, Mesa's llvmpipe (twice SwiftShader's frame rate here).
+const webgpuArgs = options.webgpu === "off"
+  ? ["--use-angle=gles-egl", "--disable-features=WebGPU"]
   : [
-      "--enable-unsafe-webgpu",
-      "--use-webgpu-adapter=swiftshader",
-      "--enable-gpu",
-      "--enable-features=Vulkan",
-      "--use-vulkan=swiftshader",
       "--use-angle=swiftshader",
       "--enable-unsafe-swiftshader",
-      "--ignore-gpu-blocklist",
+      "--enable-unsafe-webgpu",
+      "--use-webgpu-adapter=swiftshader",
+      "--enable-features=Vulkan",
+      "--use-vulkan=swiftshader",
     ];
+const webglArgs = options.webgl === "off" ? ["--disable-webgl", "--disable-webgl2"] : [];
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  // WebGPU on SwiftShader (Dawn's software Vulkan). The compositor must run on SwiftShader's
-  // Vulkan too: on its default (GL) path the canvas's swap-chain image cannot be shared with
-  // it, and the GPU process loses the device at the first presented frame.
   args: [
     "--no-sandbox",
+    "--enable-gpu",
+    "--ignore-gpu-blocklist",
     ...webgpuArgs,
+    ...webglArgs,
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
@@ -43,7 +61,8 @@ const browser = await chromium.launch({
     "--no-first-run",
   ],
 });
-const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
+const context = await browser.newContext({ viewport: { width: 1280, height: 720 } });
+const page = await context.newPage();
 const console_lines = [];
 page.on("console", (m) => console_lines.push(`${m.type()}: ${m.text()}`));
 page.on("pageerror", (e) => console_lines.push(`pageerror: ${e.message}`));
@@ -53,26 +72,48 @@ let failure = null;
 try {
   await page.goto(url);
   const started = Date.now();
+  let firstStepAt = null;
+  let atFirstStep = null;
   for (;;) {
     const state = await page.evaluate(() => ({
       stats: window.clampStats ?? null,
+      loader: window.clampLoader ?? null,
       status: document.getElementById("status")?.textContent ?? "",
       statusClass: document.getElementById("status")?.className ?? "",
     }));
     if (state.statusClass === "error") {
-      if (withoutWebGpu) result = { no_webgpu_message: state.status };
-      else failure = `the page says: ${state.status}`;
+      result = { loader: state.loader, message: state.status };
       break;
     }
-    if (!withoutWebGpu && state.stats && state.stats.steps >= minSteps) {
-      result = state.stats;
+    if (options.loaderOnly && state.loader) {
+      result = { loader: state.loader };
       break;
     }
-    if (Date.now() - started > timeoutMs) {
-      failure = `no ${minSteps} steps within ${timeoutMs / 1000} s (stats: ${JSON.stringify(state.stats)}, status: "${state.status}")`;
+    const steps = state.stats?.steps ?? 0;
+    if (steps > 0 && firstStepAt === null) {
+      firstStepAt = Date.now();
+      atFirstStep = state.stats;
+    }
+    const ranLongEnough = firstStepAt !== null && Date.now() - firstStepAt >= 1000 * options.seconds;
+    if (state.stats && steps >= options.steps && ranLongEnough) {
+      // Frames and steps per second from the first step on (the page's own `fps` counts the
+      // loading too).
+      const seconds = (Date.now() - firstStepAt) / 1000;
+      result = {
+        ...state.stats,
+        page_fps: state.stats.fps,
+        fps: (state.stats.frames - atFirstStep.frames) / seconds,
+        steps_per_sec: (state.stats.steps - atFirstStep.steps) / seconds,
+        seconds_since_first_step: seconds,
+        loader: state.loader,
+      };
       break;
     }
-    await page.waitForTimeout(1000);
+    if (Date.now() - started > 1000 * options.timeout) {
+      failure = `no ${options.steps} steps within ${options.timeout} s (stats: ${JSON.stringify(state.stats)}, status: "${state.status}")`;
+      break;
+    }
+    await page.waitForTimeout(250);
   }
   await page.screenshot({ path: shot });
 } finally {

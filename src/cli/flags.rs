@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use crate::config::{BackendChoice, LossKind, TrainConfig};
+use crate::backend::BackendChoice;
+use crate::config::{LossKind, TrainConfig};
 use crate::limits::ConfigError;
 use crate::model::EncoderKind;
 

@@ -12,7 +12,8 @@ use serde_json::json;
 use super::flags::{TrainingFlags, set, validated};
 use super::signals;
 use crate::backend::{BackendTask, run_on};
-use crate::config::{BackendChoice, TrainConfig};
+use crate::backend::BackendChoice;
+use crate::config::TrainConfig;
 use crate::eval::{Features, KNN_K, ProbeSettings, knn_accuracy, linear_probe_accuracy};
 use crate::model::EncoderKind;
 use crate::optim::OptimizerKind;
@@ -131,6 +132,10 @@ pub fn train(args: TrainArgs, given: &[String]) -> Result<i32, String> {
                      its own configuration (start a new run with --out to change it)",
                     run.display()
                 ));
+            }
+            // A save that a crash cut short left its pieces beside the checkpoints.
+            for line in checkpoint::recover_interrupted_saves(run) {
+                eprintln!("{line}");
             }
             let found = checkpoint::find(run)?;
             let mut config = checkpoint::load_config(&found.dir)?;
@@ -337,6 +342,12 @@ impl BackendTask for TrainRun {
             if fault.is_some_and(|f| f.kind == FaultKind::Interrupt && f.strikes(step)) {
                 signals::interrupt_self();
             }
+            if fault.is_some_and(|f| f.kind == FaultKind::Stall && f.strikes(step)) {
+                let until = Instant::now() + std::time::Duration::from_secs(120);
+                while signals::received().is_none() && Instant::now() < until {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+            }
             if let Some(signal) = signals::received() {
                 progress.finish();
                 let dir = checkpoint::save_in_run(&trainer, &out)?;
@@ -431,7 +442,7 @@ fn load_newest<B: AutodiffBackend>(
 
 /// Rewrites `path` (atomically) keeping the lines of steps up to `step`, and returns it open for
 /// appending. Lines without a step, or torn by an interruption, are dropped.
-fn keep_metrics_up_to(path: &std::path::Path, step: usize) -> Result<File, String> {
+pub fn keep_metrics_up_to(path: &std::path::Path, step: usize) -> Result<File, String> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let kept: String = text
         .lines()

@@ -32,6 +32,10 @@ pub struct ViewArgs {
     /// Quit after S seconds.
     #[arg(long, value_name = "S")]
     pub seconds: Option<f64>,
+    /// Quit once training has taken N steps (and --frames are drawn, if given; --seconds still
+    /// quits at its time).
+    #[arg(long, value_name = "N")]
+    pub until_step: Option<usize>,
     /// Save the last frame as this PNG when quitting (after 120 frames unless --frames or
     /// --seconds says otherwise).
     #[arg(long, value_name = "FILE.png")]
@@ -145,6 +149,10 @@ pub fn view(args: ViewArgs) -> Result<(), String> {
     {
         return Err(format!("--seconds {seconds}: allowed above 0, up to 86400"));
     }
+    options.until_step = args.until_step;
+    if options.until_step == Some(0) {
+        return Err("--until-step 0: wait for at least one step".into());
+    }
     options.screenshot = args.screenshot;
     if let Some(path) = &options.screenshot {
         if path
@@ -153,7 +161,7 @@ pub fn view(args: ViewArgs) -> Result<(), String> {
         {
             return Err(format!("--screenshot {}: must end in .png", path.display()));
         }
-        if options.frames.is_none() && options.seconds.is_none() {
+        if options.frames.is_none() && options.seconds.is_none() && options.until_step.is_none() {
             options.frames = Some(120);
         }
     }

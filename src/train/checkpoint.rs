@@ -149,11 +149,70 @@ pub fn save_in_run<B: AutodiffBackend>(
     run: &Path,
 ) -> Result<PathBuf, String> {
     let dir = step_dir(run, trainer.step_count());
+    recover_interrupted_saves(run);
     save(trainer, &dir)?;
     for (_, old) in list(run).into_iter().skip(KEEP) {
         let _ = fs::remove_dir_all(old);
     }
     Ok(dir)
+}
+
+/// Puts right what an interrupted save left in the run directory `run` (a crash, a second
+/// signal, a full disk between two of its steps): a staging directory `.NAME.partial-PID` is
+/// removed (its save did not finish, so it is never trusted); a checkpoint moved aside as
+/// `.NAME.old-PID` before its replacement was renamed into place goes back to `NAME` when
+/// `NAME` is missing and it verifies whole, and is removed otherwise. Returns a line for each
+/// thing done, for the log.
+pub fn recover_interrupted_saves(run: &Path) -> Vec<String> {
+    let checkpoints = run.join(CHECKPOINTS_DIR);
+    let Ok(entries) = fs::read_dir(&checkpoints) else {
+        return Vec::new();
+    };
+    let mut done = Vec::new();
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .collect();
+    names.sort();
+    for name in names {
+        let Some((kept_name, kind)) = interrupted_save(&name) else {
+            continue;
+        };
+        let path = checkpoints.join(&name);
+        let target = checkpoints.join(kept_name);
+        if kind == "old" && !target.exists() && verify(&path).is_ok() {
+            match fs::rename(&path, &target) {
+                Ok(()) => {
+                    sync_dir(&checkpoints);
+                    done.push(format!(
+                        "recovered {} (a save was interrupted after moving it aside)",
+                        target.display()
+                    ));
+                }
+                Err(e) => done.push(format!("cannot recover {}: {e}", path.display())),
+            }
+            continue;
+        }
+        match fs::remove_dir_all(&path) {
+            Ok(()) => done.push(format!(
+                "removed {} (left by an interrupted save)",
+                path.display()
+            )),
+            Err(e) => done.push(format!("cannot remove {}: {e}", path.display())),
+        }
+    }
+    done
+}
+
+/// `.NAME.partial-PID` or `.NAME.old-PID` as (NAME, "partial" or "old").
+fn interrupted_save(name: &str) -> Option<(&str, &str)> {
+    let rest = name.strip_prefix('.')?;
+    let (stem, pid) = rest.rsplit_once('-')?;
+    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (kept, kind) = stem.rsplit_once('.')?;
+    (kept.starts_with("step-") && (kind == "partial" || kind == "old")).then_some((kept, kind))
 }
 
 /// The checkpoints of the run directory `run`, newest (highest step) first.

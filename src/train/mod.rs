@@ -3,7 +3,7 @@
 //! two steps. [`Trainer`] owns the model, the optimizer and the device; [`session`] runs one on
 //! its own thread behind a command channel.
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(not(target_arch = "wasm32"), feature = "gpu"))]
 pub mod agreement;
 pub mod checkpoint;
 pub mod inputs;
@@ -116,7 +116,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::augment::make_views;
 use crate::config::{LossKind, TrainConfig};
-use crate::eval::{Features, KNN_K, ProbeSettings, knn_accuracy, linear_probe_accuracy};
+use crate::eval::{Features, KNN_K, LinearProbeFit, ProbeSettings, knn_accuracy_async};
 use crate::loss::{Packing, PackingParams};
 use crate::model::ClampModel;
 use crate::optim::{ModelOptimizer, scheduled_lr};
@@ -152,7 +152,7 @@ pub struct ProbeReport {
 }
 
 /// The state of the fixed evaluation spheres at one step, for the viewer and the recorder.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Snapshot {
     pub step: usize,
     pub params: PackingParams,
@@ -228,11 +228,14 @@ pub enum FaultKind {
     NanGrad,
     /// The process sends itself SIGINT after the step (as if Ctrl-C were pressed).
     Interrupt,
+    /// `clamp train` stalls after the step (up to two minutes, as a hung step would), until a
+    /// signal arrives: a window in which to send it SIGTERM, or two signals.
+    Stall,
 }
 
 /// A fault injected on purpose, to check what a run does when a step goes wrong:
-/// `nan-loss@K` (step K only), `nan-loss@K..` (every step from K), likewise `nan-grad@K` and
-/// `interrupt@K`. Read from the `CLAMP_FAULT` environment variable by the commands that train.
+/// `nan-loss@K` (step K only), `nan-loss@K..` (every step from K), likewise `nan-grad@K`,
+/// `interrupt@K` and `stall@K`. Read from the `CLAMP_FAULT` environment variable by the commands that train.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Fault {
     pub kind: FaultKind,
@@ -245,7 +248,8 @@ impl std::str::FromStr for Fault {
     type Err = String;
 
     fn from_str(spec: &str) -> Result<Self, String> {
-        let usage = "expected KIND@STEP or KIND@STEP.. with KIND nan-loss, nan-grad or interrupt";
+        let usage =
+            "expected KIND@STEP or KIND@STEP.. with KIND nan-loss, nan-grad, interrupt or stall";
         let (kind, at) = spec
             .split_once('@')
             .ok_or_else(|| format!("'{spec}': {usage}"))?;
@@ -253,6 +257,7 @@ impl std::str::FromStr for Fault {
             "nan-loss" => FaultKind::NanLoss,
             "nan-grad" => FaultKind::NanGrad,
             "interrupt" => FaultKind::Interrupt,
+            "stall" => FaultKind::Stall,
             other => return Err(format!("unknown fault '{other}': {usage}")),
         };
         let (step, onwards) = match at.strip_suffix("..") {
@@ -295,6 +300,32 @@ impl Fault {
 }
 
 pub use crate::seed::{mix_seed, permutation};
+
+/// Hands control back to a page every [`YIELD_EVERY`] of work (on a thread of its own,
+/// [`crate::pace::Blocking`], that costs nothing): long work (a probe) keeps the page drawing.
+struct Yields<'a, P: crate::pace::Pace> {
+    pace: &'a P,
+    since: Instant,
+}
+
+/// Work between two hand-backs of [`Yields`].
+const YIELD_EVERY: std::time::Duration = std::time::Duration::from_millis(30);
+
+impl<'a, P: crate::pace::Pace> Yields<'a, P> {
+    fn to(pace: &'a P) -> Self {
+        Self {
+            pace,
+            since: Instant::now(),
+        }
+    }
+
+    async fn now_and_then(&mut self) {
+        if self.since.elapsed() >= YIELD_EVERY {
+            self.pace.pause(std::time::Duration::ZERO).await;
+            self.since = Instant::now();
+        }
+    }
+}
 
 /// Model, optimizer, data and the live hyperparameters.
 pub struct Trainer<B: AutodiffBackend> {
@@ -472,7 +503,7 @@ impl<B: AutodiffBackend> Trainer<B> {
                 let zero = projections.clone() - projections.detach();
                 loss = loss + zero.sqrt().sum();
             }
-            Some(FaultKind::Interrupt) | None => {}
+            Some(FaultKind::Interrupt | FaultKind::Stall) | None => {}
         }
         if !loss_value.is_finite() {
             return Err(self.skip_step("the loss"));
@@ -528,6 +559,33 @@ impl<B: AutodiffBackend> Trainer<B> {
         }
         let mut visitor = Collect {
             grads: &grads,
+            path: Vec::new(),
+            blocks: Vec::new(),
+        };
+        self.model.visit(&mut visitor);
+        visitor.blocks
+    }
+
+    /// Every parameter's values, flattened, in the model's visiting order and named as in
+    /// [`Trainer::gradients`].
+    pub fn weights(&self) -> Vec<(String, Vec<f32>)> {
+        struct Collect {
+            path: Vec<String>,
+            blocks: Vec<(String, Vec<f32>)>,
+        }
+        impl<B: AutodiffBackend> ModuleVisitor<B> for Collect {
+            fn enter_module(&mut self, name: &str, _container_type: &str) {
+                self.path.push(name.to_string());
+            }
+            fn exit_module(&mut self, _name: &str, _container_type: &str) {
+                self.path.pop();
+            }
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+                let values = param.val().into_data().iter::<f32>().collect();
+                self.blocks.push((self.path.join("."), values));
+            }
+        }
+        let mut visitor = Collect {
             path: Vec::new(),
             blocks: Vec::new(),
         };
@@ -644,7 +702,20 @@ impl<B: AutodiffBackend> Trainer<B> {
     }
 
     /// Encoder features of `indices` of the train (`test = false`) or test split.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn features(&self, test: bool, indices: &[usize]) -> Features {
+        let mut yields = Yields::to(&crate::pace::Blocking);
+        burn::tensor::read_sync(self.features_async(test, indices, &mut yields))
+    }
+
+    /// [`Trainer::features`] with its read-backs awaited, handing control to `yields` now and
+    /// then (a page draws meanwhile).
+    async fn features_async<P: crate::pace::Pace>(
+        &self,
+        test: bool,
+        indices: &[usize],
+        yields: &mut Yields<'_, P>,
+    ) -> Features {
         let set = if test {
             &self.data.test
         } else {
@@ -657,12 +728,19 @@ impl<B: AutodiffBackend> Trainer<B> {
         for chunk in indices.chunks(128) {
             let pixels = crate::augment::plain_batch(set, chunk);
             let input = self.input_tensor::<B::InnerBackend>(pixels, chunk.len(), &self.device);
-            let rows: Vec<f32> = encoder.forward(input).into_data().iter::<f32>().collect();
+            let rows: Vec<f32> = encoder
+                .forward(input)
+                .into_data_async()
+                .await
+                .expect("reading a probe's features back from the device")
+                .iter::<f32>()
+                .collect();
             if values.is_empty() {
                 // One allocation of the final size, not a doubling series.
                 values.reserve_exact(rows.len() / chunk.len() * indices.len());
             }
             values.extend(rows);
+            yields.now_and_then().await;
         }
         Features {
             dim: values.len() / indices.len().max(1),
@@ -671,27 +749,63 @@ impl<B: AutodiffBackend> Trainer<B> {
         }
     }
 
-    /// kNN and linear-probe accuracy of the frozen encoder (probe subsets from the config).
-    pub fn probe(&self) -> ProbeReport {
-        let started = Instant::now();
-        let train_n = self.config.probe_train_images.min(self.data.train.len);
-        let test_n = self.config.probe_test_images.min(self.data.test.len);
+    /// The probes' images: (training, test) indices. A fixed random subset of the training
+    /// split and the first test images; when both splits are the same images (the bundled
+    /// test split alone, a page's), disjoint subsets of one permutation instead, so the kNN
+    /// never finds a test image itself. (A set of fewer than 1,000 images, like the toy set's
+    /// one image per class, has nothing to spare: there the probes fit and score on all.)
+    pub fn probe_indices(&self) -> (Vec<usize>, Vec<usize>) {
+        let (train, test) = (&self.data.train, &self.data.test);
+        let train_n = self.config.probe_train_images.min(train.len);
+        let test_n = self.config.probe_test_images.min(test.len);
+        let same_images =
+            train.len == test.len && train.labels == test.labels && train.images == test.images;
+        if same_images && train.len >= 1000 {
+            let order = permutation(train.len, mix_seed(self.config.seed, 7));
+            let test_n = test_n.min(train.len / 2);
+            let train_n = train_n.min(train.len - test_n);
+            let mut test_idx = order[..test_n].to_vec();
+            test_idx.sort_unstable();
+            return (order[test_n..test_n + train_n].to_vec(), test_idx);
+        }
         // All training images in order (the offline protocol, the same number `clamp eval`
         // gives), or a fixed random subset of them.
-        let train_idx: Vec<usize> = if train_n == self.data.train.len {
+        let train_idx: Vec<usize> = if train_n == train.len {
             (0..train_n).collect()
         } else {
-            permutation(self.data.train.len, mix_seed(self.config.seed, 7))[..train_n].to_vec()
+            permutation(train.len, mix_seed(self.config.seed, 7))[..train_n].to_vec()
         };
-        let test_idx: Vec<usize> = (0..test_n).collect();
-        let train = self.features(false, &train_idx);
-        let test = self.features(true, &test_idx);
+        (train_idx, (0..test_n).collect())
+    }
+
+    /// kNN and linear-probe accuracy of the frozen encoder (probe subsets from the config).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn probe(&self) -> ProbeReport {
+        burn::tensor::read_sync(self.probe_async(&crate::pace::Blocking))
+    }
+
+    /// [`Trainer::probe`] with every read-back awaited; on a page it hands control back to the
+    /// page every few tens of milliseconds, so frames go on while it runs.
+    pub async fn probe_async(&self, pace: &impl crate::pace::Pace) -> ProbeReport {
+        let started = Instant::now();
+        let mut yields = Yields::to(pace);
+        let (train_idx, test_idx) = self.probe_indices();
+        let train = self.features_async(false, &train_idx, &mut yields).await;
+        let test = self.features_async(true, &test_idx, &mut yields).await;
         let classes = self.data.train.num_classes();
         let inner_device = self.device.clone();
+        let knn_acc =
+            knn_accuracy_async::<B::InnerBackend>(&train, &test, classes, KNN_K, &inner_device)
+                .await;
+        yields.now_and_then().await;
+        let mut fit = LinearProbeFit::new(&train, classes, &ProbeSettings::default());
+        while !fit.run_epochs(10) {
+            yields.now_and_then().await;
+        }
         ProbeReport {
             step: self.step,
-            knn_acc: knn_accuracy::<B::InnerBackend>(&train, &test, classes, KNN_K, &inner_device),
-            linear_acc: linear_probe_accuracy(&train, &test, classes, &ProbeSettings::default()),
+            knn_acc,
+            linear_acc: fit.finish().accuracy(&test),
             seconds: started.elapsed().as_secs_f64(),
         }
     }

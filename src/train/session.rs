@@ -26,7 +26,7 @@ use crate::mailbox::Latest;
 use crate::pace::Pace;
 
 /// What the owner can ask of the training thread; each applies before the next step.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Command {
     SetAlpha(f64),
     SetRadiusScale(f64),
@@ -48,7 +48,7 @@ pub enum Command {
 }
 
 /// What the training thread reports.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub enum Event {
     Step(StepReport),
     Probe(ProbeReport),
@@ -264,7 +264,9 @@ impl Drop for Session {
 }
 
 /// How the training threads compete for cores with everything else on the machine.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 pub enum TrainingPriority {
     /// Like any other thread.
     #[default]
@@ -370,6 +372,7 @@ async fn run<B: AutodiffBackend>(
                     &mut single_steps,
                     &events,
                     &snapshots,
+                    &pace,
                 )
                 .await
                 {
@@ -394,7 +397,7 @@ async fn run<B: AutodiffBackend>(
                     last_snapshot = Some(Instant::now());
                 }
                 if options.probe_every > 0 && step % options.probe_every == 0 {
-                    emit(&events, probe(&trainer));
+                    emit(&events, probe(&trainer, &pace).await);
                 }
             }
             Err(skipped) if !skipped.is_fatal() => {
@@ -412,13 +415,9 @@ async fn run<B: AutodiffBackend>(
     }
 }
 
-/// The probes' event. Their features are read back synchronously, which a browser cannot do.
-fn probe<B: AutodiffBackend>(trainer: &Trainer<B>) -> Event {
-    if cfg!(target_arch = "wasm32") {
-        Event::Error("the probes run in the desktop app (`clamp view`, `clamp eval`)".into())
-    } else {
-        Event::Probe(trainer.probe())
-    }
+/// The probes' event (on a page, frames go on while the probe runs).
+async fn probe<B: AutodiffBackend>(trainer: &Trainer<B>, pace: &impl Pace) -> Event {
+    Event::Probe(trainer.probe_async(pace).await)
 }
 
 /// Applies one command; false means stop.
@@ -429,6 +428,7 @@ async fn apply<B: AutodiffBackend>(
     single_steps: &mut usize,
     events: &Outbox,
     snapshots: &Latest<Snapshot>,
+    pace: &impl Pace,
 ) -> bool {
     let params = trainer.params();
     let result = match command {
@@ -467,7 +467,7 @@ async fn apply<B: AutodiffBackend>(
             restored
         }
         Command::Probe => {
-            emit(events, probe(trainer));
+            emit(events, probe(trainer, pace).await);
             return true;
         }
         Command::SaveCheckpoint(dir) => {

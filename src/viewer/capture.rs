@@ -40,6 +40,8 @@ struct FrameBudget {
     frames: Option<u64>,
     /// Or stop after this many seconds from the first picture.
     seconds: Option<f64>,
+    /// Or once training has taken this many steps.
+    until_step: Option<usize>,
     started: Option<web_time::Instant>,
     screenshot: Option<PathBuf>,
     stats: bool,
@@ -56,6 +58,7 @@ struct FrameBudget {
 pub struct CapturePlugin {
     pub frames: Option<u64>,
     pub seconds: Option<f64>,
+    pub until_step: Option<usize>,
     pub screenshot: Option<PathBuf>,
     pub stats: bool,
 }
@@ -67,6 +70,7 @@ impl Plugin for CapturePlugin {
             .insert_resource(FrameBudget {
                 frames: self.frames,
                 seconds: self.seconds,
+                until_step: self.until_step,
                 started: None,
                 screenshot: self.screenshot.clone(),
                 stats: self.stats,
@@ -84,7 +88,8 @@ impl Plugin for CapturePlugin {
     }
 }
 
-/// Saves the captured window to `path` (atomically) and reports to `inbox`.
+/// Saves the captured window to `path` (atomically; a download in a page) and reports to
+/// `inbox`.
 fn save_to(
     path: PathBuf,
     inbox: Arc<Mutex<Vec<String>>>,
@@ -96,11 +101,9 @@ fn save_to(
             .clone()
             .try_into_dynamic()
             .map_err(|e| format!("cannot convert the screenshot: {e:?}"))
-            .and_then(|image| video::write_png(&path, &image.to_rgba8()));
-        let line = match result {
-            Ok(()) => format!("saved {}", path.display()),
-            Err(e) => format!("screenshot failed: {e}"),
-        };
+            .and_then(|image| video::encode_png(&image.to_rgba8()))
+            .and_then(|png| super::files::save(&path, &png, "image/png"));
+        let line = result.unwrap_or_else(|e| format!("screenshot failed: {e}"));
         if let Ok(mut inbox) = inbox.lock() {
             inbox.push(line);
         }
@@ -133,12 +136,8 @@ fn handle_requests(
     for request in requests.read() {
         match request {
             CaptureRequest::Screenshot => {
-                let dir = PathBuf::from("screenshots");
-                if let Err(e) = std::fs::create_dir_all(&dir) {
-                    recording.message = Some(format!("cannot create {}: {e}", dir.display()));
-                    continue;
-                }
-                let path = dir.join(format!("clamp-{}.png", crate::progress::unix_time()));
+                let path = PathBuf::from("screenshots")
+                    .join(format!("clamp-{}.png", crate::progress::unix_time()));
                 commands
                     .spawn(Screenshot::primary_window())
                     .observe(save_to(path, recording.inbox.clone(), None));
@@ -244,8 +243,15 @@ fn frame_budget(
             .started
             .is_some_and(|t| t.elapsed().as_secs_f64() >= limit)
     });
-    let frames_done = budget.frames.is_some_and(|frames| budget.counted == frames);
-    if budget.exit_requested_at.is_none() && (frames_done || time_is_up) {
+    // --frames and --until-step must both be met when both are given; --seconds caps the wait.
+    let frames_done = budget.frames.is_none_or(|frames| budget.counted >= frames);
+    let steps_done = budget
+        .until_step
+        .is_none_or(|steps| status.as_ref().is_some_and(|s| s.step >= steps));
+    let counted_out = (budget.frames.is_some() || budget.until_step.is_some())
+        && frames_done
+        && steps_done;
+    if budget.exit_requested_at.is_none() && (counted_out || time_is_up) {
         budget.exit_requested_at = Some(budget.counted);
         if let Some(path) = budget.screenshot.clone() {
             commands

@@ -22,6 +22,8 @@
 
 pub mod camera;
 pub mod capture;
+pub mod files;
+#[cfg(feature = "gpu")]
 pub mod gpu;
 // Drawing without a window (`clamp record`): the desktop's.
 #[cfg(not(target_arch = "wasm32"))]
@@ -42,6 +44,8 @@ pub mod timeline;
 pub mod training;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
+#[cfg(target_arch = "wasm32")]
+pub mod worker;
 
 use std::path::PathBuf;
 
@@ -97,6 +101,8 @@ pub struct ViewerOptions {
     pub frames: Option<u64>,
     /// Or run this many seconds from the first picture, then exit.
     pub seconds: Option<f64>,
+    /// Or exit once training has taken this many steps.
+    pub until_step: Option<usize>,
     pub screenshot: Option<PathBuf>,
     /// Print frame-time statistics as JSON on exit.
     pub stats: bool,
@@ -128,6 +134,7 @@ impl ViewerOptions {
             config,
             frames: None,
             seconds: None,
+            until_step: None,
             screenshot: None,
             stats: false,
             teaching: false,
@@ -344,9 +351,11 @@ pub fn add_viewer_plugins(
     software: bool,
 ) {
     app.add_plugins(bevy_egui::EguiPlugin::default())
-        .add_plugins(training)
-        .add_plugins(gpu::SharedDevicePlugin)
-        .add_plugins(timeline::TimelinePlugin)
+        .add_plugins(training);
+    // The renderer's device handed to training (not in a build that trains on the CPU only).
+    #[cfg(feature = "gpu")]
+    app.add_plugins(gpu::SharedDevicePlugin);
+    app        .add_plugins(timeline::TimelinePlugin)
         .add_plugins((
             physics_mode::PhysicsModePlugin { mode: options.mode },
             scene::ScenePlugin {
@@ -373,6 +382,7 @@ pub fn add_viewer_plugins(
             capture::CapturePlugin {
                 frames: options.frames,
                 seconds: options.seconds,
+                until_step: options.until_step,
                 screenshot: options.screenshot.clone(),
                 stats: options.stats,
             },

@@ -127,20 +127,25 @@ pub fn parse(text: &str, base: &TrainConfig) -> Result<Preset, String> {
 
 /// Writes a preset atomically (a crash mid-write leaves the previous file intact).
 pub fn save(path: &Path, config: &TrainConfig, view: &ViewPreset) -> Result<(), String> {
+    let text = to_toml(config, view)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    write_atomically(path, text.as_bytes())
+}
+
+/// The preset file's text: the config's keys, then a `[view]` table.
+pub fn to_toml(config: &TrainConfig, view: &ViewPreset) -> Result<String, String> {
     #[derive(Serialize)]
     struct Preset<'a> {
         #[serde(flatten)]
         train: &'a TrainConfig,
         view: &'a ViewPreset,
     }
-    let text = toml::to_string(&Preset {
+    toml::to_string(&Preset {
         train: config,
         view,
     })
-    .map_err(|e| format!("cannot encode the preset: {e}"))?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
-    write_atomically(path, text.as_bytes())
+    .map_err(|e| format!("cannot encode the preset: {e}"))
 }

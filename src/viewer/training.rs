@@ -11,7 +11,6 @@ use std::time::Duration;
 use web_time::Instant;
 
 use bevy::prelude::*;
-use burn::backend::wgpu::WgpuDevice;
 
 use super::scene::{Scene, SceneUpdate};
 use super::timeline::Timeline;
@@ -23,10 +22,72 @@ use crate::train::session::{
 };
 use crate::train::{ProbeReport, Snapshot, StepReport, TrainingData};
 
+/// A training session: on a thread of this process (the desktop), as a task of the page's (the
+/// WebGPU page), or in a worker of the page's (the CPU page).
+enum Running {
+    Here(Session),
+    #[cfg(target_arch = "wasm32")]
+    Worker(super::worker::WorkerSession),
+}
+
+impl Running {
+    fn send(&self, command: Command) -> bool {
+        match self {
+            Running::Here(session) => session.send(command),
+            #[cfg(target_arch = "wasm32")]
+            Running::Worker(worker) => worker.send(command),
+        }
+    }
+
+    fn events(&self) -> Vec<Event> {
+        match self {
+            Running::Here(session) => session.events(),
+            #[cfg(target_arch = "wasm32")]
+            Running::Worker(worker) => worker.events(),
+        }
+    }
+
+    fn take_snapshot(&self) -> Option<Snapshot> {
+        match self {
+            Running::Here(session) => session.take_snapshot(),
+            #[cfg(target_arch = "wasm32")]
+            Running::Worker(worker) => worker.take_snapshot(),
+        }
+    }
+}
+
+/// Starts `config` on `backend`: in a page, CPU training goes to a worker (the page's thread
+/// draws); everything else as [`spawn_session`] does.
+fn start_running(
+    backend: &ResolvedBackend,
+    config: TrainConfig,
+    data: Arc<TrainingData>,
+    options: SessionOptions,
+) -> Running {
+    #[cfg(target_arch = "wasm32")]
+    if backend.kind == BackendKind::Cpu
+        && super::web::TRAIN_IN_WORKER.load(std::sync::atomic::Ordering::Relaxed)
+    {
+        let script = format!("./{}/worker.js", crate::page::PagePath::Cpu.name());
+        match super::worker::WorkerSession::spawn(
+            &config,
+            &options,
+            &script,
+            super::web::IMAGES_FILE,
+            super::web::LABELS_FILE,
+        ) {
+            Ok(worker) => return Running::Worker(worker),
+            // Without a worker (a browser that refuses one), training shares the page's thread.
+            Err(why) => warn!("training on the page's own thread: {why}"),
+        }
+    }
+    Running::Here(spawn_session(backend, config, data, options))
+}
+
 /// The running session and what it was started from.
 #[derive(Resource)]
 pub struct TrainingLink {
-    session: Option<Session>,
+    session: Option<Running>,
     pub data: Arc<TrainingData>,
     /// The configuration the current session started from (live changes are in [`Controls`]).
     pub config: TrainConfig,
@@ -37,6 +98,8 @@ pub struct TrainingLink {
     /// learned picture has to beat (None when it could not be computed).
     pub pixel_purity: Option<f64>,
     started_paused: bool,
+    /// A pause after every step, leaving cores to drawing (a page on a software rasterizer).
+    pub step_delay: Duration,
 }
 
 /// [`crate::eval::pixel_pca_purity`] of the images a run draws (of those the picture's purity
@@ -81,6 +144,7 @@ impl TrainingLink {
             priority,
             paused,
             await_renderer_device,
+            Duration::ZERO,
         )
     }
 
@@ -94,17 +158,18 @@ impl TrainingLink {
         priority: TrainingPriority,
         paused: bool,
         await_renderer_device: bool,
+        step_delay: Duration,
     ) -> Result<Self, String> {
         config.validate()?;
         info!("data: {}", data.description);
         let wait = await_renderer_device && backend.kind == BackendKind::Wgpu;
         let session = (!wait).then(|| {
             info!("backend: {}", backend.description);
-            spawn_session(
+            start_running(
                 &backend,
                 config.clone(),
                 data.clone(),
-                options(threads, paused, priority),
+                options(threads, paused, priority, step_delay),
             )
         });
         Ok(Self {
@@ -116,6 +181,7 @@ impl TrainingLink {
             threads,
             priority,
             started_paused: paused,
+            step_delay,
         })
     }
 
@@ -125,14 +191,14 @@ impl TrainingLink {
     }
 
     /// Starts training on the renderer's own WGPU device (`adapter` names it).
-    pub fn share_renderer_device(&mut self, device: WgpuDevice, adapter: &str) {
+    pub fn share_renderer_device(&mut self, device: crate::backend::GpuDevice, adapter: &str) {
         self.backend.share(device, adapter);
         info!("backend: {}", self.backend.description);
-        self.session = Some(spawn_session(
+        self.session = Some(start_running(
             &self.backend,
             self.config.clone(),
             self.data.clone(),
-            options(self.threads, self.started_paused, self.priority),
+            options(self.threads, self.started_paused, self.priority, self.step_delay),
         ));
     }
 
@@ -145,16 +211,25 @@ impl TrainingLink {
     /// The old thread is stopped on a thread of its own, so the frame does not wait for its step.
     pub fn restart(&mut self, config: TrainConfig) -> Result<(), String> {
         config.validate()?;
-        let data = if config.dataset == self.config.dataset
-            && config.snapshot_images == self.config.snapshot_images
-            && config.seed == self.config.seed
+        let data = if config.dataset != self.config.dataset {
+            Arc::new(TrainingData::load(&config)?)
+        } else if config.snapshot_images != self.config.snapshot_images
+            || config.seed != self.config.seed
         {
-            self.data.clone()
+            // The same images (a page's came over the network), other drawn spheres.
+            Arc::new(TrainingData::new(
+                self.data.train.clone(),
+                self.data.test.clone(),
+                self.data.description.clone(),
+                self.data.augment.clone(),
+                &config,
+            )?)
         } else {
-            let data = Arc::new(TrainingData::load(&config)?);
-            self.pixel_purity = pixel_purity_of(&data);
-            data
+            self.data.clone()
         };
+        if !Arc::ptr_eq(&data, &self.data) {
+            self.pixel_purity = pixel_purity_of(&data);
+        }
         if let Some(old) = self.session.take() {
             // (A page's session is a task that ends at its next command: nothing to wait for.)
             #[cfg(not(target_arch = "wasm32"))]
@@ -162,11 +237,11 @@ impl TrainingLink {
             #[cfg(target_arch = "wasm32")]
             drop(old);
         }
-        self.session = Some(spawn_session(
+        self.session = Some(start_running(
             &self.backend,
             config.clone(),
             data.clone(),
-            options(self.threads, false, self.priority),
+            options(self.threads, false, self.priority, self.step_delay),
         ));
         self.data = data;
         self.config = config;
@@ -185,13 +260,18 @@ impl TrainingLink {
     }
 }
 
-fn options(threads: Option<usize>, paused: bool, priority: TrainingPriority) -> SessionOptions {
+fn options(
+    threads: Option<usize>,
+    paused: bool,
+    priority: TrainingPriority,
+    step_delay: Duration,
+) -> SessionOptions {
     SessionOptions {
         start_paused: paused,
         // A snapshot costs a forward pass of every sphere's views: a few per second is smooth
         // once positions are eased, and each one is a point of the drawn spheres' plots.
         snapshots_per_sec: SNAPSHOTS_PER_SEC,
-        step_delay: Duration::ZERO,
+        step_delay,
         // A probe stops training for seconds (features of 7,000 images, a fitted classifier).
         probe_every: 1000,
         threads,
@@ -367,22 +447,15 @@ impl TrainingPlugin {
         )?)
     }
 
-    /// Training on `data` with the WGPU backend, on the renderer's device (a browser's page).
-    pub fn start_on_renderer_device_with_data(
+    /// Training on `data` (a browser's page fetched it) with `backend`: on WGPU, on the
+    /// renderer's device; on the CPU, as a task of the page's between frames.
+    pub fn start_in_page(
         config: &TrainConfig,
         data: Arc<TrainingData>,
-        backend_description: &str,
+        backend: ResolvedBackend,
         paused: bool,
+        step_delay: Duration,
     ) -> Result<Self, String> {
-        let backend = crate::backend::ResolvedBackend {
-            kind: BackendKind::Wgpu,
-            description: backend_description.into(),
-            warning: None,
-            wgpu_device: None,
-            // A browser's adapter, software or not, is not told apart here; the page's model
-            // (the viewer's MLP) sums over its batch's rows only.
-            software_adapter: false,
-        };
         Self::with_link(TrainingLink::with_data(
             config,
             data,
@@ -391,6 +464,7 @@ impl TrainingPlugin {
             TrainingPriority::Normal,
             paused,
             true,
+            step_delay,
         )?)
     }
 

@@ -1,14 +1,16 @@
-//! The viewer in a browser's page (wasm32, WebGPU): the same plugins as `clamp view`, training
-//! on the page's GPU through the renderer's own device.
+//! The viewer in a browser's page: the same plugins as `clamp view`, in one of two builds the
+//! page's loader (`web/index.html`) chooses between at load time:
 //!
-//! The page (`web/index.html`) has a canvas and a status line. [`start`] checks for WebGPU,
-//! fetches the bundled Fashion-MNIST test split from the page's own folder, and starts the app;
-//! anything that goes wrong is written on the page, not only to the console. A page has one
-//! thread and cannot wait for the GPU: training is a task of the browser's
-//! ([`crate::train::session`]) whose read-backs are awaited, one step in flight.
+//! * `web-wgpu`: WebGPU draws, and training runs on the page's GPU through the renderer's own
+//!   device, its read-backs awaited, one step in flight;
+//! * `web-cpu`: WebGL2 draws (every current browser has it), and training runs on burn's CPU
+//!   backend compiled to WebAssembly with SIMD128, as a task of the page's between frames.
 //!
-//! What the page has done is published as `window.clampStats` (steps, first and last loss,
-//! frames per second), for `scripts/test-web.sh` and for anyone curious in the console.
+//! [`start`] reads the address ([`crate::page::parse_address`]), fetches the bundled
+//! Fashion-MNIST test split from the page's own folder, and starts the app; anything that goes
+//! wrong is written on the page, not only to the console. What the page has done is published
+//! as `window.clampStats` (path, steps, first and last loss, frames and steps per second, class
+//! purity), for `scripts/test-web.sh` and for anyone curious in the console.
 
 use std::sync::Arc;
 
@@ -19,19 +21,33 @@ use wasm_bindgen::prelude::*;
 
 use super::training::{History, TrainingPlugin, TrainingStatus};
 use super::{LOG_FILTER, TITLE, ViewerOptions, add_viewer_plugins, palette};
-use crate::config::{BackendChoice, TrainConfig};
+use crate::backend::{BackendKind, ResolvedBackend};
+use crate::config::TrainConfig;
 use crate::data::{FASHION_MNIST_CLASSES, idx_pair_from_bytes};
+use crate::page::{PagePath, parse_address, settings_query};
 use crate::train::TrainingData;
 
-/// The dataset's files, next to the page.
-const IMAGES_FILE: &str = "t10k-images-idx3-ubyte.gz";
-const LABELS_FILE: &str = "t10k-labels-idx1-ubyte.gz";
+/// Whether the CPU page trains in a worker (the address's `worker`, true unless it says so).
+pub static TRAIN_IN_WORKER: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(true);
 
-/// What the page shows when the browser has no WebGPU.
-const NO_WEBGPU: &str = "This page trains on your GPU through WebGPU, which this browser does \
-    not offer. It runs in Chrome or Edge 113 and later (on Linux: chrome://flags, \"Unsafe \
-    WebGPU\"), Safari 26, and Firefox 141 on Windows. The desktop app (`clamp view`) runs \
-    anywhere.";
+/// The path this build runs.
+#[cfg(feature = "web-wgpu")]
+pub const PATH: PagePath = PagePath::Gpu;
+#[cfg(not(feature = "web-wgpu"))]
+pub const PATH: PagePath = PagePath::Cpu;
+
+/// The dataset's files, next to the page.
+pub const IMAGES_FILE: &str = "t10k-images-idx3-ubyte.gz";
+pub const LABELS_FILE: &str = "t10k-labels-idx1-ubyte.gz";
+
+/// What the WebGPU build says when the browser has no WebGPU (the loader only opens it
+/// there when asked to, with `?backend=wgpu`).
+#[cfg(feature = "web-wgpu")]
+const NO_WEBGPU: &str = "This build of the page trains on your GPU through WebGPU, which this \
+    browser does not offer (Chrome or Edge 113 and later, Safari 26, Firefox 141 on Windows \
+    have it). Open the page without ?backend=wgpu: it then trains on the CPU and draws with \
+    WebGL2, which every current browser has.";
 
 /// The page's entry point.
 pub fn start() {
@@ -48,6 +64,84 @@ pub fn start() {
 
 async fn launch() -> Result<(), String> {
     let window = web_sys::window().ok_or("no window")?;
+    #[cfg(feature = "web-wgpu")]
+    require_webgpu(&window).await?;
+    let query = window.location().search().unwrap_or_default();
+    let address = parse_address(&query, PATH).map_err(|e| e.to_string())?;
+    let config = address.config;
+    show_status("fetching the Fashion-MNIST test split (4.4 MB)", false);
+    let images = fetch_bytes(IMAGES_FILE).await?;
+    let labels = fetch_bytes(LABELS_FILE).await?;
+    let set = idx_pair_from_bytes(
+        IMAGES_FILE,
+        images,
+        LABELS_FILE,
+        labels,
+        &FASHION_MNIST_CLASSES,
+    )
+    .map_err(|e| e.to_string())?;
+    let description = format!(
+        "Fashion-MNIST test split from this page's folder ({} images): training on all of \
+         them, probes on disjoint subsets",
+        thousands(set.len)
+    );
+    let data = TrainingData::of_images(set.clone(), set, description, &config)?;
+    show_status("starting", false);
+    let software = loader_field(&window, "software").as_bool().unwrap_or(false);
+    run_app(
+        config,
+        Arc::new(data),
+        backend(&loader_reason(&window), address.worker),
+        software,
+    )
+}
+
+/// A field of what the loader found (`window.clampLoader`: `reason`, `renderer`, `software`).
+fn loader_field(window: &web_sys::Window, field: &str) -> JsValue {
+    js_sys::Reflect::get(window, &JsValue::from_str("clampLoader"))
+        .and_then(|loader| js_sys::Reflect::get(&loader, &JsValue::from_str(field)))
+        .unwrap_or(JsValue::UNDEFINED)
+}
+
+/// Why the loader chose this build, and what draws, for the panel.
+fn loader_reason(window: &web_sys::Window) -> String {
+    let reason = loader_field(window, "reason")
+        .as_string()
+        .unwrap_or_else(|| "opened directly".into());
+    match loader_field(window, "renderer").as_string() {
+        Some(renderer) => format!("{reason}; drawing on {renderer}"),
+        None => reason,
+    }
+}
+
+/// The training backend of this build, described for the panel with the loader's reason.
+fn backend(reason: &str, worker: bool) -> ResolvedBackend {
+    TRAIN_IN_WORKER.store(worker, std::sync::atomic::Ordering::Relaxed);
+    let (kind, what) = match (PATH, worker) {
+        (PagePath::Gpu, _) => (BackendKind::Wgpu, "WebGPU, shared with the renderer"),
+        (PagePath::Cpu, true) => (
+            BackendKind::Cpu,
+            "the CPU (WebAssembly SIMD, in a worker), drawn with WebGL2",
+        ),
+        (PagePath::Cpu, false) => (
+            BackendKind::Cpu,
+            "the CPU (WebAssembly SIMD, on the page's thread), drawn with WebGL2",
+        ),
+    };
+    ResolvedBackend {
+        kind,
+        description: format!("{what}: {reason}"),
+        warning: None,
+        wgpu_device: None,
+        // A browser's adapter, software or not, is not told apart here; the page's model
+        // (the viewer's MLP) sums over its batch's rows only.
+        software_adapter: false,
+    }
+}
+
+/// `navigator.gpu` with an adapter behind it, or the page's message saying what is missing.
+#[cfg(feature = "web-wgpu")]
+async fn require_webgpu(window: &web_sys::Window) -> Result<(), String> {
     let gpu = js_sys::Reflect::get(&window.navigator(), &JsValue::from_str("gpu"))
         .unwrap_or(JsValue::UNDEFINED);
     if gpu.is_undefined() || gpu.is_null() {
@@ -69,63 +163,16 @@ async fn launch() -> Result<(), String> {
     if adapter.is_null() || adapter.is_undefined() {
         return Err(format!("WebGPU gives this page no adapter. {NO_WEBGPU}"));
     }
-    let config = page_config()?;
-    show_status("fetching the Fashion-MNIST test split (4.4 MB)", false);
-    let images = fetch_bytes(IMAGES_FILE).await?;
-    let labels = fetch_bytes(LABELS_FILE).await?;
-    let set = idx_pair_from_bytes(
-        IMAGES_FILE,
-        images,
-        LABELS_FILE,
-        labels,
-        &FASHION_MNIST_CLASSES,
-    )
-    .map_err(|e| e.to_string())?;
-    let description = format!(
-        "Fashion-MNIST test split from this page's folder ({} images): training and evaluating \
-         on the same images",
-        thousands(set.len)
-    );
-    let data = TrainingData::of_images(set.clone(), set, description, &config)?;
-    show_status("starting WebGPU", false);
-    run_app(config, Arc::new(data))
+    Ok(())
 }
 
-/// The desktop viewer's run (`clamp view`), on the WGPU backend, with the settings of the
-/// page's address (`?radius_scale=1.2&batch=64`: any key of a config file).
-fn page_config() -> Result<TrainConfig, String> {
-    let base = TrainConfig {
-        backend: BackendChoice::Wgpu,
-        ..TrainConfig::viewer_default()
-    };
-    let query = web_sys::window()
-        .and_then(|w| w.location().search().ok())
+/// The page's address with `config`'s settings (what "Copy link" copies).
+pub fn settings_link(config: &TrainConfig) -> String {
+    let location = web_sys::window().map(|w| w.location());
+    let base = location
+        .and_then(|l| Some(format!("{}{}", l.origin().ok()?, l.pathname().ok()?)))
         .unwrap_or_default();
-    let decode = |text: &str| {
-        js_sys::decode_uri_component(&text.replace('+', " "))
-            .map(String::from)
-            .unwrap_or_else(|_| text.to_string())
-    };
-    let settings: Vec<(String, String)> = query
-        .trim_start_matches('?')
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, "true"));
-            (decode(key), decode(value))
-        })
-        .collect();
-    let config = base
-        .with_settings(settings.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .map_err(|e| format!("the page's address: {e}"))?;
-    if config.backend != BackendChoice::Wgpu {
-        return Err(
-            "the page's address: the page trains on WebGPU only (backend=wgpu); the \
-                    desktop app (`clamp view`) also trains on the CPU"
-                .into(),
-        );
-    }
-    Ok(config)
+    format!("{base}{}", settings_query(config, PATH))
 }
 
 /// 10000 as "10,000".
@@ -141,13 +188,22 @@ fn thousands(n: usize) -> String {
     out
 }
 
-fn run_app(config: TrainConfig, data: Arc<TrainingData>) -> Result<(), String> {
-    let training = TrainingPlugin::start_on_renderer_device_with_data(
-        &config,
-        data,
-        "WebGPU, shared with the renderer",
-        false,
-    )?;
+/// Runs the app. On a `software` rasterizer (no GPU: SwiftShader, llvmpipe) the spheres are
+/// drawn at half resolution, lowered further while frames run long, as `clamp view` does there.
+fn run_app(
+    config: TrainConfig,
+    data: Arc<TrainingData>,
+    backend: ResolvedBackend,
+    software: bool,
+) -> Result<(), String> {
+    // Beside a software rasterizer the GPU process needs a core too: training pauses 10 ms
+    // after each step (on a GPU's page nothing waits).
+    let step_delay = if software && PATH == PagePath::Cpu {
+        std::time::Duration::from_millis(10)
+    } else {
+        std::time::Duration::ZERO
+    };
+    let training = TrainingPlugin::start_in_page(&config, data, backend, false, step_delay)?;
     let options = ViewerOptions::new(config);
     let mut app = App::new();
     app.insert_resource(ClearColor(palette::BACKGROUND))
@@ -159,7 +215,13 @@ fn run_app(config: TrainConfig, data: Arc<TrainingData>) -> Result<(), String> {
                         canvas: Some("#clamp".into()),
                         fit_canvas_to_parent: true,
                         prevent_default_event_handling: true,
-                        resolution: WindowResolution::new(1280, 720),
+                        // On a software rasterizer one canvas pixel is one pixel, whatever
+                        // the screen's density: a HiDPI screen would cost four times as much.
+                        resolution: if software {
+                            WindowResolution::new(960, 540).with_scale_factor_override(1.0)
+                        } else {
+                            WindowResolution::new(1280, 720)
+                        },
                         ..default()
                     }),
                     ..default()
@@ -169,7 +231,8 @@ fn run_app(config: TrainConfig, data: Arc<TrainingData>) -> Result<(), String> {
                     ..default()
                 }),
         );
-    add_viewer_plugins(&mut app, &options, training, 1.0, false);
+    let render_scale = if software { 0.5 } else { 1.0 };
+    add_viewer_plugins(&mut app, &options, training, render_scale, software);
     app.init_resource::<PageStats>()
         .add_systems(Last, publish_stats);
     show_status("", false);
@@ -180,6 +243,8 @@ fn run_app(config: TrainConfig, data: Arc<TrainingData>) -> Result<(), String> {
 /// Frames counted for the page's frame rate.
 #[derive(Resource, Default)]
 struct PageStats {
+    /// Seconds from the page's navigation to its first training step.
+    first_step: Option<f64>,
     frames: u64,
     /// Seconds since the first frame.
     elapsed: f64,
@@ -195,6 +260,12 @@ fn publish_stats(
     mut stats: ResMut<PageStats>,
 ) {
     stats.frames += 1;
+    if stats.first_step.is_none() && status.step > 0 {
+        // `performance.now()` counts from the navigation.
+        stats.first_step = web_sys::window()
+            .and_then(|w| w.performance())
+            .map(|p| p.now() / 1000.0);
+    }
     stats.elapsed += time.delta_secs_f64();
     stats.since_written += time.delta_secs_f64();
     if stats.since_written < 0.5 {
@@ -210,6 +281,7 @@ fn publish_stats(
     };
     let record = js_sys::Object::new();
     let fields = [
+        ("path", JsValue::from_str(PATH.name())),
         ("steps", JsValue::from_f64(status.step as f64)),
         (
             "loss_first",
@@ -222,12 +294,37 @@ fn publish_stats(
         ("fps", number(stats.frames as f64 / stats.elapsed.max(1e-9))),
         ("frames", JsValue::from_f64(stats.frames as f64)),
         ("steps_per_sec", number(status.steps_per_sec)),
+        ("first_step_s", stats.first_step.map_or(JsValue::NULL, number)),
+        (
+            "probe",
+            status.last_probe.as_ref().map_or(JsValue::NULL, |p| {
+                let probe = js_sys::Object::new();
+                for (key, value) in [
+                    ("step", p.step as f64),
+                    ("knn", p.knn_acc),
+                    ("linear", p.linear_acc),
+                    ("seconds", p.seconds),
+                ] {
+                    let _ = js_sys::Reflect::set(&probe, &key.into(), &number(value));
+                }
+                probe.into()
+            }),
+        ),
         (
             "purity",
             history
                 .pictures
                 .last()
                 .map_or(JsValue::NULL, |p| number(p.purity)),
+        ),
+        (
+            "purity_best",
+            history
+                .pictures
+                .iter()
+                .map(|p| p.purity)
+                .reduce(f64::max)
+                .map_or(JsValue::NULL, number),
         ),
         (
             "error",
@@ -245,11 +342,17 @@ fn publish_stats(
     }
 }
 
-/// The bytes at `url`, relative to the page.
-async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
-    let window = web_sys::window().ok_or("no window")?;
+/// The bytes at `url` (relative to the page, or absolute), fetched by the page or a worker.
+pub async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
     let failed = |what: &str, error: JsValue| format!("{url}: {what} ({error:?})");
-    let response = wasm_bindgen_futures::JsFuture::from(window.fetch_with_str(url))
+    let global = js_sys::global();
+    let request = match global.dyn_ref::<web_sys::Window>() {
+        Some(window) => window.fetch_with_str(url),
+        None => global
+            .unchecked_ref::<web_sys::WorkerGlobalScope>()
+            .fetch_with_str(url),
+    };
+    let response = wasm_bindgen_futures::JsFuture::from(request)
         .await
         .map_err(|e| failed("could not be fetched", e))?;
     let response: web_sys::Response = response

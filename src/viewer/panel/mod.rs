@@ -161,10 +161,8 @@ fn draw_ui(
                 ui.separator();
                 status::legend(ui, link, scene, &mode);
                 ui.separator();
-                if run::DESKTOP {
-                    view::capture_controls(ui, recording, &mut capture);
-                }
-                if !panel.teaching && run::DESKTOP {
+                view::capture_controls(ui, recording, &mut capture);
+                if !panel.teaching {
                     ui.separator();
                     view::preset_controls(ui, &mut panel, link, &controls, &settings, &cameras);
                 }

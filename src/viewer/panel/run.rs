@@ -16,8 +16,8 @@ use super::PanelState;
 use crate::config::TrainConfig;
 use crate::train::session::TrainingPriority;
 
-/// Not in a browser's page: files (checkpoints, presets, screenshots, videos), the probes, the
-/// priority of training threads.
+/// Not in a browser's page: checkpoints, videos, presets read from files, the priority of
+/// training threads (a page's screenshots and presets are downloads).
 pub(super) const DESKTOP: bool = !cfg!(target_arch = "wasm32");
 
 pub(super) fn run_controls(
@@ -37,10 +37,20 @@ pub(super) fn run_controls(
         if ui.button("Reset").clicked() {
             actions.write(TrainingAction::Reset);
         }
-        if DESKTOP && ui.button("Probe now").clicked() {
+        if ui
+            .button("Probe now")
+            .on_hover_text("kNN and linear probe of the frozen encoder (also every 1,000 steps)")
+            .clicked()
+        {
             actions.write(TrainingAction::Probe);
         }
     });
+    if let Some(probe) = &status.last_probe {
+        ui.label(format!(
+            "probe at step {}: kNN {:.3}, linear {:.3}",
+            probe.step, probe.knn_acc, probe.linear_acc
+        ));
+    }
     // A page has no files to save into and one thread to share with training.
     if !DESKTOP {
         return;
@@ -71,12 +81,6 @@ pub(super) fn run_controls(
             "frames first: training only uses cycles the renderer leaves; shared: a contested \
              core goes mostly to drawing; equal: training competes like any program",
         );
-    if let Some(probe) = &status.last_probe {
-        ui.label(format!(
-            "probe at step {}: kNN {:.3}, linear {:.3}",
-            probe.step, probe.knn_acc, probe.linear_acc
-        ));
-    }
 }
 
 /// The scrubber over the stored snapshots: dragging it pauses training and shows the past;

@@ -84,6 +84,10 @@ pub(super) fn capture_controls(
         if ui.button("Screenshot (F12)").clicked() {
             capture.write(CaptureRequest::Screenshot);
         }
+        // (A page records no video: its frames would go to files it cannot write.)
+        if !super::run::DESKTOP {
+            return;
+        }
         let label = if recording.active.is_some() {
             "Stop recording"
         } else {
@@ -104,6 +108,16 @@ pub(super) fn capture_controls(
     }
 }
 
+/// The run as it stands: the config it started from with the sliders' live values.
+fn current_config(link: &TrainingLink, controls: &Controls) -> TrainConfig {
+    let mut config = link.config.clone();
+    config.alpha = controls.alpha;
+    config.radius_scale = controls.radius_scale;
+    config.lr = controls.lr;
+    config.weight_decay = controls.weight_decay;
+    config
+}
+
 pub(super) fn preset_controls(
     ui: &mut egui::Ui,
     panel: &mut PanelState,
@@ -113,14 +127,14 @@ pub(super) fn preset_controls(
     cameras: &Query<&mut OrbitCamera>,
 ) {
     ui.label(RichText::new("presets (TOML: config + seed + view)").strong());
-    ui.text_edit_singleline(&mut panel.preset_path);
+    let desktop = super::run::DESKTOP;
+    if desktop {
+        ui.text_edit_singleline(&mut panel.preset_path);
+    }
     ui.horizontal(|ui| {
-        if ui.button("Save preset").clicked() {
-            let mut config = link.config.clone();
-            config.alpha = controls.alpha;
-            config.radius_scale = controls.radius_scale;
-            config.lr = controls.lr;
-            config.weight_decay = controls.weight_decay;
+        let save_label = if desktop { "Save preset" } else { "Save preset (download)" };
+        if ui.button(save_label).clicked() {
+            let config = current_config(link, controls);
             let view = ViewPreset {
                 projection: settings.projection,
                 show_contacts: settings.show_contacts,
@@ -129,12 +143,26 @@ pub(super) fn preset_controls(
                 teaching: panel.teaching,
             };
             let path = PathBuf::from(panel.preset_path.trim());
-            panel.message = Some(match preset::save(&path, &config, &view) {
-                Ok(()) => (format!("saved {}", path.display()), true),
+            let saved = preset::to_toml(&config, &view).and_then(|text| {
+                super::super::files::save(&path, text.as_bytes(), "application/toml")
+            });
+            panel.message = Some(match saved {
+                Ok(line) => (line, true),
                 Err(e) => (e, false),
             });
         }
-        if ui.button("Load preset").clicked() {
+        // A page reads no files, but its address carries the settings.
+        #[cfg(target_arch = "wasm32")]
+        if ui
+            .button("Copy link")
+            .on_hover_text("the page's address with these settings, for a class or a colleague")
+            .clicked()
+        {
+            let link_text = super::super::web::settings_link(&current_config(link, controls));
+            super::super::files::copy_to_clipboard(&link_text);
+            panel.message = Some((format!("copied {link_text}"), true));
+        }
+        if desktop && ui.button("Load preset").clicked() {
             let path = PathBuf::from(panel.preset_path.trim());
             panel.message = Some(match preset::load(&path, &TrainConfig::viewer_default()) {
                 Ok(preset::Preset { config, .. }) => {
