@@ -146,6 +146,11 @@ pub fn encode_mp4(dir: &Path, out: &Path, fps: f64) -> Result<(), String> {
             "yuv420p",
             "-c:v",
             "libx264",
+            // No encoder version or dates in the file: the same frames give the same bytes.
+            "-fflags",
+            "+bitexact",
+            "-map_metadata",
+            "-1",
         ])
         .arg(&partial)
         .output()

@@ -347,25 +347,39 @@ fn record_writes_moving_frames_without_a_display_and_repeats_them_exactly() {
 #[test]
 fn record_writes_a_gif_with_every_frame() {
     let dir = temp_dir("record-gif");
+    let record_to = |out: &Path| {
+        let (code, _, stderr) = clamp(&[
+            "record",
+            "--frames",
+            "3",
+            "--steps-per-frame",
+            "1",
+            "--size",
+            "96x64",
+            "--spheres",
+            "100",
+            "--batch",
+            "32",
+            "--backend",
+            "cpu",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{stderr}");
+    };
     let gif = dir.join("packing.gif");
-    let (code, _, stderr) = clamp(&[
-        "record",
-        "--frames",
-        "3",
-        "--steps-per-frame",
-        "1",
-        "--size",
-        "96x64",
-        "--spheres",
-        "100",
-        "--batch",
-        "32",
-        "--backend",
-        "cpu",
-        "--out",
-        gif.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{stderr}");
+    record_to(&gif);
+    // The same seed gives the same video, byte for byte: the GIF, and the MP4 where ffmpeg is
+    // there to encode one.
+    let again = dir.join("again.gif");
+    record_to(&again);
+    assert!(std::fs::read(&gif).unwrap() == std::fs::read(&again).unwrap(), "two GIFs differ");
+    if clamp::video::ffmpeg_available() {
+        let (mp4, mp4_again) = (dir.join("a.mp4"), dir.join("b.mp4"));
+        record_to(&mp4);
+        record_to(&mp4_again);
+        assert!(std::fs::read(&mp4).unwrap() == std::fs::read(&mp4_again).unwrap(), "two MP4s differ");
+    }
     let decoder = image::codecs::gif::GifDecoder::new(std::io::BufReader::new(
         std::fs::File::open(&gif).unwrap(),
     ))

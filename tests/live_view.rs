@@ -181,14 +181,14 @@ fn the_viewers_training_separates_classes_and_the_timeline_replays_what_was_draw
         "pixels by PCA give about 0.5: {baseline}"
     );
 
-    update_until(&mut app, "300 steps", Duration::from_secs(600), |w| {
-        w.resource::<TrainingStatus>().step >= 300
+    update_until(&mut app, "1,000 steps", Duration::from_secs(900), |w| {
+        w.resource::<TrainingStatus>().step >= 1000
     });
-    // The newest picture after the trainer has passed step 300.
+    // The newest picture after the trainer has passed step 1,000.
     let target = app.world().resource::<TrainingStatus>().step;
     update_until(
         &mut app,
-        "a picture after step 300",
+        "a picture after step 1,000",
         Duration::from_secs(120),
         |w| w.resource::<Scene>().frame.step >= target,
     );
@@ -201,9 +201,12 @@ fn the_viewers_training_separates_classes_and_the_timeline_replays_what_was_draw
         "the untrained picture ({}) is below the pixel baseline ({baseline})",
         first.purity
     );
+    // README: seed 0's picture at step 1,000 has class purity 0.54 (0.539 to 0.564 from step
+    // 900 to 1,100 in `examples/live_bench.rs`: the picture jitters by 0.025 from snapshot to
+    // snapshot), above the raw pixels' 0.48.
     assert!(
-        last.purity > baseline + 0.02,
-        "after {} steps the class purity {} beats raw pixels by PCA ({baseline})",
+        last.purity >= 0.54 - 0.025 && last.purity > baseline,
+        "after {} steps the class purity {} (raw pixels by PCA {baseline})",
         last.step,
         last.purity
     );

@@ -1023,7 +1023,7 @@ fn learning_config(loss: clamp::config::LossKind) -> TrainConfig {
         batch: 128,
         views: 2,
         dim: 32,
-        width: 8,
+        width: 16,
         steps: LEARNING_STEPS,
         warmup_steps: 10,
         probe_train_images: 2000,
@@ -1033,28 +1033,44 @@ fn learning_config(loss: clamp::config::LossKind) -> TrainConfig {
     }
 }
 
-const LEARNING_STEPS: usize = 150;
+const LEARNING_STEPS: usize = 300;
 
 #[test]
 fn a_short_clamp_run_lowers_its_loss_and_beats_its_initial_encoder() {
+    // Measured here: loss 6.54 -> 5.37, kNN 0.713 -> 0.754 (+0.041), linear 0.769 -> 0.793
+    // (+0.024) on 1,000 held-out images; asked: about three quarters of each gain.
     let (first, last, initial, trained) = learn(learning_config(clamp::config::LossKind::Clamp));
-    assert!(last < first - 0.1, "loss {first} -> {last}");
+    assert!(last < first - 0.8, "loss {first} -> {last}");
     assert!(
-        trained.knn_acc > initial.knn_acc + 0.01,
+        trained.knn_acc >= initial.knn_acc + 0.03,
         "kNN {} -> {}",
         initial.knn_acc,
         trained.knn_acc
+    );
+    assert!(
+        trained.linear_acc >= initial.linear_acc + 0.015,
+        "linear {} -> {}",
+        initial.linear_acc,
+        trained.linear_acc
     );
 }
 
 #[test]
 fn a_short_simclr_run_lowers_its_loss_and_beats_its_initial_encoder() {
+    // Measured here: loss 5.10 -> 4.16, kNN 0.713 -> 0.738 (+0.025), linear 0.769 -> 0.787
+    // (+0.018); asked: about three quarters of each gain.
     let (first, last, initial, trained) = learn(learning_config(clamp::config::LossKind::Simclr));
-    assert!(last < first - 0.1, "loss {first} -> {last}");
+    assert!(last < first - 0.7, "loss {first} -> {last}");
     assert!(
-        trained.knn_acc > initial.knn_acc + 0.01,
+        trained.knn_acc >= initial.knn_acc + 0.018,
         "kNN {} -> {}",
         initial.knn_acc,
         trained.knn_acc
+    );
+    assert!(
+        trained.linear_acc >= initial.linear_acc + 0.013,
+        "linear {} -> {}",
+        initial.linear_acc,
+        trained.linear_acc
     );
 }

@@ -1,5 +1,5 @@
 //! An independent float64 reference of the CLAMP loss and its read-out, written as plain loops
-//! straight from the formula (DESIGN.md section 1), for the tests to compare against.
+//! straight from the formula (docs/loss.md, term by term), for the tests to compare against.
 #![allow(dead_code)]
 
 use rand::SeedableRng;
