@@ -5,6 +5,7 @@
 #   scripts/build-web.sh            # both builds; then: python3 -m http.server -d web/dist 8000
 #   scripts/build-web.sh cpu        # only the build every browser opens (WebGL2 + CPU training)
 #   scripts/build-web.sh wgpu       # only the WebGPU build
+#   scripts/build-web.sh check-wgpu # type-checks the WebGPU build without building it (CI)
 #
 #   web/dist/index.html             the loader: picks a build at load time (web/index.html)
 #   web/dist/cpu/                   WebGL2 drawing, training on the CPU (wasm32 + SIMD128)
@@ -27,10 +28,12 @@ started=$(date +%s)
 
 say() { printf 'build-web: %s\n' "$*" >&2; }
 
+check=0
 case "${1:-both}" in
   both) paths=(cpu wgpu) ;;
   cpu | wgpu) paths=("$1") ;;
-  *) say "usage: scripts/build-web.sh [cpu|wgpu|both]"; exit 2 ;;
+  check-wgpu) paths=(wgpu); check=1 ;;
+  *) say "usage: scripts/build-web.sh [cpu|wgpu|both|check-wgpu]"; exit 2 ;;
 esac
 
 # 1. Debian's Rust for the web, and the linker.
@@ -51,6 +54,25 @@ fi
 web_rustc=/usr/bin/rustc
 web_cargo=/usr/bin/cargo
 [[ -d /usr/lib/rustlib/src/rust/library ]] || { say "rust-web-src has no library sources under /usr/lib/rustlib/src"; exit 1; }
+
+# Cargo for wasm32 with the standard library rebuilt, and SIMD128 (every browser since 2021)
+# for burn's CPU kernels and the GEMM.
+web_cargo_run() {
+  env -u RUSTUP_TOOLCHAIN -u CARGO -u RUSTC_WRAPPER \
+    PATH=/usr/bin:/bin RUSTC=$web_rustc RUSTC_BOOTSTRAP=1 \
+    CARGO_HOME=${CARGO_HOME:-$HOME/.cargo} CARGO_TARGET_DIR=$target_dir \
+    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=wasm-ld \
+    RUSTFLAGS="-C target-feature=+simd128" \
+    "$web_cargo" "$1" --profile web --locked --target wasm32-unknown-unknown \
+    -Zbuild-std=std,panic_abort --bin clamp --no-default-features --features "web-$2"
+}
+
+if ((check)); then
+  say "checking the wgpu page's code for wasm32-unknown-unknown (no build)"
+  web_cargo_run check wgpu
+  say "done in $(($(date +%s) - started)) s"
+  exit 0
+fi
 
 # 2. wasm-bindgen-cli, the version the lockfile's wasm-bindgen speaks.
 version=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/[^0-9.]/, ""); print; exit}' Cargo.lock)
@@ -73,15 +95,8 @@ cp assets/fashion-mnist/LICENSE "$dist/fashion-mnist-LICENSE"
 sizes=()
 for path in "${paths[@]}"; do
   say "building the $path page for wasm32-unknown-unknown into $target_dir"
-  # SIMD128 (every browser since 2021) for burn's CPU kernels and the GEMM; the profile `web`
-  # (Cargo.toml) links the whole program at once.
-  env -u RUSTUP_TOOLCHAIN -u CARGO -u RUSTC_WRAPPER \
-    PATH=/usr/bin:/bin RUSTC=$web_rustc RUSTC_BOOTSTRAP=1 \
-    CARGO_HOME=${CARGO_HOME:-$HOME/.cargo} CARGO_TARGET_DIR=$target_dir \
-    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=wasm-ld \
-    RUSTFLAGS="-C target-feature=+simd128" \
-    "$web_cargo" build --profile web --locked --target wasm32-unknown-unknown \
-    -Zbuild-std=std,panic_abort --bin clamp --no-default-features --features "web-$path"
+  # (The profile `web`, Cargo.toml, links the whole program at once.)
+  web_cargo_run build "$path"
   out=$dist/$path
   rm -rf "$out"
   mkdir -p "$out"

@@ -5,7 +5,8 @@
 #   wgpu  ?backend=wgpu, WebGPU on SwiftShader (software Vulkan standing in for a GPU).
 # Each prints one JSON line (path, steps, loss_first, loss_last, fps, steps_per_sec, purity,
 # first_step_s, wasm_gz_bytes, ...) and must train CLAMP_WEB_STEPS (20) steps with a falling
-# loss. Then two cheap checks of the loader: on a software WebGPU adapter it picks the CPU
+# loss, and without an error on the page (a trap in the app, a lost drawing context). Then two
+# cheap checks of the loader: on a software WebGPU adapter it picks the CPU
 # build, and with neither WebGPU nor WebGL2 the page says what is missing.
 #
 #   scripts/build-web.sh && scripts/test-web.sh web-shot.png
@@ -67,8 +68,8 @@ if "message" in stats:
     sys.exit(f"test-web: the {path} page says: {stats['message']}")
 stats["wasm_gz_bytes"] = gz_bytes
 fields = ["path", "steps", "loss_first", "loss_last", "fps", "steps_per_sec", "purity",
-          "purity_best", "first_step_s", "seconds_since_first_step", "wasm_gz_bytes", "probe",
-          "loader"]
+          "purity_best", "first_step_s", "seconds_since_first_step", "step_delay_ms", "wasm_gz_bytes", "probe",
+          "troubles", "first_trouble", "loader"]
 print(json.dumps({key: stats.get(key) for key in fields}))
 problems = []
 if stats.get("path") != path:
@@ -78,6 +79,8 @@ if stats["steps"] < 20:
 if not (stats["loss_first"] is not None and stats["loss_last"] is not None
         and stats["loss_last"] < stats["loss_first"]):
     problems.append(f"the loss did not fall ({stats['loss_first']} -> {stats['loss_last']})")
+if stats.get("troubles"):
+    problems.append(f"{stats['troubles']} errors on the page, the first at {stats['first_trouble']}")
 if problems:
     sys.exit(f"test-web: {path}: " + "; ".join(problems))
 PY

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests need, then runs them:
-#   scripts/test.sh                      every test: `cargo test --release`, then the browser
-#                                        build and its test (scripts/build-web.sh, test-web.sh)
+#   scripts/test.sh                      every test: `cargo test --release`, then the page every
+#                                        browser opens (WebGL2 + CPU) built and trained in
+#                                        headless Chromium, and the WebGPU page's code checked
+#   scripts/test.sh --web-wgpu           the same, with the WebGPU page built and trained too
 #   scripts/test.sh --no-web             the cargo tests only
 #   scripts/test.sh [cargo test args]    those cargo tests only (add --web for the page too)
 # On Debian and Ubuntu the missing system packages are installed with apt-get (as root, or
@@ -13,10 +15,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 web=$([ $# = 0 ] && echo 1 || echo 0)
+web_wgpu=0
 cargo_args=()
 for arg in "$@"; do
   case "$arg" in
     --web) web=1 ;;
+    --web-wgpu) web=1; web_wgpu=1 ;;
     --no-web) web=0 ;;
     *) cargo_args+=("$arg") ;;
   esac
@@ -62,10 +66,18 @@ fi
 cargo test --release "${cargo_args[@]}"
 
 if [ "$web" = 1 ]; then
-  # The viewer in a browser: built for wasm32, opened in headless Chromium with software WebGPU;
-  # it must train 20 steps with a falling loss.
-  scripts/build-web.sh
+  # The viewer in a browser: built for wasm32 and opened in headless Chromium, where it must
+  # train 20 steps with a falling loss. The WebGL2 + CPU page is the one every browser opens;
+  # the WebGPU page shares all but its backend with it and the desktop app, so by default its
+  # code is only type-checked (a second full build would take 10 to 20 minutes more).
   shot="${TMPDIR:-/tmp}/clamp-web-test.png"
-  scripts/test-web.sh "$shot"
-  echo "scripts/test.sh: the page trained in a browser (screenshot: $shot)"
+  if [ "$web_wgpu" = 1 ]; then
+    scripts/build-web.sh both
+    CLAMP_WEB_PATHS="cpu wgpu" scripts/test-web.sh "$shot"
+  else
+    scripts/build-web.sh cpu
+    CLAMP_WEB_PATHS=cpu scripts/test-web.sh "$shot"
+    scripts/build-web.sh check-wgpu
+  fi
+  echo "scripts/test.sh: the page trained in a browser (screenshots: ${shot%.png}-*.png)"
 fi

@@ -132,8 +132,9 @@ pub fn resolve_with(choice: BackendChoice, adapter: Option<AdapterSummary>) -> R
     if !cfg!(feature = "gpu") {
         return cpu(
             "cpu (burn flex: this build trains on the CPU only)".into(),
-            (choice == BackendChoice::Wgpu)
-                .then(|| "this build has no GPU training (feature `gpu`): training on the CPU".into()),
+            (choice == BackendChoice::Wgpu).then(|| {
+                "this build has no GPU training (feature `gpu`): training on the CPU".into()
+            }),
         );
     }
     let Some(adapter) = adapter else {

@@ -22,7 +22,6 @@ pub enum LossKind {
     Simclr,
 }
 
-
 /// Everything that defines a training run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -386,7 +385,11 @@ mod tests {
             out: Some("runs/a".into()),
             ..TrainConfig::default()
         };
-        let written: Vec<String> = toml::Table::try_from(full).unwrap().keys().cloned().collect();
+        let written: Vec<String> = toml::Table::try_from(full)
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
         let mut sorted_keys: Vec<&str> = KEYS.to_vec();
         sorted_keys.sort();
         assert_eq!(written, sorted_keys);
@@ -435,15 +438,21 @@ mod tests {
 
     #[test]
     fn a_seed_beyond_what_toml_can_write_is_refused_by_name() {
-        let largest = TrainConfig { seed: MAX_SEED, ..TrainConfig::default() };
+        let largest = TrainConfig {
+            seed: MAX_SEED,
+            ..TrainConfig::default()
+        };
         assert!(largest.validate().is_ok());
         // It survives the trip through a config file.
         let text = largest.to_toml();
         assert!(text.contains("seed = 9223372036854775807"), "{text}");
-        let error = TrainConfig { seed: MAX_SEED + 1, ..TrainConfig::default() }
-            .validate()
-            .unwrap_err()
-            .to_string();
+        let error = TrainConfig {
+            seed: MAX_SEED + 1,
+            ..TrainConfig::default()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
         assert_eq!(
             error,
             "seed = 9223372036854775808 is out of range: allowed 0 to 9223372036854775807"

@@ -21,8 +21,8 @@ pub mod mailbox;
 pub mod model;
 pub mod npy;
 pub mod optim;
-pub mod page;
 pub mod pace;
+pub mod page;
 pub mod physics;
 pub mod progress;
 #[cfg(feature = "viewer")]

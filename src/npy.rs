@@ -63,7 +63,7 @@ fn parse_npy(bytes: &[u8]) -> Result<NpyArray, String> {
     };
     let expected = shape
         .iter()
-        .try_fold(width as usize, |total: usize, &d| total.checked_mul(d))
+        .try_fold(width, |total: usize, &d| total.checked_mul(d))
         .ok_or_else(|| format!("shape {shape:?} is too large to address"))?;
     let payload = &bytes[data_start..];
     if payload.len() < expected {
@@ -152,7 +152,7 @@ pub fn encode_npy_f32(shape: &[usize], data: &[f32]) -> Vec<u8> {
     };
     let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_text}, }}");
     // Pad so the data starts on a 64-byte boundary, ending the header with a newline.
-    while (MAGIC.len() + 4 + header.len() + 1) % 64 != 0 {
+    while !(MAGIC.len() + 4 + header.len() + 1).is_multiple_of(64) {
         header.push(' ');
     }
     header.push('\n');

@@ -55,7 +55,11 @@ async fn timer(ms: i32) {
             // without the 4 ms a nested zero timeout is clamped to.
             if let Ok(channel) = web_sys::MessageChannel::new() {
                 channel.port1().set_onmessage(Some(&resolve));
-                if channel.port2().post_message(&wasm_bindgen::JsValue::NULL).is_ok() {
+                if channel
+                    .port2()
+                    .post_message(&wasm_bindgen::JsValue::NULL)
+                    .is_ok()
+                {
                     return;
                 }
             }

@@ -82,7 +82,10 @@ const DESKTOP_ONLY: &[(&str, &str)] = &[
         "the page trains on the Fashion-MNIST test split it ships with; the desktop app \
          (`clamp view --dataset DIR`) reads other datasets",
     ),
-    ("out", "a page writes no run directory; the desktop app does"),
+    (
+        "out",
+        "a page writes no run directory; the desktop app does",
+    ),
 ];
 
 /// Reads `query` (the part of the address after `?`, with or without the `?`) for a page
@@ -170,7 +173,11 @@ pub fn settings_query(config: &TrainConfig, path: PagePath) -> String {
             toml::Value::String(s) => s.clone(),
             other => other.to_string(),
         };
-        pairs.push(format!("{}={}", encode_component(key), encode_component(&text)));
+        pairs.push(format!(
+            "{}={}",
+            encode_component(key),
+            encode_component(&text)
+        ));
     }
     if pairs.is_empty() {
         String::new()

@@ -211,8 +211,8 @@ pub fn draw_caption(image: &mut RgbaImage, text: &str) {
 
 fn blend(pixel: &mut Rgba<u8>, color: [u8; 3], amount: f32) {
     let a = amount.clamp(0.0, 1.0);
-    for k in 0..3 {
-        pixel.0[k] = (pixel.0[k] as f32 * (1.0 - a) + color[k] as f32 * a).round() as u8;
+    for (channel, &target) in pixel.0.iter_mut().zip(color.iter()) {
+        *channel = (*channel as f32 * (1.0 - a) + target as f32 * a).round() as u8;
     }
     pixel.0[3] = 255;
 }

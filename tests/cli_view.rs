@@ -110,7 +110,9 @@ fn view_with_a_display_that_is_not_there_is_a_clear_error() {
 /// tried again (three times at most).
 fn under_xvfb(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     static DISPLAYS: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _turn = DISPLAYS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _turn = DISPLAYS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let run = || {
         Command::new("xvfb-run")
             .args(["-a", "-s", "-screen 0 1280x720x24"])
@@ -373,12 +375,18 @@ fn record_writes_a_gif_with_every_frame() {
     // there to encode one.
     let again = dir.join("again.gif");
     record_to(&again);
-    assert!(std::fs::read(&gif).unwrap() == std::fs::read(&again).unwrap(), "two GIFs differ");
+    assert!(
+        std::fs::read(&gif).unwrap() == std::fs::read(&again).unwrap(),
+        "two GIFs differ"
+    );
     if clamp::video::ffmpeg_available() {
         let (mp4, mp4_again) = (dir.join("a.mp4"), dir.join("b.mp4"));
         record_to(&mp4);
         record_to(&mp4_again);
-        assert!(std::fs::read(&mp4).unwrap() == std::fs::read(&mp4_again).unwrap(), "two MP4s differ");
+        assert!(
+            std::fs::read(&mp4).unwrap() == std::fs::read(&mp4_again).unwrap(),
+            "two MP4s differ"
+        );
     }
     let decoder = image::codecs::gif::GifDecoder::new(std::io::BufReader::new(
         std::fs::File::open(&gif).unwrap(),

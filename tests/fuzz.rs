@@ -147,7 +147,9 @@ fn valid_cifar100() -> Vec<u8> {
 
 /// An image in `format`, as its file's bytes.
 fn encoded(width: u32, height: u32, format: image::ImageFormat) -> Vec<u8> {
-    let image = image::RgbImage::from_fn(width, height, |x, y| image::Rgb([x as u8 * 20, y as u8 * 30, 99]));
+    let image = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([x as u8 * 20, y as u8 * 30, 99])
+    });
     let mut bytes = std::io::Cursor::new(Vec::new());
     image.write_to(&mut bytes, format).unwrap();
     bytes.into_inner()
@@ -345,7 +347,8 @@ proptest! {
 
 #[test]
 fn image_folders_that_cannot_be_read_are_errors_naming_the_file() {
-    let cases: [(&str, fn(&Path)); 4] = [
+    type Damage = fn(&Path);
+    let cases: [(&str, Damage); 4] = [
         ("empty class folder", |dir| {
             std::fs::create_dir_all(dir.join("empty")).unwrap();
         }),
@@ -397,7 +400,7 @@ fn a_gzip_bomb_is_refused_before_it_fills_memory() {
         encoder.write_all(&zeros).unwrap();
     }
     std::fs::write(&path, encoder.finish().unwrap()).unwrap();
-    let error = read_idx_images(&path).err().expect("refused").to_string();
+    let error = read_idx_images(&path).expect_err("refused").to_string();
     assert!(
         names(&error, &path) && error.contains("more than 1 GiB"),
         "{error}"
@@ -572,7 +575,7 @@ proptest! {
         let dir = scratch("metrics");
         let path = dir.join("metrics.jsonl");
         std::fs::write(&path, lines.join("\n")).unwrap();
-        clamp::cli::train::keep_metrics_up_to(&path, keep).map_err(|e| TestCaseError::fail(e))?;
+        clamp::cli::train::keep_metrics_up_to(&path, keep).map_err(TestCaseError::fail)?;
         let kept = std::fs::read_to_string(&path).unwrap();
         let expected: Vec<&String> = lines
             .iter()

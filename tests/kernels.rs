@@ -51,7 +51,8 @@ fn assert_close(what: &str, ours: &[f32], reference: &[f32]) {
 }
 
 /// (batch, channels, height, width, filters, kernel, stride, padding, bias)
-const CASES: &[(usize, usize, usize, usize, usize, usize, usize, usize, bool)] = &[
+type Case = (usize, usize, usize, usize, usize, usize, usize, usize, bool);
+const CASES: &[Case] = &[
     (5, 1, 28, 28, 16, 3, 1, 1, true),   // the small CNN's first block
     (6, 16, 14, 14, 32, 3, 1, 1, false), // its second
     (4, 32, 7, 7, 64, 3, 1, 1, false),   // its third

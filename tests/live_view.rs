@@ -117,7 +117,12 @@ fn pixel_purity_by_hand(set: &clamp::data::ImageSet, indices: &[usize]) -> f64 {
     let eigen = covariance.symmetric_eigen();
     let mut order: Vec<usize> = (0..dim).collect();
     order.sort_by(|&a, &b| eigen.eigenvalues[b].total_cmp(&eigen.eigenvalues[a]));
-    let axes = nalgebra::DMatrix::from_columns(&order[..3].iter().map(|&k| eigen.eigenvectors.column(k)).collect::<Vec<_>>());
+    let axes = nalgebra::DMatrix::from_columns(
+        &order[..3]
+            .iter()
+            .map(|&k| eigen.eigenvectors.column(k))
+            .collect::<Vec<_>>(),
+    );
     let points = &x * axes;
     let labels: Vec<u16> = indices.iter().map(|&i| set.labels[i]).collect();
     let mut same = 0usize;
@@ -127,7 +132,10 @@ fn pixel_purity_by_hand(set: &clamp::data::ImageSet, indices: &[usize]) -> f64 {
             .map(|j| ((points.row(i) - points.row(j)).norm_squared(), j))
             .collect();
         distances.sort_by(|a, b| a.0.total_cmp(&b.0));
-        same += distances[..PURITY_K].iter().filter(|(_, j)| labels[*j] == labels[i]).count();
+        same += distances[..PURITY_K]
+            .iter()
+            .filter(|(_, j)| labels[*j] == labels[i])
+            .count();
     }
     same as f64 / (n * PURITY_K) as f64
 }
@@ -243,14 +251,21 @@ fn the_viewers_training_separates_classes_and_the_timeline_replays_what_was_draw
             (0..n)
                 .filter(|&j| {
                     let squared: f64 = (0..3)
-                        .map(|k| (entry.centers[3 * i + k] as f64 - entry.centers[3 * j + k] as f64).powi(2))
+                        .map(|k| {
+                            (entry.centers[3 * i + k] as f64 - entry.centers[3 * j + k] as f64)
+                                .powi(2)
+                        })
                         .sum();
-                    j != i && squared.sqrt() < 0.99 * (entry.radii[i] as f64 + entry.radii[j] as f64)
+                    j != i
+                        && squared.sqrt() < 0.99 * (entry.radii[i] as f64 + entry.radii[j] as f64)
                 })
                 .count() as u32
         })
         .collect();
-    assert!(by_hand.iter().sum::<u32>() > 0, "an early picture is jammed");
+    assert!(
+        by_hand.iter().sum::<u32>() > 0,
+        "an early picture is jammed"
+    );
     assert_eq!(scene.frame.contacts, by_hand);
 
     // Back to live: the newest live picture again.

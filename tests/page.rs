@@ -8,9 +8,7 @@ use proptest::prelude::*;
 use clamp::backend::BackendChoice;
 use clamp::config::TrainConfig;
 use clamp::eval::{Features, LinearProbe, LinearProbeFit, ProbeSettings};
-use clamp::page::{
-    PagePath, decode_component, encode_component, parse_address, settings_query,
-};
+use clamp::page::{PagePath, decode_component, encode_component, parse_address, settings_query};
 
 fn parse(query: &str, path: PagePath) -> Result<TrainConfig, String> {
     parse_address(query, path)
@@ -20,14 +18,23 @@ fn parse(query: &str, path: PagePath) -> Result<TrainConfig, String> {
 
 #[test]
 fn an_empty_address_opens_the_viewers_run_on_the_paths_backend() {
-    for (path, backend) in [(PagePath::Cpu, BackendChoice::Cpu), (PagePath::Gpu, BackendChoice::Wgpu)] {
+    for (path, backend) in [
+        (PagePath::Cpu, BackendChoice::Cpu),
+        (PagePath::Gpu, BackendChoice::Wgpu),
+    ] {
         for query in ["", "?", "?&&"] {
             let config = parse(query, path).unwrap();
             assert_eq!(config.backend, backend);
             // The desktop viewer's run: the pixel MLP, d = 3, r_s = 0.75, 128 x 4 views.
             let desktop = TrainConfig::viewer_default();
             assert_eq!(
-                (config.dim, config.radius_scale, config.batch, config.views, config.encoder),
+                (
+                    config.dim,
+                    config.radius_scale,
+                    config.batch,
+                    config.views,
+                    config.encoder
+                ),
                 (3, 0.75, 128, 4, desktop.encoder)
             );
         }
@@ -52,28 +59,86 @@ fn settings_in_the_address_are_applied_in_order_and_decoded() {
     assert_eq!((config.alpha, config.radius_scale), (2.5, 1.5));
     // Training in a worker unless the address says otherwise.
     assert!(parse_address("", PagePath::Cpu).unwrap().worker);
-    assert!(!parse_address("?worker=false", PagePath::Cpu).unwrap().worker);
+    assert!(
+        !parse_address("?worker=false", PagePath::Cpu)
+            .unwrap()
+            .worker
+    );
     // backend=auto or the page's own path is accepted and leaves the path's backend.
-    assert_eq!(parse("?backend=auto", PagePath::Cpu).unwrap().backend, BackendChoice::Cpu);
-    assert_eq!(parse("?backend=cpu", PagePath::Cpu).unwrap().backend, BackendChoice::Cpu);
-    assert_eq!(parse("?backend=wgpu", PagePath::Gpu).unwrap().backend, BackendChoice::Wgpu);
+    assert_eq!(
+        parse("?backend=auto", PagePath::Cpu).unwrap().backend,
+        BackendChoice::Cpu
+    );
+    assert_eq!(
+        parse("?backend=cpu", PagePath::Cpu).unwrap().backend,
+        BackendChoice::Cpu
+    );
+    assert_eq!(
+        parse("?backend=wgpu", PagePath::Gpu).unwrap().backend,
+        BackendChoice::Wgpu
+    );
 }
 
 #[test]
 fn a_bad_address_is_refused_with_the_key_named() {
     let cases: &[(&str, PagePath, &str, &str)] = &[
-        ("?radius=2", PagePath::Cpu, "`radius`", "not a setting of the page"),
-        ("?alpha=11", PagePath::Cpu, "`alpha`", "alpha = 11 is out of range: allowed 1 to 10"),
+        (
+            "?radius=2",
+            PagePath::Cpu,
+            "`radius`",
+            "not a setting of the page",
+        ),
+        (
+            "?alpha=11",
+            PagePath::Cpu,
+            "`alpha`",
+            "alpha = 11 is out of range: allowed 1 to 10",
+        ),
         ("?alpha=soft", PagePath::Gpu, "`alpha`", "invalid type"),
-        ("?batch=1", PagePath::Cpu, "`batch`", "batch = 1 is out of range: allowed 2 to 8192"),
-        ("?seed=%zz", PagePath::Cpu, "`seed`", "`%` at byte 0 is not followed by two hexadecimal digits"),
+        (
+            "?batch=1",
+            PagePath::Cpu,
+            "`batch`",
+            "batch = 1 is out of range: allowed 2 to 8192",
+        ),
+        (
+            "?seed=%zz",
+            PagePath::Cpu,
+            "`seed`",
+            "`%` at byte 0 is not followed by two hexadecimal digits",
+        ),
         ("?seed=%ff", PagePath::Cpu, "`seed`", "not UTF-8"),
         ("?dataset=/etc", PagePath::Cpu, "`dataset`", "ships with"),
-        ("?out=runs", PagePath::Gpu, "`out`", "writes no run directory"),
-        ("?backend=cpu", PagePath::Gpu, "`backend`", "the page's wgpu build, which cannot train with backend=cpu"),
-        ("?backend=wgpu", PagePath::Cpu, "`backend`", "the page's cpu build, which cannot train with backend=wgpu"),
-        ("?backend=tpu", PagePath::Cpu, "`backend`", "`tpu` is not a backend"),
-        ("?worker=2", PagePath::Cpu, "`worker`", "`2` is not true or false"),
+        (
+            "?out=runs",
+            PagePath::Gpu,
+            "`out`",
+            "writes no run directory",
+        ),
+        (
+            "?backend=cpu",
+            PagePath::Gpu,
+            "`backend`",
+            "the page's wgpu build, which cannot train with backend=cpu",
+        ),
+        (
+            "?backend=wgpu",
+            PagePath::Cpu,
+            "`backend`",
+            "the page's cpu build, which cannot train with backend=wgpu",
+        ),
+        (
+            "?backend=tpu",
+            PagePath::Cpu,
+            "`backend`",
+            "`tpu` is not a backend",
+        ),
+        (
+            "?worker=2",
+            PagePath::Cpu,
+            "`worker`",
+            "`2` is not true or false",
+        ),
     ];
     for &(query, path, key, words) in cases {
         let error = parse(query, path).unwrap_err();
@@ -90,7 +155,10 @@ fn a_link_carries_the_settings_that_differ_and_opens_on_the_same_run() {
     let path = PagePath::Cpu;
     let default = path.default_config();
     // The default run's link still names the three settings a teacher changes.
-    assert_eq!(settings_query(&default, path), "?alpha=2.0&radius_scale=0.75&seed=0");
+    assert_eq!(
+        settings_query(&default, path),
+        "?alpha=2.0&radius_scale=0.75&seed=0"
+    );
     let config = TrainConfig {
         radius_scale: 4.0,
         alpha: 2.5,
@@ -100,7 +168,10 @@ fn a_link_carries_the_settings_that_differ_and_opens_on_the_same_run() {
         ..default.clone()
     };
     let query = settings_query(&config, path);
-    assert_eq!(query, "?batch=64&alpha=2.5&radius_scale=4.0&seed=7&crop_min=0.25");
+    assert_eq!(
+        query,
+        "?batch=64&alpha=2.5&radius_scale=4.0&seed=7&crop_min=0.25"
+    );
     assert_eq!(parse(&query, path).unwrap(), config);
 }
 
@@ -196,14 +267,21 @@ fn blobs(n: usize, dim: usize, seed: u64) -> Features {
         }
         labels.push(class);
     }
-    Features { dim, values, labels }
+    Features {
+        dim,
+        values,
+        labels,
+    }
 }
 
 #[test]
 fn a_probe_fitted_a_few_epochs_at_a_time_is_the_probe_fitted_at_once() {
     let train = blobs(300, 6, 1);
     let test = blobs(150, 6, 2);
-    let settings = ProbeSettings { epochs: 95, ..ProbeSettings::default() };
+    let settings = ProbeSettings {
+        epochs: 95,
+        ..ProbeSettings::default()
+    };
     let at_once = LinearProbe::fit(&train, 3, &settings);
     let mut fit = LinearProbeFit::new(&train, 3, &settings);
     let mut calls = 0;
@@ -235,20 +313,33 @@ fn on_one_split_the_probes_fit_and_score_on_disjoint_images() {
         &config,
     )
     .unwrap();
-    let trainer =
-        clamp::train::Trainer::<clamp::backend::CpuBackend>::new(config.clone(), Arc::new(data), Default::default());
+    let trainer = clamp::train::Trainer::<clamp::backend::CpuBackend>::new(
+        config.clone(),
+        Arc::new(data),
+        Default::default(),
+    );
     let (train, test) = trainer.probe_indices();
-    assert_eq!((train.len(), test.len()), (config.probe_train_images, config.probe_test_images));
+    assert_eq!(
+        (train.len(), test.len()),
+        (config.probe_train_images, config.probe_test_images)
+    );
     let mut seen = vec![0u8; set.len];
     for &i in train.iter().chain(&test) {
         seen[i] += 1;
     }
-    assert!(seen.iter().all(|&count| count <= 1), "an image is in both subsets");
+    assert!(
+        seen.iter().all(|&count| count <= 1),
+        "an image is in both subsets"
+    );
     // Two splits of other images keep the offline protocol: the first test images.
     let other_test = set.subset(&(0..5000).collect::<Vec<_>>());
     let data = clamp::train::TrainingData::of_images(set, other_test, "two splits".into(), &config)
         .unwrap();
-    let trainer = clamp::train::Trainer::<clamp::backend::CpuBackend>::new(config.clone(), Arc::new(data), Default::default());
+    let trainer = clamp::train::Trainer::<clamp::backend::CpuBackend>::new(
+        config.clone(),
+        Arc::new(data),
+        Default::default(),
+    );
     let (_, test) = trainer.probe_indices();
     assert_eq!(test, (0..config.probe_test_images).collect::<Vec<_>>());
 }

@@ -218,7 +218,10 @@ fn check_jamming(dim: usize, n: usize, seeds: &[u64], phi_measured: f64, spread:
         // Isostatic: a periodic jammed packing has d (N - 1) + 1 contacts at least, and at the
         // jamming point only a few more.
         let kept = (n as f64 * (1.0 - result.rattler_fraction)).round();
-        println!("dim {dim} seed {seed}: phi_J {}, Z = {counted}, {kept} non-rattlers", result.phi_j);
+        println!(
+            "dim {dim} seed {seed}: phi_J {}, Z = {counted}, {kept} non-rattlers",
+            result.phi_j
+        );
         assert!(
             (counted - isostatic).abs() <= 6.0 / kept,
             "dim {dim} seed {seed}: Z = {counted} vs {isostatic} ({kept} non-rattlers)"

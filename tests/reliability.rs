@@ -60,9 +60,29 @@ fn spawn_train(out: &Path, fault: &str) -> std::process::Child {
     let steps = STEPS.to_string();
     std::process::Command::new(env!("CARGO_BIN_EXE_clamp"))
         .args([
-            "train", "--data", data, "--backend", "cpu", "--steps", &steps, "--batch", "64",
-            "--views", "4", "--dim", "8", "--width", "8", "--radius-scale", "2",
-            "--eval-every", "0", "--probe-train-images", "200", "--checkpoint-every", "10",
+            "train",
+            "--data",
+            data,
+            "--backend",
+            "cpu",
+            "--steps",
+            &steps,
+            "--batch",
+            "64",
+            "--views",
+            "4",
+            "--dim",
+            "8",
+            "--width",
+            "8",
+            "--radius-scale",
+            "2",
+            "--eval-every",
+            "0",
+            "--probe-train-images",
+            "200",
+            "--checkpoint-every",
+            "10",
             "--out",
         ])
         .arg(out)
@@ -85,7 +105,10 @@ fn wait_for_step(out: &Path, step: u64) {
         if reached {
             return;
         }
-        assert!(std::time::Instant::now() < deadline, "step {step} not logged in 300 s");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "step {step} not logged in 300 s"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
@@ -222,11 +245,18 @@ fn sigterm_saves_and_a_second_signal_quits_and_either_resumes_bit_for_bit() {
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(143), "{stderr}");
-    assert!(stderr.contains("terminated (SIGTERM) at step 13"), "{stderr}");
+    assert!(
+        stderr.contains("terminated (SIGTERM) at step 13"),
+        "{stderr}"
+    );
     assert!(once.join("checkpoints/step-00000013").is_dir());
     let stderr = resume(&once);
     assert!(stderr.contains("resuming at step 13"), "{stderr}");
-    assert_eq!(losses(&metrics(&once)), reference, "every step's loss, bit for bit");
+    assert_eq!(
+        losses(&metrics(&once)),
+        reference,
+        "every step's loss, bit for bit"
+    );
 
     // Two signals: the second quits at once, wherever the save of the first had got to (it
     // may leave a staging directory). The resume starts from the last whole checkpoint.
@@ -246,7 +276,11 @@ fn sigterm_saves_and_a_second_signal_quits_and_either_resumes_bit_for_bit() {
         stderr.contains("resuming at step 13") || stderr.contains("resuming at step 10"),
         "{stderr}"
     );
-    assert_eq!(losses(&metrics(&twice)), reference, "every step's loss, bit for bit");
+    assert_eq!(
+        losses(&metrics(&twice)),
+        reference,
+        "every step's loss, bit for bit"
+    );
     let leftovers: Vec<String> = std::fs::read_dir(twice.join("checkpoints"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -285,10 +319,17 @@ fn what_a_crash_mid_save_leaves_is_put_right_and_the_run_resumes_bit_for_bit() {
     std::io::Write::write_all(&mut log, b"{\"step\": 24, \"loss\": 4.2, \"pack").unwrap();
     drop(log);
     let stderr = resume(&staged);
-    assert!(stderr.contains("removed") && stderr.contains(".step-00000030.partial-4242"), "{stderr}");
+    assert!(
+        stderr.contains("removed") && stderr.contains(".step-00000030.partial-4242"),
+        "{stderr}"
+    );
     assert!(stderr.contains("resuming at step 23"), "{stderr}");
     assert!(!staging.exists());
-    assert_eq!(losses(&metrics(&staged)), reference, "every step's loss, bit for bit");
+    assert_eq!(
+        losses(&metrics(&staged)),
+        reference,
+        "every step's loss, bit for bit"
+    );
 
     // 2. A crash between moving the old step 23 aside and renaming its replacement into
     // place (a second save of the same step): only `.step-00000023.old-PID` holds it.
@@ -296,9 +337,16 @@ fn what_a_crash_mid_save_leaves_is_put_right_and_the_run_resumes_bit_for_bit() {
     let moved = checkpoints(&aside).join(".step-00000023.old-4242");
     std::fs::rename(checkpoints(&aside).join("step-00000023"), &moved).unwrap();
     let stderr = resume(&aside);
-    assert!(stderr.contains("recovered") && stderr.contains("step-00000023"), "{stderr}");
+    assert!(
+        stderr.contains("recovered") && stderr.contains("step-00000023"),
+        "{stderr}"
+    );
     assert!(stderr.contains("resuming at step 23"), "{stderr}");
-    assert_eq!(losses(&metrics(&aside)), reference, "every step's loss, bit for bit");
+    assert_eq!(
+        losses(&metrics(&aside)),
+        reference,
+        "every step's loss, bit for bit"
+    );
 
     // 3. An aside copy that is damaged, or whose replacement did arrive, is removed; a name
     // that only looks like one is left alone.

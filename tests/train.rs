@@ -135,7 +135,10 @@ fn errors_reach_an_owner_that_stopped_reading_step_reports() {
     let deadline = std::time::Instant::now() + Duration::from_secs(300);
     let mut done = 0;
     while done < 10 {
-        assert!(std::time::Instant::now() < deadline, "fewer than 10 steps in 300 s");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "fewer than 10 steps in 300 s"
+        );
         if let Some(snapshot) = session.take_snapshot() {
             done = snapshot.step;
         }
@@ -160,7 +163,10 @@ fn errors_reach_an_owner_that_stopped_reading_step_reports() {
     // The first three reports filled the room; those of steps 4 to 10 at least were dropped.
     // (Once reading began, the report of the step in progress may have found room.)
     assert_eq!(steps[..3], [1, 2, 3], "{done} steps were done");
-    assert!(steps.len() <= 4 && steps.get(3).is_none_or(|&s| s > done), "{steps:?}, {done} done");
+    assert!(
+        steps.len() <= 4 && steps.get(3).is_none_or(|&s| s > done),
+        "{steps:?}, {done} done"
+    );
     let error = events.iter().find_map(|e| match e {
         Event::Error(message) => Some(message.clone()),
         _ => None,
@@ -283,7 +289,7 @@ fn every_kind_of_damage_to_the_newest_checkpoint_falls_back_to_the_one_before() 
             "{file} {how}: {refused}"
         );
         let (trainer, dir, passed_over) =
-            checkpoint::load_newest::<CpuBackend>(&run, |c| Ok(c), data, Default::default())
+            checkpoint::load_newest::<CpuBackend>(&run, Ok, data, Default::default())
                 .unwrap_or_else(|e| panic!("{file} {how}: step 1 should load: {e}"));
         assert_eq!(dir, checkpoint::step_dir(&run, 1), "{file} {how}");
         assert_eq!(trainer.step_count(), 1, "{file} {how}");
@@ -300,7 +306,7 @@ fn every_kind_of_damage_to_the_newest_checkpoint_falls_back_to_the_one_before() 
     for step in [1, 2] {
         truncate(&checkpoint::step_dir(&run, step).join("model.mpk"));
     }
-    let error = checkpoint::load_newest::<CpuBackend>(&run, |c| Ok(c), data, Default::default())
+    let error = checkpoint::load_newest::<CpuBackend>(&run, Ok, data, Default::default())
         .err()
         .expect("no whole checkpoint");
     assert!(
@@ -462,7 +468,11 @@ fn wgpu_and_cpu_agree_on_a_training_step() {
     assert!(relative <= 1e-3, "{}", agreement.summary());
     // Every parameter, on its own scale: the gradients within 1e-3 of its largest entry, and
     // the weights the step wrote within 1e-3 learning rates of each other.
-    let names: Vec<&str> = agreement.parameters.iter().map(|p| p.name.as_str()).collect();
+    let names: Vec<&str> = agreement
+        .parameters
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
     assert!(names.len() >= 6, "{names:?}");
     let largest = agreement.largest_gradient();
     for p in &agreement.parameters {
@@ -474,7 +484,11 @@ fn wgpu_and_cpu_agree_on_a_training_step() {
             assert!(p.worst_gradient_difference <= 1e-5 * largest, "{p:?}");
             continue;
         }
-        assert!(p.gradient_relative_difference() <= 1e-3, "{}: {p:?}", p.name);
+        assert!(
+            p.gradient_relative_difference() <= 1e-3,
+            "{}: {p:?}",
+            p.name
+        );
         assert!(p.worst_update_difference <= 1e-3, "{}: {p:?}", p.name);
         assert!(p.ambiguous_updates < p.entries, "{}: {p:?}", p.name);
     }
@@ -498,7 +512,8 @@ fn wgpu_and_cpu_agree_on_a_training_step() {
     let mut zeroed = agreement.clone();
     // As if WGPU gave zeros there: off by the parameter's whole scale, yet under 1e-3 of the
     // model's largest gradient whenever that parameter is 1,000 times smaller.
-    zeroed.parameters[smallest].worst_gradient_difference = zeroed.parameters[smallest].gradient_scale;
+    zeroed.parameters[smallest].worst_gradient_difference =
+        zeroed.parameters[smallest].gradient_scale;
     println!(
         "smallest-scaled parameter {}: {:.2e} of the largest scale",
         zeroed.parameters[smallest].name,
@@ -534,8 +549,8 @@ fn the_default_model_agrees_on_wgpu_at_the_largest_batch_a_software_adapter_sums
 #[test]
 fn a_software_adapter_cuts_long_sums_short_and_training_that_needs_one_is_refused() {
     use burn::backend::Wgpu;
-    use clamp::backend::SOFTWARE_ADAPTER_LOOP_LIMIT as LIMIT;
     use clamp::backend::BackendChoice;
+    use clamp::backend::SOFTWARE_ADAPTER_LOOP_LIMIT as LIMIT;
     use clamp::train::RunStart;
     let adapter = probe_adapter()
         .expect("no WGPU adapter: install mesa-vulkan-drivers (lavapipe) to run the WGPU backend");

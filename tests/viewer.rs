@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
-use clamp::backend::CpuBackend;
 use clamp::backend::BackendChoice;
+use clamp::backend::CpuBackend;
 use clamp::config::TrainConfig;
 use clamp::loss::PackingParams;
 use clamp::train::session::TrainingPriority;

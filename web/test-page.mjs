@@ -64,12 +64,24 @@ const browser = await chromium.launch({
 const context = await browser.newContext({ viewport: { width: 1280, height: 720 } });
 const page = await context.newPage();
 const console_lines = [];
-page.on("console", (m) => console_lines.push(`${m.type()}: ${m.text()}`));
-page.on("pageerror", (e) => console_lines.push(`pageerror: ${e.message}`));
+// Anything that breaks the page after it started (a trap in the app, the browser taking the
+// drawing context away) fails the test, with its time since navigation.
+const troubles = [];
+let navigatedAt = Date.now();
+const sinceStart = () => ((Date.now() - navigatedAt) / 1000).toFixed(1);
+page.on("console", (m) => {
+  console_lines.push(`${m.type()}: ${m.text()}`);
+  if (/CONTEXT_LOST|context lost|device lost/i.test(m.text())) troubles.push(`${sinceStart()} s: ${m.text()}`);
+});
+page.on("pageerror", (e) => {
+  console_lines.push(`pageerror: ${e.message}`);
+  troubles.push(`${sinceStart()} s: ${e.message}`);
+});
 
 let result = null;
 let failure = null;
 try {
+  navigatedAt = Date.now();
   await page.goto(url);
   const started = Date.now();
   let firstStepAt = null;
@@ -106,6 +118,8 @@ try {
         steps_per_sec: (state.stats.steps - atFirstStep.steps) / seconds,
         seconds_since_first_step: seconds,
         loader: state.loader,
+        troubles: troubles.length,
+        first_trouble: troubles[0] ?? null,
       };
       break;
     }

@@ -11,8 +11,8 @@ use serde_json::json;
 
 use super::flags::{TrainingFlags, set, validated};
 use super::signals;
-use crate::backend::{BackendTask, run_on};
 use crate::backend::BackendChoice;
+use crate::backend::{BackendTask, run_on};
 use crate::config::TrainConfig;
 use crate::eval::{Features, KNN_K, ProbeSettings, knn_accuracy, linear_probe_accuracy};
 use crate::model::EncoderKind;

@@ -71,7 +71,10 @@ pub const VANISHING: f32 = 1e-5;
 impl StepAgreement {
     /// The largest gradient entry of the whole model.
     pub fn largest_gradient(&self) -> f32 {
-        self.parameters.iter().map(|p| p.gradient_scale).fold(0.0, f32::max)
+        self.parameters
+            .iter()
+            .map(|p| p.gradient_scale)
+            .fold(0.0, f32::max)
     }
 
     /// Whether `parameter`'s gradient vanishes (see [`VANISHING`]).
@@ -91,10 +94,13 @@ impl StepAgreement {
     /// The parameter whose gradients differ most for their own scale (of those whose
     /// gradient does not vanish).
     pub fn worst_gradient(&self) -> Option<&ParameterAgreement> {
-        self.parameters.iter().filter(|p| !self.vanishes(p)).max_by(|a, b| {
-            a.gradient_relative_difference()
-                .total_cmp(&b.gradient_relative_difference())
-        })
+        self.parameters
+            .iter()
+            .filter(|p| !self.vanishes(p))
+            .max_by(|a, b| {
+                a.gradient_relative_difference()
+                    .total_cmp(&b.gradient_relative_difference())
+            })
     }
 
     /// The parameter whose updates differ most (of those whose gradient does not vanish:
@@ -103,7 +109,10 @@ impl StepAgreement {
         self.parameters
             .iter()
             .filter(|p| !self.vanishes(p))
-            .max_by(|a, b| a.worst_update_difference.total_cmp(&b.worst_update_difference))
+            .max_by(|a, b| {
+                a.worst_update_difference
+                    .total_cmp(&b.worst_update_difference)
+            })
     }
 
     /// Within `tolerance` on the loss, on every parameter's gradients (for its own scale) and
@@ -208,7 +217,10 @@ pub fn compare_one_step(
     let before = with_gradients(cpu.weights())?;
     cpu.step().map_err(|e| format!("the CPU step: {e}"))?;
     let stepped_loss = gpu.step().map_err(|e| format!("the WGPU step: {e}"))?.loss;
-    let (cpu_after, gpu_after) = (with_gradients(cpu.weights())?, with_gradients(gpu.weights())?);
+    let (cpu_after, gpu_after) = (
+        with_gradients(cpu.weights())?,
+        with_gradients(gpu.weights())?,
+    );
     // The update the step queued must finish before the caller exits: a software Vulkan
     // driver torn down under running work crashes at exit.
     <WgpuBackend as burn::tensor::backend::Backend>::sync(&gpu.device)

@@ -228,7 +228,7 @@ pub fn list(run: &Path) -> Vec<(usize, PathBuf)> {
             Some((step, entry.path()))
         })
         .collect();
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|entry| std::cmp::Reverse(entry.0));
     found
 }
 

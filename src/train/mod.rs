@@ -79,7 +79,10 @@ fn refuse_sums_too_long_for_software(
     // count divides by four, else two at a time, else one (measured on lavapipe).
     let iterations = |batch: usize| {
         let images = batch * config.views;
-        let lanes = [4, 2, 1].into_iter().find(|l| images % l == 0).unwrap_or(1);
+        let lanes = [4, 2, 1]
+            .into_iter()
+            .find(|&l| images.is_multiple_of(l))
+            .unwrap_or(1);
         (images * per_image).div_ceil(lanes)
     };
     if iterations(config.batch) <= LIMIT {

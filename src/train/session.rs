@@ -44,6 +44,8 @@ pub enum Command {
     SaveCheckpoint(PathBuf),
     /// How the training threads compete for cores from now on.
     SetPriority(TrainingPriority),
+    /// The pause after each step from now on (a page sharing two cores with its drawing).
+    SetStepDelay(Duration),
     Stop,
 }
 
@@ -265,7 +267,15 @@ impl Drop for Session {
 
 /// How the training threads compete for cores with everything else on the machine.
 #[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 pub enum TrainingPriority {
     /// Like any other thread.
@@ -355,6 +365,7 @@ async fn run<B: AutodiffBackend>(
 ) {
     let mut paused = options.start_paused;
     let mut single_steps = 0usize;
+    let mut step_delay = options.step_delay;
     let min_snapshot_gap = Duration::from_secs_f64(1.0 / options.snapshots_per_sec.max(0.01));
     let mut last_snapshot: Option<Instant> = None;
     snapshots.put(trainer.snapshot_async().await);
@@ -364,6 +375,10 @@ async fn run<B: AutodiffBackend>(
         // Apply every pending command; when there is nothing to do, wait for one.
         let idle = paused && single_steps == 0;
         match pace.receive(&commands, idle).await {
+            Ok(Command::SetStepDelay(delay)) => {
+                step_delay = delay;
+                continue;
+            }
             Ok(command) => {
                 if !apply(
                     &mut trainer,
@@ -388,9 +403,7 @@ async fn run<B: AutodiffBackend>(
             Ok(report) => {
                 let step = report.step;
                 emit(&events, Event::Step(report));
-                if single_steps > 0 {
-                    single_steps -= 1;
-                }
+                single_steps = single_steps.saturating_sub(1);
                 let due = last_snapshot.is_none_or(|t| t.elapsed() >= min_snapshot_gap);
                 if due || single_steps == 0 && paused {
                     snapshots.put(trainer.snapshot_async().await);
@@ -411,7 +424,7 @@ async fn run<B: AutodiffBackend>(
                 emit(&events, Event::Paused(true));
             }
         }
-        pace.pause(options.step_delay).await;
+        pace.pause(step_delay).await;
     }
 }
 
@@ -485,6 +498,7 @@ async fn apply<B: AutodiffBackend>(
             rayon::broadcast(|_| set_priority(priority));
             return true;
         }
+        Command::SetStepDelay(_) => return true,
         Command::Stop => return false,
     };
     match result {

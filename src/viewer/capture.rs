@@ -205,6 +205,8 @@ fn record_frame(mut commands: Commands, mut recording: ResMut<Recording>) {
     }
 }
 
+// (A system's parameters are the data it reads and writes.)
+#[allow(clippy::too_many_arguments)]
 fn frame_budget(
     mut commands: Commands,
     mut budget: ResMut<FrameBudget>,
@@ -226,7 +228,7 @@ fn frame_budget(
         info!("first picture: {} spheres", scene.len());
         budget.started = Some(web_time::Instant::now());
     }
-    if budget.counted % 100 == 0 {
+    if budget.counted.is_multiple_of(100) {
         debug!("frame {}", budget.counted);
     }
     if budget.stats && budget.counted == 1 {
@@ -248,9 +250,8 @@ fn frame_budget(
     let steps_done = budget
         .until_step
         .is_none_or(|steps| status.as_ref().is_some_and(|s| s.step >= steps));
-    let counted_out = (budget.frames.is_some() || budget.until_step.is_some())
-        && frames_done
-        && steps_done;
+    let counted_out =
+        (budget.frames.is_some() || budget.until_step.is_some()) && frames_done && steps_done;
     if budget.exit_requested_at.is_none() && (counted_out || time_is_up) {
         budget.exit_requested_at = Some(budget.counted);
         if let Some(path) = budget.screenshot.clone() {

@@ -355,38 +355,37 @@ pub fn add_viewer_plugins(
     // The renderer's device handed to training (not in a build that trains on the CPU only).
     #[cfg(feature = "gpu")]
     app.add_plugins(gpu::SharedDevicePlugin);
-    app        .add_plugins(timeline::TimelinePlugin)
-        .add_plugins((
-            physics_mode::PhysicsModePlugin { mode: options.mode },
-            scene::ScenePlugin {
-                settings: scene::SceneSettings {
-                    render_scale,
-                    ..scene::SceneSettings::from_preset(options.view.as_ref())
-                },
-                ease_in_real_time: true,
-            },
-            spheres::SphereRenderPlugin,
-            picture::PicturePlugin,
-            camera::OrbitCameraPlugin {
-                auto_rotate: options.view.as_ref().map(|v| v.auto_rotate).unwrap_or(6.0),
+    app.add_plugins(timeline::TimelinePlugin).add_plugins((
+        physics_mode::PhysicsModePlugin { mode: options.mode },
+        scene::ScenePlugin {
+            settings: scene::SceneSettings {
                 render_scale,
+                ..scene::SceneSettings::from_preset(options.view.as_ref())
             },
-            picking::PickingPlugin,
-            panel::PanelPlugin {
-                teaching: options.teaching,
-                lesson: options.lesson.clone(),
-            },
-            pacing::PacingPlugin {
-                enabled: options.adaptive_resolution.unwrap_or(software),
-            },
-            capture::CapturePlugin {
-                frames: options.frames,
-                seconds: options.seconds,
-                until_step: options.until_step,
-                screenshot: options.screenshot.clone(),
-                stats: options.stats,
-            },
-        ));
+            ease_in_real_time: true,
+        },
+        spheres::SphereRenderPlugin,
+        picture::PicturePlugin,
+        camera::OrbitCameraPlugin {
+            auto_rotate: options.view.as_ref().map(|v| v.auto_rotate).unwrap_or(6.0),
+            render_scale,
+        },
+        picking::PickingPlugin,
+        panel::PanelPlugin {
+            teaching: options.teaching,
+            lesson: options.lesson.clone(),
+        },
+        pacing::PacingPlugin {
+            enabled: options.adaptive_resolution.unwrap_or(software),
+        },
+        capture::CapturePlugin {
+            frames: options.frames,
+            seconds: options.seconds,
+            until_step: options.until_step,
+            screenshot: options.screenshot.clone(),
+            stats: options.stats,
+        },
+    ));
 }
 
 #[cfg(test)]

@@ -66,6 +66,28 @@ pub fn next_resolution(resolution: f32, frame_seconds: f32, target_fps: f32) -> 
     next.clamp(MIN_RESOLUTION, 1.0)
 }
 
+/// On a page without a GPU, drawing and training share two cores, and the pause after each
+/// training step decides how they split them. The page aims at [`FRAMES_AIM`] frames/s while
+/// training keeps at least [`STEPS_FLOOR`] steps/s; it pauses longer when frames are short of
+/// the aim and shorter when they have room or training falls behind.
+pub const FRAMES_AIM: f64 = 22.0;
+pub const FRAMES_ROOM: f64 = 27.0;
+pub const STEPS_FLOOR: f64 = 11.0;
+/// The longest pause after a step, and the change per adjustment (once a second).
+pub const MAX_STEP_DELAY_MS: u64 = 40;
+const STEP_DELAY_CHANGE_MS: u64 = 3;
+
+/// The next pause after each step, from the last second's frames and steps per second.
+pub fn next_step_delay(delay_ms: u64, frames_per_sec: f64, steps_per_sec: f64) -> u64 {
+    if steps_per_sec < STEPS_FLOOR || frames_per_sec > FRAMES_ROOM {
+        delay_ms.saturating_sub(STEP_DELAY_CHANGE_MS)
+    } else if frames_per_sec < FRAMES_AIM {
+        (delay_ms + STEP_DELAY_CHANGE_MS).min(MAX_STEP_DELAY_MS)
+    } else {
+        delay_ms
+    }
+}
+
 pub struct PacingPlugin {
     pub enabled: bool,
 }
@@ -115,6 +137,21 @@ mod tests {
         // Much too slow: at most 20% per step, and never below the floor.
         assert_eq!(next_resolution(1.0, 1.0, 30.0), 0.8);
         assert_eq!(next_resolution(0.55, 1.0, 30.0), MIN_RESOLUTION);
+    }
+
+    #[test]
+    fn training_pauses_longer_while_frames_are_short_and_never_starves() {
+        // Frames short of the aim, training with steps to spare: pause 3 ms longer.
+        assert_eq!(next_step_delay(10, 18.0, 14.0), 13);
+        assert_eq!(next_step_delay(39, 18.0, 14.0), MAX_STEP_DELAY_MS);
+        // Training at its floor wins over frames: pause less.
+        assert_eq!(next_step_delay(10, 18.0, 10.0), 7);
+        assert_eq!(next_step_delay(1, 18.0, 10.0), 0);
+        // Frames with room to spare give training its time back; inside the band, hold.
+        assert_eq!(next_step_delay(10, 30.0, 14.0), 7);
+        assert_eq!(next_step_delay(10, 24.0, 14.0), 10);
+        // A paused run (no steps) never keeps a pause it does not need.
+        assert_eq!(next_step_delay(20, 24.0, 0.0), 17);
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub fn class_color(label: u16, classes: usize) -> Color {
         return Color::Srgba(Srgba::rgb_u8(r, g, b));
     }
     let hue = (label as f32 * 137.507_77) % 360.0;
-    let lightness = if label % 2 == 0 { 0.62 } else { 0.5 };
+    let lightness = if label.is_multiple_of(2) { 0.62 } else { 0.5 };
     Color::Hsla(Hsla::new(hue, 0.7, lightness, 1.0))
 }
 

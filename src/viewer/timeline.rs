@@ -132,7 +132,7 @@ impl Timeline {
         self.entries = std::mem::take(&mut self.entries)
             .into_iter()
             .enumerate()
-            .filter(|(k, _)| (newest - k) % 2 == 0)
+            .filter(|(k, _)| (newest - k).is_multiple_of(2))
             .map(|(_, entry)| entry)
             .collect();
     }

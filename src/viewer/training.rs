@@ -149,7 +149,8 @@ impl TrainingLink {
     }
 
     /// [`TrainingLink::start`] on data already loaded (a page fetches it) and a backend already
-    /// chosen.
+    /// chosen. (Each argument is a choice of the caller's: the page's, the window's.)
+    #[allow(clippy::too_many_arguments)]
     pub fn with_data(
         config: &TrainConfig,
         data: Arc<TrainingData>,
@@ -198,7 +199,12 @@ impl TrainingLink {
             &self.backend,
             self.config.clone(),
             self.data.clone(),
-            options(self.threads, self.started_paused, self.priority, self.step_delay),
+            options(
+                self.threads,
+                self.started_paused,
+                self.priority,
+                self.step_delay,
+            ),
         ));
     }
 
@@ -608,6 +614,8 @@ fn handle_actions(
     }
 }
 
+// (A system's parameters are the data it reads and writes.)
+#[allow(clippy::too_many_arguments)]
 fn pump_training(
     link: Res<TrainingLink>,
     mode: Res<ViewerMode>,

@@ -19,7 +19,8 @@ use bevy::window::WindowResolution;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
-use super::training::{History, TrainingPlugin, TrainingStatus};
+use super::pacing::next_step_delay;
+use super::training::{History, TrainingLink, TrainingPlugin, TrainingStatus};
 use super::{LOG_FILTER, TITLE, ViewerOptions, add_viewer_plugins, palette};
 use crate::backend::{BackendKind, ResolvedBackend};
 use crate::config::TrainConfig;
@@ -196,13 +197,12 @@ fn run_app(
     backend: ResolvedBackend,
     software: bool,
 ) -> Result<(), String> {
-    // Beside a software rasterizer the GPU process needs a core too: training pauses 10 ms
-    // after each step (on a GPU's page nothing waits).
-    let step_delay = if software && PATH == PagePath::Cpu {
-        std::time::Duration::from_millis(10)
-    } else {
-        std::time::Duration::ZERO
-    };
+    // Beside a software rasterizer the GPU process needs a core too: training pauses after
+    // each step, 10 ms to begin with, then as `share_cores` finds (on a GPU's page nothing
+    // waits).
+    let sharing = software && PATH == PagePath::Cpu;
+    let step_delay =
+        std::time::Duration::from_millis(if sharing { START_STEP_DELAY_MS } else { 0 });
     let training = TrainingPlugin::start_in_page(&config, data, backend, false, step_delay)?;
     let options = ViewerOptions::new(config);
     let mut app = App::new();
@@ -235,9 +235,55 @@ fn run_app(
     add_viewer_plugins(&mut app, &options, training, render_scale, software);
     app.init_resource::<PageStats>()
         .add_systems(Last, publish_stats);
+    if sharing {
+        app.insert_resource(CoreSharing {
+            delay_ms: START_STEP_DELAY_MS,
+            ..default()
+        })
+        .add_systems(Last, share_cores);
+    }
     show_status("", false);
     app.run();
     Ok(())
+}
+
+const START_STEP_DELAY_MS: u64 = 10;
+
+/// The last second's frames and steps, and the pause after each step now in force.
+#[derive(Resource, Default)]
+struct CoreSharing {
+    delay_ms: u64,
+    seconds: f64,
+    frames: u64,
+    first_step: usize,
+}
+
+/// Once a second, moves the pause after each training step toward the frame rate's aim
+/// without starving training (`pacing::next_step_delay`).
+fn share_cores(
+    time: Res<Time<bevy::time::Real>>,
+    status: Res<TrainingStatus>,
+    link: Res<TrainingLink>,
+    mut sharing: ResMut<CoreSharing>,
+) {
+    sharing.frames += 1;
+    sharing.seconds += time.delta_secs_f64();
+    if sharing.seconds < 1.0 {
+        return;
+    }
+    let frames_per_sec = sharing.frames as f64 / sharing.seconds;
+    let steps_per_sec = status.step.saturating_sub(sharing.first_step) as f64 / sharing.seconds;
+    let next = next_step_delay(sharing.delay_ms, frames_per_sec, steps_per_sec);
+    if next != sharing.delay_ms
+        && link.send(crate::train::session::Command::SetStepDelay(
+            std::time::Duration::from_millis(next),
+        ))
+    {
+        sharing.delay_ms = next;
+    }
+    sharing.seconds = 0.0;
+    sharing.frames = 0;
+    sharing.first_step = status.step;
 }
 
 /// Frames counted for the page's frame rate.
@@ -257,6 +303,7 @@ fn publish_stats(
     time: Res<Time<bevy::time::Real>>,
     status: Res<TrainingStatus>,
     history: Res<History>,
+    sharing: Option<Res<CoreSharing>>,
     mut stats: ResMut<PageStats>,
 ) {
     stats.frames += 1;
@@ -294,7 +341,14 @@ fn publish_stats(
         ("fps", number(stats.frames as f64 / stats.elapsed.max(1e-9))),
         ("frames", JsValue::from_f64(stats.frames as f64)),
         ("steps_per_sec", number(status.steps_per_sec)),
-        ("first_step_s", stats.first_step.map_or(JsValue::NULL, number)),
+        (
+            "first_step_s",
+            stats.first_step.map_or(JsValue::NULL, number),
+        ),
+        (
+            "step_delay_ms",
+            sharing.map_or(JsValue::NULL, |s| JsValue::from_f64(s.delay_ms as f64)),
+        ),
         (
             "probe",
             status.last_probe.as_ref().map_or(JsValue::NULL, |p| {

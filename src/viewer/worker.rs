@@ -66,7 +66,10 @@ pub struct WorkerSession {
 }
 
 fn js_error(what: &str, error: JsValue) -> String {
-    format!("{what}: {}", error.as_string().unwrap_or_else(|| format!("{error:?}")))
+    format!(
+        "{what}: {}",
+        error.as_string().unwrap_or_else(|| format!("{error:?}"))
+    )
 }
 
 /// An address relative to the page, made absolute.
@@ -121,9 +124,9 @@ impl WorkerSession {
                 match postcard::from_bytes::<FromWorker>(&bytes) {
                     Ok(FromWorker::Events(events)) => inbox.events.extend(events),
                     Ok(FromWorker::Snapshot(snapshot)) => inbox.snapshot = Some(*snapshot),
-                    Ok(FromWorker::Failed(why)) => {
-                        inbox.events.push(Event::Error(format!("training stopped: {why}")))
-                    }
+                    Ok(FromWorker::Failed(why)) => inbox
+                        .events
+                        .push(Event::Error(format!("training stopped: {why}"))),
                     Err(e) => inbox
                         .events
                         .push(Event::Error(format!("a message from training: {e}"))),
@@ -131,15 +134,15 @@ impl WorkerSession {
             },
         );
         let failed = inbox.clone();
-        let on_error = Closure::<dyn FnMut(web_sys::ErrorEvent)>::new(
-            move |error: web_sys::ErrorEvent| {
+        let on_error =
+            Closure::<dyn FnMut(web_sys::ErrorEvent)>::new(move |error: web_sys::ErrorEvent| {
                 if let Ok(mut inbox) = failed.lock() {
-                    inbox
-                        .events
-                        .push(Event::Error(format!("training stopped: {}", error.message())));
+                    inbox.events.push(Event::Error(format!(
+                        "training stopped: {}",
+                        error.message()
+                    )));
                 }
-            },
-        );
+            });
         worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
 
@@ -186,7 +189,10 @@ impl WorkerSession {
 
     /// The newest snapshot not yet taken.
     pub fn take_snapshot(&self) -> Option<Snapshot> {
-        self.inbox.lock().ok().and_then(|mut inbox| inbox.snapshot.take())
+        self.inbox
+            .lock()
+            .ok()
+            .and_then(|mut inbox| inbox.snapshot.take())
     }
 }
 
@@ -240,9 +246,15 @@ pub fn worker_start(start: &[u8]) {
 /// A command from the page (`web/worker.js` passes each message on).
 pub fn worker_command(bytes: &[u8]) {
     let Ok(command) = postcard::from_bytes::<Command>(bytes) else {
-        return post(&FromWorker::Failed("a command the worker cannot read".into()));
+        return post(&FromWorker::Failed(
+            "a command the worker cannot read".into(),
+        ));
     };
-    let sent = SESSION.with(|s| s.borrow().as_ref().map(|session| session.send(command.clone())));
+    let sent = SESSION.with(|s| {
+        s.borrow()
+            .as_ref()
+            .map(|session| session.send(command.clone()))
+    });
     if sent.is_none() {
         EARLY_COMMANDS.with(|c| c.borrow_mut().push(command));
     }

@@ -1,6 +1,8 @@
 //! An independent float64 reference of the CLAMP loss and its read-out, written as plain loops
 //! straight from the formula (docs/loss.md, term by term), for the tests to compare against.
 #![allow(dead_code)]
+// Index loops, so that each line reads like its formula.
+#![allow(clippy::needless_range_loop)]
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;

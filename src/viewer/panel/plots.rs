@@ -16,7 +16,7 @@ pub(super) fn plotted(len: usize) -> impl Iterator<Item = usize> {
     let stride = len.div_ceil(MAX_PLOT_POINTS).max(1);
     (0..len)
         .step_by(stride)
-        .chain((len > 0 && (len - 1) % stride != 0).then(|| len - 1))
+        .chain((len > 0 && !(len - 1).is_multiple_of(stride)).then(|| len - 1))
 }
 
 pub(super) fn series<'a>(steps: &[f64], values: &[f64]) -> PlotPoints<'a> {
