@@ -190,9 +190,12 @@ fn the_viewers_training_separates_classes_and_the_timeline_replays_what_was_draw
         "pixels by PCA give about 0.5: {baseline}"
     );
 
-    update_until(&mut app, "the untrained picture", Duration::from_secs(120), |w| {
-        !w.resource::<History>().pictures.is_empty()
-    });
+    update_until(
+        &mut app,
+        "the untrained picture",
+        Duration::from_secs(120),
+        |w| !w.resource::<History>().pictures.is_empty(),
+    );
     let first = app.world().resource::<History>().pictures[0];
     assert_eq!(first.step, 0);
     assert!(

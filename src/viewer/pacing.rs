@@ -72,13 +72,17 @@ pub fn next_resolution(resolution: f32, frame_seconds: f32, target_fps: f32) -> 
 /// the aim and shorter when they have room or training falls behind.
 pub const FRAMES_AIM: f64 = 22.0;
 pub const FRAMES_ROOM: f64 = 27.0;
-pub const STEPS_FLOOR: f64 = 11.0;
+pub const STEPS_FLOOR: f64 = 10.5;
 /// The longest pause after a step, and the change per adjustment (once a second).
 pub const MAX_STEP_DELAY_MS: u64 = 40;
 const STEP_DELAY_CHANGE_MS: u64 = 3;
 
 /// The next pause after each step, from the last second's frames and steps per second.
 pub fn next_step_delay(delay_ms: u64, frames_per_sec: f64, steps_per_sec: f64) -> u64 {
+    // No step this second: paused, or a probe runs; the pause says nothing about that.
+    if steps_per_sec == 0.0 {
+        return delay_ms;
+    }
     if steps_per_sec < STEPS_FLOOR || frames_per_sec > FRAMES_ROOM {
         delay_ms.saturating_sub(STEP_DELAY_CHANGE_MS)
     } else if frames_per_sec < FRAMES_AIM {
@@ -150,8 +154,9 @@ mod tests {
         // Frames with room to spare give training its time back; inside the band, hold.
         assert_eq!(next_step_delay(10, 30.0, 14.0), 7);
         assert_eq!(next_step_delay(10, 24.0, 14.0), 10);
-        // A paused run (no steps) never keeps a pause it does not need.
-        assert_eq!(next_step_delay(20, 24.0, 0.0), 17);
+        // A second without steps (paused, or a probe running) leaves the pause as it is.
+        assert_eq!(next_step_delay(20, 18.0, 0.0), 20);
+        assert_eq!(next_step_delay(20, 30.0, 0.0), 20);
     }
 
     #[test]
