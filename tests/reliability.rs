@@ -18,11 +18,12 @@ fn run_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// A short CPU run on the bundled Fashion-MNIST split (10,000 images), batch 64.
-fn train(out: &Path, extra: &[&str], fault: Option<&str>) -> (i32, String, String) {
+/// The arguments of a short CPU run on the bundled Fashion-MNIST split (10,000 images), batch
+/// 64, writing to `out`.
+fn train_args(out: &Path) -> Vec<String> {
     let data = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/fashion-mnist");
     let steps = STEPS.to_string();
-    let mut args = vec![
+    [
         "train",
         "--data",
         data,
@@ -47,45 +48,26 @@ fn train(out: &Path, extra: &[&str], fault: Option<&str>) -> (i32, String, Strin
         "--checkpoint-every",
         "10",
         "--out",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([out.to_str().unwrap().to_string()])
+    .collect()
+}
+
+/// That run, waited for.
+fn train(out: &Path, extra: &[&str], fault: Option<&str>) -> (i32, String, String) {
+    let mut args = train_args(out);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let env: Vec<(&str, &str)> = fault.map(|f| ("CLAMP_FAULT", f)).into_iter().collect();
     clamp(&args, &env)
 }
 
-/// `clamp train` started like [`train`], not waited for.
+/// That run, not waited for.
 fn spawn_train(out: &Path, fault: &str) -> std::process::Child {
-    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/fashion-mnist");
-    let steps = STEPS.to_string();
     std::process::Command::new(env!("CARGO_BIN_EXE_clamp"))
-        .args([
-            "train",
-            "--data",
-            data,
-            "--backend",
-            "cpu",
-            "--steps",
-            &steps,
-            "--batch",
-            "64",
-            "--views",
-            "4",
-            "--dim",
-            "8",
-            "--width",
-            "8",
-            "--radius-scale",
-            "2",
-            "--eval-every",
-            "0",
-            "--probe-train-images",
-            "200",
-            "--checkpoint-every",
-            "10",
-            "--out",
-        ])
-        .arg(out)
+        .args(train_args(out))
         .env("CLAMP_FAULT", fault)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())

@@ -498,6 +498,7 @@ async fn apply<B: AutodiffBackend>(
             rayon::broadcast(|_| set_priority(priority));
             return true;
         }
+        // (The loop owns the pause and takes this command before it gets here.)
         Command::SetStepDelay(_) => return true,
         Command::Stop => return false,
     };
