@@ -8,6 +8,7 @@
 #   scripts/build-web.sh check-wgpu # type-checks the WebGPU build without building it (CI)
 #
 #   web/dist/index.html             the loader: picks a build at load time (web/index.html)
+#   web/dist/present.js             its cheaper last copy of a frame without a GPU (web/present.js)
 #   web/dist/cpu/                   WebGL2 drawing, training on the CPU (wasm32 + SIMD128)
 #   web/dist/wgpu/                  WebGPU drawing and training
 #   each: clamp.js, clamp_bg.wasm, clamp_bg.wasm.gz (what the loader downloads), and
@@ -85,7 +86,7 @@ fi
 
 # 3. The loader and the data, shared by both builds.
 mkdir -p "$dist"
-cp web/index.html "$dist/"
+cp web/index.html web/present.js "$dist/"
 cp assets/fashion-mnist/t10k-images-idx3-ubyte.gz assets/fashion-mnist/t10k-labels-idx1-ubyte.gz \
   "$dist/"
 cp assets/fashion-mnist/LICENSE "$dist/fashion-mnist-LICENSE"

@@ -36,6 +36,9 @@ if ! command -v chromium >/dev/null; then
 fi
 [[ -d web/node_modules/playwright-core ]] || (cd web && npm ci --no-audit --no-fund --silent)
 
+# The loader's presentation shader lands on the same byte as sRGB's exact encoding.
+node web/check-present.mjs
+
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 python3 - "$port" <<'PY' &
 import functools, http.server, sys
@@ -69,7 +72,7 @@ if "message" in stats:
 stats["wasm_gz_bytes"] = gz_bytes
 fields = ["path", "steps", "loss_first", "loss_last", "fps", "steps_per_sec", "purity",
           "purity_best", "first_step_s", "seconds_since_first_step", "step_delay_ms", "wasm_gz_bytes", "probe",
-          "troubles", "first_trouble", "loader"]
+          "background_pixel", "troubles", "first_trouble", "loader"]
 print(json.dumps({key: stats.get(key) for key in fields}))
 problems = []
 if stats.get("path") != path:
@@ -79,6 +82,14 @@ if stats["steps"] < 20:
 if not (stats["loss_first"] is not None and stats["loss_last"] is not None
         and stats["loss_last"] < stats["loss_first"]):
     problems.append(f"the loss did not fall ({stats['loss_first']} -> {stats['loss_last']})")
+# The scene's background, palette::BACKGROUND = sRGB (0.055, 0.063, 0.082), as bytes: what
+# reaches the screen after every copy, the last one included.
+expected, pixel = [14, 16, 21], stats.get("background_pixel") or []
+if len(pixel) != 3 or max(abs(a - b) for a, b in zip(pixel, expected)) > 2:
+    problems.append(f"the picture's background shows as {pixel}, not {expected}")
+loader = stats.get("loader") or {}
+if path == "cpu" and loader.get("software") and not loader.get("present_shaders_replaced"):
+    problems.append("the loader did not replace wgpu's presentation shader (web/present.js)")
 if stats.get("troubles"):
     problems.append(f"{stats['troubles']} errors on the page, the first at {stats['first_trouble']}")
 if problems:

@@ -11,6 +11,7 @@ pub mod augment;
 pub mod backend;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cli;
+pub mod compare;
 pub mod config;
 pub mod data;
 pub mod eval;

@@ -70,10 +70,12 @@ pub struct PageAddress {
     /// The CPU page trains in a worker (another core); `worker=false` keeps training on the
     /// page's own thread, between frames (to compare, or where workers are refused).
     pub worker: bool,
+    /// A second run beside the first (`compare=alpha=2.5`, settings as `--compare` takes them).
+    pub compare: Option<crate::compare::Comparison>,
 }
 
 /// Keys a page takes that are not configuration keys.
-const PAGE_KEYS: &[&str] = &["backend", "worker"];
+const PAGE_KEYS: &[&str] = &["backend", "worker", "compare"];
 
 /// Keys of a configuration file that mean nothing in a page.
 const DESKTOP_ONLY: &[(&str, &str)] = &[
@@ -95,6 +97,7 @@ const DESKTOP_ONLY: &[(&str, &str)] = &[
 pub fn parse_address(query: &str, path: PagePath) -> Result<PageAddress, AddressError> {
     let mut config = path.default_config();
     let mut worker = true;
+    let mut compare: Option<String> = None;
     let query = query.strip_prefix('?').unwrap_or(query);
     for pair in query.split('&').filter(|pair| !pair.is_empty()) {
         let (raw_key, raw_value) = pair.split_once('=').unwrap_or((pair, "true"));
@@ -129,6 +132,11 @@ pub fn parse_address(query: &str, path: PagePath) -> Result<PageAddress, Address
             }
             continue;
         }
+        if key == "compare" {
+            // (Checked against the whole run, once every setting is read.)
+            compare = Some(value);
+            continue;
+        }
         if key == "worker" {
             worker = match value.as_str() {
                 "true" => true,
@@ -150,7 +158,18 @@ pub fn parse_address(query: &str, path: PagePath) -> Result<PageAddress, Address
             })?;
     }
     config.backend = path.backend();
-    Ok(PageAddress { config, worker })
+    let compare = compare
+        .map(|spec| crate::compare::Comparison::from_spec(&config, &spec))
+        .transpose()
+        .map_err(|message| AddressError {
+            key: "compare".into(),
+            message,
+        })?;
+    Ok(PageAddress {
+        config,
+        worker,
+        compare,
+    })
 }
 
 /// Settings a link always carries, so that it reads as what it is (a teacher's r_s and alpha).

@@ -31,12 +31,18 @@ fn spread(image: &image::RgbaImage) -> f64 {
     values.iter().map(|v| (v - mean).abs()).sum::<f64>() / values.len() as f64
 }
 
-/// Hue bins (30 degrees wide) holding at least `share` of the saturated, lit pixels of `region`.
+/// Hue bins (30 degrees wide) holding at least `share` of the saturated, lit pixels right of
+/// `x0`.
 fn hue_bins(image: &image::RgbaImage, x0: u32, share: f64) -> usize {
+    hue_bins_between(image, x0, image.width(), share)
+}
+
+/// [`hue_bins`] of the columns `x0..x1`.
+fn hue_bins_between(image: &image::RgbaImage, x0: u32, x1: u32, share: f64) -> usize {
     let mut bins = [0usize; 12];
     let mut colored = 0usize;
     for (x, _, p) in image.enumerate_pixels() {
-        if x < x0 {
+        if x < x0 || x >= x1 {
             continue;
         }
         let [r, g, b] = [
@@ -247,6 +253,113 @@ fn view_renders_while_training_and_saves_a_screenshot_with_class_colors() {
         "the start is jammed: {stats}"
     );
     assert!(number("drawn_mean_radius") > 0.0, "{stats}");
+}
+
+#[test]
+fn a_comparison_trains_and_draws_both_runs_side_by_side() {
+    let dir = temp_dir("compare");
+    let shot = dir.join("compare.png");
+    let shot_arg = shot.to_str().expect("a UTF-8 temporary path");
+    let output = under_xvfb(
+        &[
+            "view",
+            "--compare",
+            "radius_scale=4",
+            "--frames",
+            "20",
+            "--until-step",
+            "3",
+            "--seconds",
+            "1800",
+            "--size",
+            "960x540",
+            "--backend",
+            "cpu",
+            "--stats",
+            "--screenshot",
+            shot_arg,
+        ],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "clamp view failed: {stderr}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stats: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("--stats prints JSON ({e}): {stdout}"));
+    let runs = stats["runs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a comparison reports runs: {stats}"));
+    assert_eq!(runs.len(), 2, "{stats}");
+    for (run, settings) in runs.iter().zip(["radius_scale = 0.75", "radius_scale = 4"]) {
+        assert_eq!(run["settings"], settings, "{stats}");
+        // --until-step waits for both runs.
+        assert!(run["train_step"].as_f64().unwrap() >= 3.0, "{stats}");
+        assert!(
+            run["train_steps_per_sec"].as_f64().unwrap() > 0.0,
+            "{stats}"
+        );
+        assert_eq!(run["spheres"], 200, "{stats}");
+        let purity = run["class_purity"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&purity), "{stats}");
+        assert!(run["drawn_contacts"].as_f64().unwrap() > 0.0, "{stats}");
+    }
+    assert!(stats["fps"].as_f64().unwrap() > 0.0, "{stats}");
+    // Each run's spheres are its own: r_s scales the radii (and the training after the first
+    // step), by more than 4 / 0.75 = 5.3 / 2 at step 3.
+    let radius = |run: &serde_json::Value| run["drawn_mean_radius"].as_f64().unwrap();
+    assert!(radius(&runs[1]) > 2.5 * radius(&runs[0]), "{stats}");
+
+    // Spheres in both halves of the picture (right of the 300-point side panel, split at 630),
+    // in class colors: several on the left; on the right the few large spheres in front.
+    let image = image::open(&shot)
+        .expect("the screenshot is a PNG")
+        .to_rgba8();
+    assert_eq!(image.dimensions(), (960, 540));
+    for (x0, x1, least) in [(320, 620, 4), (640, 950, 2)] {
+        let classes = hue_bins_between(&image, x0, x1, 0.02);
+        assert!(
+            classes >= least,
+            "only {classes} class hues between x = {x0} and {x1}"
+        );
+    }
+    // And each half shows its own run: at one camera, the spheres of r_s = 4 cover far more
+    // of their half than those of r_s = 0.75 (below the captions, above the plots).
+    let background = [14u8, 16, 21];
+    let covered = |x0: u32| {
+        let mut covered = 0usize;
+        let mut all = 0usize;
+        for y in 40..400 {
+            for x in x0..x0 + 300 {
+                let p = image.get_pixel(x, y).0;
+                let far = (0..3).any(|c| p[c].abs_diff(background[c]) > 12);
+                covered += far as usize;
+                all += 1;
+            }
+        }
+        covered as f64 / all as f64
+    };
+    let (left, right) = (covered(320), covered(645));
+    assert!(
+        right > left + 0.15,
+        "the halves cover {left:.2} and {right:.2} of their area"
+    );
+}
+
+#[test]
+fn a_comparison_that_is_not_fair_or_not_known_is_refused_by_name() {
+    for (spec, named) in [
+        ("alhpa=2.5", "alhpa"),
+        ("seed=7", "seed cannot differ"),
+        ("alpha=2", "would not differ"),
+        ("radius_scale=1e9", "radius_scale"),
+    ] {
+        let (code, _, stderr) = clamp(&["view", "--compare", spec]);
+        assert_eq!(code, 2, "--compare {spec}: {stderr}");
+        assert!(
+            stderr.contains(named) && stderr.contains("--compare"),
+            "--compare {spec}: {stderr}"
+        );
+    }
 }
 
 fn record(dir: &Path, frames: usize, extra: &[&str]) -> (i32, String, String) {

@@ -346,7 +346,38 @@ fn every_shipped_lesson_loads_over_the_viewer_defaults() {
         .config
         .alpha;
     assert_eq!(alpha, 2.5);
-    // A misspelt key is refused with its name.
+    // The first four are single runs; the last three compare two runs that differ in the one
+    // setting their title names.
+    let compared = |i: usize| preset::parse(preset::LESSONS[i].1, &base).unwrap().compare;
+    for i in 0..4 {
+        assert_eq!(compared(i), None, "{}", preset::LESSONS[i].0);
+    }
+    let expected = [
+        ("alpha", "alpha = 2 | alpha = 2.5"),
+        ("radius_scale", "radius_scale = 0.75 | radius_scale = 4"),
+        ("loss", "loss = clamp | loss = simclr"),
+    ];
+    for (i, (key, legend)) in (4..7).zip(expected) {
+        let comparison = compared(i).unwrap_or_else(|| panic!("{}", preset::LESSONS[i].0));
+        assert_eq!(comparison.keys, [key], "{}", preset::LESSONS[i].0);
+        assert_eq!(comparison.legend(), legend);
+        assert_eq!(
+            comparison.configs[0],
+            preset::parse(preset::LESSONS[i].1, &base).unwrap().config,
+            "the left run is the lesson's own"
+        );
+    }
+    // A misspelt key is refused with its name, in [compare] too.
     let error = preset::parse("radius_scael = 1.0", &base).unwrap_err();
     assert!(error.contains("radius_scael"), "{error}");
+    let error = preset::parse("[compare]\nsettings = \"seed=3\"", &base).unwrap_err();
+    assert!(
+        error.contains("[compare]") && error.contains("seed"),
+        "{error}"
+    );
+    let error = preset::parse("[compare]\nsetting = \"alpha=3\"", &base).unwrap_err();
+    assert!(
+        error.contains("[compare]") && error.contains("setting"),
+        "{error}"
+    );
 }

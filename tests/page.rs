@@ -64,6 +64,26 @@ fn settings_in_the_address_are_applied_in_order_and_decoded() {
             .unwrap()
             .worker
     );
+    // A comparison: its settings over the whole run (r_s of the address, alpha of the
+    // comparison), with commas escaped or not.
+    for query in [
+        "?radius_scale=1.5&compare=alpha=2.5,views=2",
+        "?compare=alpha%3D2.5%2Cviews%3D2&radius_scale=1.5",
+    ] {
+        let address = parse_address(query, PagePath::Cpu).unwrap();
+        let comparison = address.compare.expect("a comparison");
+        assert_eq!(comparison.keys, ["views", "alpha"], "{query}");
+        assert_eq!(comparison.configs[0], address.config, "{query}");
+        assert_eq!(comparison.configs[1].radius_scale, 1.5, "{query}");
+        assert_eq!(
+            comparison.legend(),
+            "views = 4, alpha = 2 | views = 2, alpha = 2.5"
+        );
+    }
+    assert_eq!(
+        parse_address("?alpha=3", PagePath::Cpu).unwrap().compare,
+        None
+    );
     // backend=auto or the page's own path is accepted and leaves the path's backend.
     assert_eq!(
         parse("?backend=auto", PagePath::Cpu).unwrap().backend,
@@ -139,6 +159,21 @@ fn a_bad_address_is_refused_with_the_key_named() {
             "`worker`",
             "`2` is not true or false",
         ),
+        ("?compare=alhpa=3", PagePath::Cpu, "`compare`", "alhpa"),
+        (
+            "?compare=seed=3",
+            PagePath::Gpu,
+            "`compare`",
+            "seed cannot differ",
+        ),
+        // The address's own alpha makes the comparison's the same.
+        (
+            "?alpha=2.5&compare=alpha=2.5",
+            PagePath::Cpu,
+            "`compare`",
+            "would not differ",
+        ),
+        ("?compare", PagePath::Cpu, "`compare`", "KEY=VALUE"),
     ];
     for &(query, path, key, words) in cases {
         let error = parse(query, path).unwrap_err();

@@ -129,7 +129,24 @@ try {
     }
     await page.waitForTimeout(250);
   }
-  await page.screenshot({ path: shot });
+  const png = await page.screenshot({ path: shot });
+  // One pixel of the screenshot near the picture's top-right corner, where only the scene's
+  // background shows: what the page's last copy to the canvas made of a known color.
+  if (result?.steps !== undefined) {
+    result.background_pixel = await page.evaluate(async (data) => {
+      const canvas = document.getElementById("clamp").getBoundingClientRect();
+      const image = new Image();
+      image.src = "data:image/png;base64," + data;
+      await image.decode();
+      const board = document.createElement("canvas");
+      board.width = image.width;
+      board.height = image.height;
+      const context = board.getContext("2d");
+      context.drawImage(image, 0, 0);
+      const x = Math.round(canvas.right - 6), y = Math.round(canvas.top + 6);
+      return Array.from(context.getImageData(x, y, 1, 1).data.slice(0, 3));
+    }, png.toString("base64"));
+  }
 } finally {
   await browser.close();
   // The page's console beside the screenshot (repeated lines once, with their count).

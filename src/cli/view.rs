@@ -61,6 +61,36 @@ pub struct ViewArgs {
     /// software rasterizer, else normal].
     #[arg(long, value_enum)]
     pub train_priority: Option<TrainingPriority>,
+    /// Train a second run beside the first, differing only in these settings, and draw both
+    /// side by side (e.g. alpha=2.5 or radius_scale=4,views=8).
+    #[arg(
+        long,
+        value_name = "KEY=VALUE[,...]",
+        conflicts_with = "compare_config"
+    )]
+    pub compare: Option<String>,
+    /// Like --compare, with the second run's whole configuration from a file (it may differ in
+    /// anything but dataset, seed, backend and out).
+    #[arg(long, value_name = "B.toml")]
+    pub compare_config: Option<PathBuf>,
+}
+
+/// The comparison asked for by `--compare` or `--compare-config`, against `config`.
+fn comparison(
+    config: &TrainConfig,
+    spec: Option<&str>,
+    file: Option<&std::path::Path>,
+) -> Result<Option<crate::compare::Comparison>, String> {
+    if let Some(spec) = spec {
+        return crate::compare::Comparison::from_spec(config, spec)
+            .map(Some)
+            .map_err(|e| format!("--compare {spec}: {e}"));
+    }
+    let Some(file) = file else { return Ok(None) };
+    let other = preset::load(file, config)?.config;
+    crate::compare::Comparison::from_configs(config, &other)
+        .map(Some)
+        .map_err(|e| format!("--compare-config {}: {e}", file.display()))
 }
 
 /// `clamp record`.
@@ -137,6 +167,23 @@ pub fn view(args: ViewArgs) -> Result<(), String> {
     crate::train::Fault::from_env()?;
     let (config, view, lesson) =
         base_config(&args.training, args.spheres, TrainConfig::viewer_default())?;
+    // A lesson's own comparison unless the command line names another.
+    let compare = match comparison(
+        &config,
+        args.compare.as_deref(),
+        args.compare_config.as_deref(),
+    )? {
+        Some(comparison) => Some(comparison),
+        // (Applied over the command line's run, e.g. with its --backend.)
+        None => match &args.training.config {
+            Some(path) => preset::load(path, &TrainConfig::viewer_default())?
+                .compare
+                .map(|lesson| crate::compare::Comparison::from_spec(&config, &lesson.spec()))
+                .transpose()
+                .map_err(|e| format!("{}: [compare]: {e}", path.display()))?,
+            None => None,
+        },
+    };
     let mut options = ViewerOptions::new(config);
     options.lesson = lesson;
     options.frames = args.frames;
@@ -178,11 +225,14 @@ pub fn view(args: ViewArgs) -> Result<(), String> {
         }
         options.window = Some((w, h));
     }
+    // Two runs share the training cores.
+    let runs = if compare.is_some() { 2 } else { 1 };
     options.train_threads = Some(
         args.train_threads
-            .unwrap_or_else(default_train_threads)
+            .unwrap_or_else(|| default_train_threads() / runs)
             .max(1),
     );
+    options.compare = compare;
     options.view = view;
     if let Some(scale) = args.render_scale {
         if !(0.1..=2.0).contains(&scale) {

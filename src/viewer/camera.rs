@@ -44,6 +44,17 @@ impl Default for OrbitCamera {
 /// radius fills the 45-degree view from the default distance 3.2 (3.2 x sin 22.5 degrees).
 const FRAMED_REACH: f32 = 1.25;
 
+/// The camera's step back for a view of `size` (logical pixels): none for one at least as wide
+/// as tall; for a narrower one, as much as keeps the usual ball inside its width (the vertical
+/// field of view is fixed, so the horizontal one shrinks with the width).
+pub fn narrow_view_framing(size: Vec2) -> f32 {
+    if size.x > 0.0 && size.y > 0.0 && size.x < size.y {
+        size.y / size.x
+    } else {
+        1.0
+    }
+}
+
 /// The camera's step back for spheres reaching `reach` from the origin: none up to
 /// [`FRAMED_REACH`], then in proportion.
 pub fn framing_for(reach: f32) -> f32 {
@@ -79,13 +90,17 @@ pub struct SceneView {
 impl SceneView {
     /// A cursor position in the window to pixels of the rendered image.
     pub fn to_image(&self, cursor: Vec2, image_size: UVec2) -> Option<Vec2> {
-        let rect = self.rect?;
-        if !rect.contains(cursor) || rect.width() <= 0.0 || rect.height() <= 0.0 {
-            return None;
-        }
-        let uv = (cursor - rect.min) / rect.size();
-        Some(uv * image_size.as_vec2())
+        image_point(self.rect?, cursor, image_size)
     }
+}
+
+/// A cursor position in the window to pixels of an image of `image_size` shown in `rect`.
+pub fn image_point(rect: Rect, cursor: Vec2, image_size: UVec2) -> Option<Vec2> {
+    if !rect.contains(cursor) || rect.width() <= 0.0 || rect.height() <= 0.0 {
+        return None;
+    }
+    let uv = (cursor - rect.min) / rect.size();
+    Some(uv * image_size.as_vec2())
 }
 
 /// Systems that move the camera; drawing runs after them.
@@ -191,6 +206,12 @@ fn spawn_cameras(
 
 /// The camera that draws the spheres into `image` (shared by the viewer and the recorder).
 pub fn scene_camera(image: Handle<Image>, orbit: OrbitCamera, order: isize) -> impl Bundle {
+    (scene_view_camera(image, orbit.transform(), order), orbit)
+}
+
+/// A camera that draws spheres into `image` from `place` (the orbit's, or a second view's that
+/// follows it).
+pub fn scene_view_camera(image: Handle<Image>, place: Transform, order: isize) -> impl Bundle {
     (
         Camera3d::default(),
         Camera {
@@ -204,8 +225,7 @@ pub fn scene_camera(image: Handle<Image>, orbit: OrbitCamera, order: isize) -> i
         Msaa::Off,
         bevy::core_pipeline::tonemapping::Tonemapping::None,
         bevy::core_pipeline::tonemapping::DebandDither::Disabled,
-        orbit.transform(),
-        orbit,
+        place,
     )
 }
 
@@ -267,10 +287,39 @@ fn auto_rotate(time: Res<Time>, mut cameras: Query<&mut OrbitCamera>) {
     }
 }
 
-/// Steps the camera back while the drawn spheres reach beyond the usual view.
-fn frame_scene(scene: Option<Res<super::scene::Scene>>, mut cameras: Query<&mut OrbitCamera>) {
+/// Steps the camera back while the drawn spheres reach beyond the usual view, or while the
+/// view is narrower than tall (side by side), where the sides would cut them.
+fn frame_scene(
+    scene: Option<Res<super::scene::Scene>>,
+    view: Option<Res<SceneView>>,
+    second: Option<Res<super::compare::SecondRun>>,
+    mut cameras: Query<&mut OrbitCamera>,
+) {
     let Some(scene) = scene else { return };
-    // The reach of all but the largest 2% of spheres: a few outliers should not zoom out.
+    let narrow = view
+        .and_then(|v| v.rect)
+        .map_or(1.0, |rect| narrow_view_framing(rect.size()));
+    // In a comparison the one camera frames both runs: the same scale on both sides.
+    let Some(reach) = [Some(&*scene), second.as_ref().map(|s| &s.scene)]
+        .into_iter()
+        .flatten()
+        .filter_map(scene_reach)
+        .reduce(f32::max)
+    else {
+        return;
+    };
+    let framing = framing_for(reach) * narrow;
+    for mut orbit in &mut cameras {
+        // Only real changes count, so the transform is not rebuilt every frame.
+        if (orbit.framing - framing).abs() > 0.005 * orbit.framing {
+            orbit.framing = framing;
+        }
+    }
+}
+
+/// How far from the origin the drawn spheres reach (centers plus radii), for all but the
+/// largest 2%: a few outliers should not zoom out. None without spheres.
+fn scene_reach(scene: &super::scene::Scene) -> Option<f32> {
     let mut reach: Vec<f32> = scene
         .drawn
         .iter()
@@ -278,17 +327,10 @@ fn frame_scene(scene: Option<Res<super::scene::Scene>>, mut cameras: Query<&mut 
         .map(|(p, r)| p.length() + r)
         .collect();
     if reach.is_empty() {
-        return;
+        return None;
     }
-    let k = (reach.len() as f32 * 0.98) as usize;
-    let k = k.min(reach.len() - 1);
-    let framing = framing_for(*reach.select_nth_unstable_by(k, f32::total_cmp).1);
-    for mut orbit in &mut cameras {
-        // Only real changes count, so the transform is not rebuilt every frame.
-        if (orbit.framing - framing).abs() > 0.005 * orbit.framing {
-            orbit.framing = framing;
-        }
-    }
+    let k = ((reach.len() as f32 * 0.98) as usize).min(reach.len() - 1);
+    Some(*reach.select_nth_unstable_by(k, f32::total_cmp).1)
 }
 
 fn apply_orbit(mut cameras: Query<(&OrbitCamera, &mut Transform), Changed<OrbitCamera>>) {
@@ -314,15 +356,20 @@ fn fit_scene_image(
         return;
     };
     let scale = window.scale_factor() * view.render_scale.clamp(0.1, 2.0);
+    resize_target(&mut images, &view.image, rect, scale);
+}
+
+/// Sizes the picture `image` for `rect` (logical pixels) at `scale` physical pixels each.
+pub fn resize_target(images: &mut Assets<Image>, image: &Handle<Image>, rect: Rect, scale: f32) {
     let wanted = UVec2::new(
         ((rect.width() * scale).round() as u32).clamp(16, 8192),
         ((rect.height() * scale).round() as u32).clamp(16, 8192),
     );
-    let current = images.get(&view.image).map(|i| i.size());
+    let current = images.get(image).map(|i| i.size());
     if current != Some(wanted)
-        && let Some(mut image) = images.get_mut(&view.image)
+        && let Some(mut target) = images.get_mut(image)
     {
-        image.resize(Extent3d {
+        target.resize(Extent3d {
             width: wanted.x,
             height: wanted.y,
             depth_or_array_layers: 1,
@@ -341,5 +388,15 @@ mod tests {
         assert_eq!(framing_for(2.5), 2.0);
         assert_eq!(framing_for(f32::NAN), 1.0);
         assert_eq!(framing_for(f32::INFINITY), 1.0);
+    }
+
+    #[test]
+    fn a_view_narrower_than_tall_steps_back_by_its_aspect() {
+        use super::narrow_view_framing;
+        use bevy::math::Vec2;
+        assert_eq!(narrow_view_framing(Vec2::new(1280.0, 720.0)), 1.0);
+        assert_eq!(narrow_view_framing(Vec2::new(400.0, 400.0)), 1.0);
+        assert_eq!(narrow_view_framing(Vec2::new(300.0, 450.0)), 1.5);
+        assert_eq!(narrow_view_framing(Vec2::ZERO), 1.0);
     }
 }

@@ -53,6 +53,8 @@ struct FrameBudget {
     render_scale_sum: f64,
     /// Training step and time at the first measured frame, for the steps per second.
     first_measured: Option<(usize, web_time::Instant)>,
+    /// The second run's step at the first measured frame (a comparison).
+    second_first_step: usize,
 }
 
 pub struct CapturePlugin {
@@ -80,6 +82,7 @@ impl Plugin for CapturePlugin {
                 frame_seconds: Vec::new(),
                 render_scale_sum: 0.0,
                 first_measured: None,
+                second_first_step: 0,
             })
             .add_systems(
                 Update,
@@ -218,6 +221,7 @@ fn frame_budget(
     view: Option<Res<super::camera::SceneView>>,
     time: Res<Time<Real>>,
     mut exit: MessageWriter<AppExit>,
+    second: Option<Res<super::compare::SecondRun>>,
 ) {
     // Frames count from the first picture with spheres in it.
     if scene.version == 0 {
@@ -234,6 +238,7 @@ fn frame_budget(
     if budget.stats && budget.counted == 1 {
         let step = status.as_ref().map_or(0, |s| s.step);
         budget.first_measured = Some((step, web_time::Instant::now()));
+        budget.second_first_step = second.as_ref().map_or(0, |s| s.status.step);
     }
     if budget.stats && budget.counted > 1 {
         let dt = time.delta_secs();
@@ -247,9 +252,11 @@ fn frame_budget(
     });
     // --frames and --until-step must both be met when both are given; --seconds caps the wait.
     let frames_done = budget.frames.is_none_or(|frames| budget.counted >= frames);
-    let steps_done = budget
-        .until_step
-        .is_none_or(|steps| status.as_ref().is_some_and(|s| s.step >= steps));
+    // (In a comparison, both runs.)
+    let steps_done = budget.until_step.is_none_or(|steps| {
+        status.as_ref().is_some_and(|s| s.step >= steps)
+            && second.as_ref().is_none_or(|s| s.status.step >= steps)
+    });
     let counted_out =
         (budget.frames.is_some() || budget.until_step.is_some()) && frames_done && steps_done;
     if budget.exit_requested_at.is_none() && (counted_out || time_is_up) {
@@ -291,6 +298,14 @@ fn frame_budget(
                     backend: link.as_ref().map_or("", |l| l.backend.description.as_str()),
                 }
             });
+            let seconds = budget
+                .first_measured
+                .map_or(1e-9, |(_, since)| since.elapsed().as_secs_f64().max(1e-9));
+            let second = second.as_deref().map(|run| SecondRunStats {
+                run,
+                steps_per_sec: run.status.step.saturating_sub(budget.second_first_step) as f64
+                    / seconds,
+            });
             println!(
                 "{}",
                 frame_stats_json(
@@ -298,6 +313,7 @@ fn frame_budget(
                     budget.render_scale_sum,
                     &scene,
                     training.as_ref(),
+                    second.as_ref(),
                 )
             );
         }
@@ -322,14 +338,48 @@ pub struct TrainingStats<'a> {
     pub backend: &'a str,
 }
 
+/// What `--stats` reports of a comparison's second run.
+pub struct SecondRunStats<'a> {
+    pub run: &'a super::compare::SecondRun,
+    /// Its training steps per second over the measured frames.
+    pub steps_per_sec: f64,
+}
+
+/// One run's line of a comparison: its settings, pace and picture.
+fn run_json(
+    settings: String,
+    step: usize,
+    steps_per_sec: f64,
+    scene: &Scene,
+    history: Option<&super::training::History>,
+) -> serde_json::Value {
+    let frame = &scene.frame;
+    let n = frame.radii.len().max(1) as f64;
+    serde_json::json!({
+        "settings": settings,
+        "train_step": step,
+        "train_steps_per_sec": steps_per_sec,
+        "picture_step": frame.step,
+        "class_purity": scene.purity,
+        "best_class_purity": history
+            .and_then(|h| h.pictures.iter().map(|p| p.purity).reduce(f64::max)),
+        "drawn_contacts": frame.contacts.iter().map(|&c| c as f64).sum::<f64>() / n,
+        "isostatic_contacts": 2 * frame.dim,
+        "drawn_mean_radius": frame.radii.iter().map(|&r| r as f64).sum::<f64>() / n,
+        "spheres": scene.len(),
+    })
+}
+
 /// Frames per second, mean and 99th-percentile frame time, the mean render scale, and what the
 /// picture shows at the end: class purity of the drawn spheres (with the raw-pixel baseline
-/// and chance beside it), their contacts and radius, and the batch's contacts.
+/// and chance beside it), their contacts and radius, and the batch's contacts. In a
+/// comparison, `runs` holds both runs' own lines (the top-level fields are the first run's).
 pub fn frame_stats_json(
     seconds: &[f32],
     render_scale_sum: f64,
     scene: &Scene,
     training: Option<&TrainingStats>,
+    second: Option<&SecondRunStats>,
 ) -> String {
     let spheres = scene.len();
     let frame = &scene.frame;
@@ -352,7 +402,27 @@ pub fn frame_stats_json(
         )
         .copied()
         .unwrap_or(f64::NAN);
+    let runs = second.map(|second| {
+        let run = second.run;
+        vec![
+            run_json(
+                run.caption(0),
+                status.map_or(0, |s| s.step),
+                training.map_or(0.0, |t| t.steps_per_sec),
+                scene,
+                training.and_then(|t| t.history),
+            ),
+            run_json(
+                run.caption(1),
+                run.status.step,
+                second.steps_per_sec,
+                &run.scene,
+                Some(&run.history),
+            ),
+        ]
+    });
     serde_json::json!({
+        "runs": runs,
         "frames": sorted.len(),
         "fps": if mean > 0.0 { 1.0 / mean } else { f64::NAN },
         "mean_frame_ms": mean * 1e3,

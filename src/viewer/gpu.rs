@@ -27,18 +27,22 @@ impl Plugin for SharedDevicePlugin {
         if !awaiting {
             return;
         }
-        let shared = renderer_device(app);
-        let Some(mut link) = app.world_mut().get_resource_mut::<TrainingLink>() else {
-            return;
-        };
-        match shared {
-            Ok((device, adapter)) => link.share_renderer_device(device, &adapter),
-            // Without the renderer's device (a renderer that is not wgpu's, limits it cannot
-            // meet), training opens a device of its own, as `clamp train` does.
-            Err(reason) => {
-                warn!("training on a WGPU device of its own: {reason}");
-                link.share_renderer_device(WgpuDevice::default(), "its own device");
-            }
+        // Without the renderer's device (a renderer that is not wgpu's, limits it cannot meet),
+        // training opens a device of its own, as `clamp train` does.
+        let (device, adapter) = renderer_device(app).unwrap_or_else(|reason| {
+            warn!("training on a WGPU device of its own: {reason}");
+            (WgpuDevice::default(), "its own device".into())
+        });
+        if let Some(mut link) = app.world_mut().get_resource_mut::<TrainingLink>() {
+            link.share_renderer_device(device.clone(), &adapter);
+        }
+        // A comparison's second run trains on the same device.
+        if let Some(mut second) = app
+            .world_mut()
+            .get_resource_mut::<super::compare::SecondRun>()
+            && second.link.awaits_renderer_device()
+        {
+            second.link.share_renderer_device(device, &adapter);
         }
     }
 }

@@ -16,12 +16,15 @@
 //! * [`offscreen`] draws the same scene into an image with no window; [`record`] (`clamp
 //!   record`) trains and renders a video with it.
 //! * [`preset`] reads and writes presets and lessons; [`ranges`] holds every slider's range.
+//! * [`compare`] trains a second run beside the first (`--compare`) and draws it in a second
+//!   view of the same camera.
 //!
 //! Every plugin only reads resources and sends commands, so the render loop never waits on the
 //! training thread.
 
 pub mod camera;
 pub mod capture;
+pub mod compare;
 pub mod files;
 #[cfg(feature = "gpu")]
 pub mod gpu;
@@ -126,6 +129,8 @@ pub struct ViewerOptions {
     pub render_scale: Option<f32>,
     /// Lower the resolution when frames run long (None: on a software adapter).
     pub adaptive_resolution: Option<bool>,
+    /// A second run beside the first, differing in the named settings.
+    pub compare: Option<crate::compare::Comparison>,
 }
 
 impl ViewerOptions {
@@ -147,6 +152,7 @@ impl ViewerOptions {
             lesson: None,
             render_scale: None,
             adaptive_resolution: None,
+            compare: None,
         }
     }
 }
@@ -296,6 +302,7 @@ pub fn run(options: ViewerOptions) -> Result<(), String> {
         options.paused,
         adapter.clone(),
     )?;
+
     // A software rasterizer pays for every window pixel several times a frame (Bevy's frame,
     // the egui panel, the scene picture, the copy to the display), whatever is drawn.
     let (width, height) = options
@@ -355,6 +362,9 @@ pub fn add_viewer_plugins(
     // The renderer's device handed to training (not in a build that trains on the CPU only).
     #[cfg(feature = "gpu")]
     app.add_plugins(gpu::SharedDevicePlugin);
+    app.add_plugins(compare::ComparisonPlugin {
+        initial: options.compare.clone(),
+    });
     app.add_plugins(timeline::TimelinePlugin).add_plugins((
         physics_mode::PhysicsModePlugin { mode: options.mode },
         scene::ScenePlugin {

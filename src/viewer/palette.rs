@@ -7,6 +7,10 @@ use bevy::color::{Color, Hsla, LinearRgba, Srgba};
 pub const BACKGROUND: Color = Color::srgb(0.055, 0.063, 0.082);
 /// egui's panel color (dark theme), to which the window is cleared under unfilled panels.
 pub const PANEL: Color = Color::srgb_u8(27, 27, 27);
+/// The two runs of a comparison, in captions and plot lines: a cool and a warm tone, apart
+/// from each other and readable on the dark panel.
+pub const FIRST_RUN: Color = Color::srgb_u8(0x8c, 0xc4, 0xff);
+pub const SECOND_RUN: Color = Color::srgb_u8(0xff, 0xb8, 0x5c);
 
 const TEN: [(u8, u8, u8); 10] = [
     (0x4e, 0x8f, 0xd6), // blue

@@ -5,7 +5,8 @@
 use bevy::prelude::*;
 use bevy::window::PrimaryWindow;
 
-use super::camera::{OrbitCamera, OrbitUpdate, SceneView};
+use super::camera::{OrbitCamera, OrbitUpdate, SceneView, image_point};
+use super::compare::{SecondCamera, SecondRun, SecondView};
 use super::scene::{Scene, SceneUpdate};
 
 #[derive(Resource, Clone, Debug, Default, PartialEq)]
@@ -48,6 +49,13 @@ impl Plugin for PickingPlugin {
     }
 }
 
+/// A comparison's second view: its run, where it is shown, and its camera.
+type SecondViewReads<'w, 's> = (
+    Option<Res<'w, SecondRun>>,
+    Option<Res<'w, SecondView>>,
+    Query<'w, 's, (&'static Camera, &'static GlobalTransform), With<SecondCamera>>,
+);
+
 #[allow(clippy::too_many_arguments)]
 fn pick(
     scene: Res<Scene>,
@@ -59,6 +67,7 @@ fn pick(
     images: Res<Assets<Image>>,
     mut selection: ResMut<Selection>,
     mut press: Local<Option<Vec2>>,
+    (second, second_view, second_camera): SecondViewReads,
 ) {
     if selection.pinned.is_some_and(|p| p >= scene.len()) {
         selection.pinned = None;
@@ -67,18 +76,36 @@ fn pick(
         selection.pinned = None;
     }
     let cursor = windows.single().ok().and_then(|w| w.cursor_position());
-    let local = match (&view, cursor) {
-        (Some(view), Some(cursor)) if view.hovered => images
-            .get(&view.image)
-            .and_then(|image| view.to_image(cursor, image.size())),
+    // The view under the pointer: the first run's, or in a comparison the second's (the same
+    // images in the same order, so an index marks the same image in both).
+    let first = view
+        .as_ref()
+        .filter(|v| v.hovered)
+        .map(|v| (&*scene, v.image.clone(), v.rect, cameras.single().ok()));
+    let other = second_view
+        .as_ref()
+        .filter(|v| v.hovered)
+        .zip(second.as_ref())
+        .map(|(v, run)| {
+            (
+                &run.scene,
+                v.image.clone(),
+                v.rect,
+                second_camera.single().ok(),
+            )
+        });
+    let hovered = first.or(other);
+    let local = match (&hovered, cursor) {
+        (Some((_, image, Some(rect), _)), Some(cursor)) => images
+            .get(image)
+            .and_then(|image| image_point(*rect, cursor, image.size())),
         _ => None,
     };
-    let (Some(cursor), Some(local)) = (cursor, local) else {
+    let (Some(cursor), Some(local), Some((scene, _, _, Some((camera, camera_transform))))) =
+        (cursor, local, hovered)
+    else {
         selection.hovered = None;
         selection.cursor = None;
-        return;
-    };
-    let Ok((camera, camera_transform)) = cameras.single() else {
         return;
     };
     let right = camera_transform.right().as_vec3();

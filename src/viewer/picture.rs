@@ -99,12 +99,16 @@ struct PictureCallback {
     image: AssetId<Image>,
 }
 
-/// What the egui pass needs to draw the picture this frame.
-#[derive(Component)]
+/// What the egui pass needs to draw a picture this frame.
 struct PictureDraw {
     pipeline: CachedRenderPipelineId,
     bind_group: BindGroup,
 }
+
+/// The pictures of one egui view, by image: every paint callback of a context is handed the
+/// same render entity, and a comparison shows two pictures.
+#[derive(Component, Default)]
+struct PictureDraws(std::collections::HashMap<AssetId<Image>, PictureDraw>);
 
 impl EguiBevyPaintCallbackImpl for PictureCallback {
     fn update(
@@ -138,18 +142,34 @@ impl EguiBevyPaintCallbackImpl for PictureCallback {
                     &BindGroupEntries::sequential((&image.texture_view, &image.sampler)),
                 )
             });
+        let shown: std::collections::HashSet<AssetId<Image>> = world
+            .resource::<RenderAssets<GpuImage>>()
+            .iter()
+            .map(|(id, _)| id)
+            .collect();
         let Ok(mut entity) = world.get_entity_mut(render_entity.id()) else {
             return;
         };
+        if !entity.contains::<PictureDraws>() {
+            entity.insert(PictureDraws::default());
+        }
+        let Some(mut draws) = entity.get_mut::<PictureDraws>() else {
+            return;
+        };
+        // (A picture whose image is gone, a comparison's that ended, lets its texture go.)
+        draws.0.retain(|id, _| shown.contains(id));
         match bind_group {
             Some(bind_group) => {
-                entity.insert(PictureDraw {
-                    pipeline,
-                    bind_group,
-                });
+                draws.0.insert(
+                    self.image,
+                    PictureDraw {
+                        pipeline,
+                        bind_group,
+                    },
+                );
             }
             None => {
-                entity.remove::<PictureDraw>();
+                draws.0.remove(&self.image);
             }
         }
     }
@@ -165,7 +185,8 @@ impl EguiBevyPaintCallbackImpl for PictureCallback {
         let Some(draw) = world
             .get_entity(render_entity.id())
             .ok()
-            .and_then(|entity| entity.get::<PictureDraw>())
+            .and_then(|entity| entity.get::<PictureDraws>())
+            .and_then(|draws| draws.0.get(&self.image))
         else {
             return;
         };

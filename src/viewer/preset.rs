@@ -53,16 +53,26 @@ pub struct Lesson {
     pub text: String,
 }
 
-/// A preset as read: the training config, and the view and lesson when it has them.
+/// A second run beside the preset's (`[compare]`): the settings in which it differs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComparePreset {
+    /// `KEY=VALUE[,KEY=VALUE...]`, as `clamp view --compare` takes them.
+    pub settings: String,
+}
+
+/// A preset as read: the training config, and the view, lesson and comparison when it has them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Preset {
     pub config: TrainConfig,
     pub view: Option<ViewPreset>,
     pub lesson: Option<Lesson>,
+    /// The comparison it runs, checked against its config.
+    pub compare: Option<crate::compare::Comparison>,
 }
 
 /// The lessons shipped in `assets/lessons/`: (file name, text).
-pub const LESSONS: [(&str, &str); 4] = [
+pub const LESSONS: [(&str, &str); 7] = [
     (
         "1-unjamming.toml",
         include_str!("../../assets/lessons/1-unjamming.toml"),
@@ -78,6 +88,18 @@ pub const LESSONS: [(&str, &str); 4] = [
     (
         "4-collapse.toml",
         include_str!("../../assets/lessons/4-collapse.toml"),
+    ),
+    (
+        "5-harmonic-vs-hertzian.toml",
+        include_str!("../../assets/lessons/5-harmonic-vs-hertzian.toml"),
+    ),
+    (
+        "6-jammed-vs-unjamming.toml",
+        include_str!("../../assets/lessons/6-jammed-vs-unjamming.toml"),
+    ),
+    (
+        "7-clamp-vs-simclr.toml",
+        include_str!("../../assets/lessons/7-clamp-vs-simclr.toml"),
     ),
 ];
 
@@ -111,6 +133,14 @@ pub fn parse(text: &str, base: &TrainConfig) -> Result<Preset, String> {
         ),
         None => None,
     };
+    let compare: Option<ComparePreset> = match table.remove("compare") {
+        Some(value) => Some(
+            value
+                .try_into()
+                .map_err(|e: toml::de::Error| format!("[compare]: {}", e.to_string().trim()))?,
+        ),
+        None => None,
+    };
     let mut merged: toml::Table =
         toml::from_str(&base.to_toml()).map_err(|e| format!("the base config: {e}"))?;
     merged.extend(table);
@@ -118,10 +148,15 @@ pub fn parse(text: &str, base: &TrainConfig) -> Result<Preset, String> {
         .try_into()
         .map_err(|e: toml::de::Error| e.to_string().trim().to_string())?;
     config.validate()?;
+    let compare = compare
+        .map(|c| crate::compare::Comparison::from_spec(&config, &c.settings))
+        .transpose()
+        .map_err(|e| format!("[compare]: {e}"))?;
     Ok(Preset {
         config,
         view,
         lesson,
+        compare,
     })
 }
 

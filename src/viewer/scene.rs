@@ -179,6 +179,34 @@ pub struct SceneUpdate;
 #[derive(Resource, Clone, Copy, Debug, PartialEq, Eq)]
 struct EaseInRealTime(bool);
 
+impl Scene {
+    /// Takes a new frame and projects it (`mode`), aligned to the previous picture.
+    pub fn take(&mut self, frame: SceneFrame, mode: ProjectionMode) {
+        let classes = frame
+            .labels
+            .iter()
+            .map(|&l| l as usize + 1)
+            .max()
+            .unwrap_or(1);
+        self.classes = self.classes.max(classes);
+        if frame.radii.len() != self.frame.radii.len() || frame.dim != self.frame.dim {
+            // A restart or a mode switch: start the alignment afresh.
+            self.projector = None;
+            self.drawn.clear();
+            self.classes = classes;
+        }
+        self.frame = frame;
+        self.version += 1;
+        self.refit(mode);
+    }
+
+    /// Projects the same frame afresh in another `mode`.
+    pub fn reproject(&mut self, mode: ProjectionMode) {
+        self.projector = None;
+        self.refit(mode);
+    }
+}
+
 fn take_frame(
     mut incoming: ResMut<IncomingFrame>,
     mut scene: ResMut<Scene>,
@@ -188,25 +216,9 @@ fn take_frame(
     let mode_changed = *last_mode != Some(settings.projection);
     *last_mode = Some(settings.projection);
     if let Some(frame) = incoming.0.take() {
-        let classes = frame
-            .labels
-            .iter()
-            .map(|&l| l as usize + 1)
-            .max()
-            .unwrap_or(1);
-        scene.classes = scene.classes.max(classes);
-        if frame.radii.len() != scene.frame.radii.len() || frame.dim != scene.frame.dim {
-            // A restart or a mode switch: start the alignment afresh.
-            scene.projector = None;
-            scene.drawn.clear();
-            scene.classes = classes;
-        }
-        scene.frame = frame;
-        scene.version += 1;
-        scene.refit(settings.projection);
+        scene.take(frame, settings.projection);
     } else if mode_changed {
-        scene.projector = None;
-        scene.refit(settings.projection);
+        scene.reproject(settings.projection);
     }
 }
 

@@ -238,7 +238,7 @@ pub fn build_mesh(buffers: SphereBuffers) -> Mesh {
 }
 
 /// Moves the buffers into the mesh (no copy: this runs every frame).
-fn fill_mesh(mesh: &mut Mesh, buffers: SphereBuffers) {
+pub fn fill_mesh(mesh: &mut Mesh, buffers: SphereBuffers) {
     if buffers.indices.is_empty() {
         mesh.insert_attribute(Mesh::ATTRIBUTE_POSITION, vec![[0.0f32; 3]; 4]);
         mesh.insert_attribute(Mesh::ATTRIBUTE_UV_0, CORNERS.to_vec());

@@ -186,6 +186,37 @@ impl TrainingLink {
         })
     }
 
+    /// A second run beside this one (a comparison): `config` on the same data and backend (on
+    /// WGPU the same device, or the one this run still waits for), with the same threads,
+    /// priority and pause after each step, paused or not as asked.
+    pub fn start_beside(&self, config: &TrainConfig, paused: bool) -> Result<TrainingLink, String> {
+        TrainingLink::with_data(
+            config,
+            self.data.clone(),
+            self.backend.clone(),
+            self.threads,
+            self.priority,
+            paused,
+            self.awaits_renderer_device(),
+            self.step_delay,
+        )
+    }
+
+    /// Whether this run was started paused.
+    pub fn started_paused(&self) -> bool {
+        self.started_paused
+    }
+
+    /// Stops the session on a thread of its own, so the frame does not wait for its step.
+    pub fn stop_in_background(mut self) {
+        if let Some(old) = self.session.take() {
+            #[cfg(not(target_arch = "wasm32"))]
+            std::thread::spawn(move || drop(old));
+            #[cfg(target_arch = "wasm32")]
+            drop(old);
+        }
+    }
+
     /// Whether training waits for the renderer's device.
     pub fn awaits_renderer_device(&self) -> bool {
         self.session.is_none() && self.backend.kind == BackendKind::Wgpu
@@ -261,7 +292,7 @@ impl TrainingLink {
             .unwrap_or_default()
     }
 
-    fn take_snapshot(&self) -> Option<Snapshot> {
+    pub(super) fn take_snapshot(&self) -> Option<Snapshot> {
         self.session.as_ref().and_then(|s| s.take_snapshot())
     }
 }
@@ -314,7 +345,7 @@ impl Controls {
 
 /// The controls as last sent, to send only what changed.
 #[derive(Resource, Default)]
-struct SentControls(Option<Controls>);
+pub(super) struct SentControls(pub(super) Option<Controls>);
 
 /// One-off requests from the panel.
 #[derive(Message, Clone, Debug)]
@@ -515,11 +546,16 @@ impl Plugin for TrainingPlugin {
 
 /// Sends the commands for whatever the user changed since the last frame.
 fn send_controls(controls: Res<Controls>, mut sent: ResMut<SentControls>, link: Res<TrainingLink>) {
+    send_changes(&link, &controls, &mut sent);
+}
+
+/// Sends `link` the commands for what changed in `controls` since `sent`.
+pub(super) fn send_changes(link: &TrainingLink, controls: &Controls, sent: &mut SentControls) {
     let previous = sent.0.clone();
-    if previous.as_ref() == Some(&*controls) {
+    if previous.as_ref() == Some(controls) {
         return;
     }
-    let changed = |f: fn(&Controls) -> f64| previous.as_ref().is_none_or(|p| f(p) != f(&controls));
+    let changed = |f: fn(&Controls) -> f64| previous.as_ref().is_none_or(|p| f(p) != f(controls));
     let mut commands = Vec::new();
     if changed(|c| c.alpha) {
         commands.push(Command::SetAlpha(controls.alpha));
@@ -638,6 +674,35 @@ fn pump_training(
     }
     *was_live = timeline.is_live();
     *last_mode = Some(*mode);
+    absorb_events(
+        &link,
+        &mut status,
+        &mut history,
+        &mut controls,
+        &mut sent,
+        "",
+    );
+
+    if let Some(snapshot) = link.take_snapshot() {
+        let frame = frame_of(snapshot);
+        timeline.record(&frame);
+        if *mode == ViewerMode::Training && timeline.is_live() {
+            incoming.0 = Some(frame.clone());
+        }
+        *last_frame = Some(frame);
+    }
+}
+
+/// Folds the trainer's events into its status and plot history (`run` names it in the log
+/// when there are two).
+pub(super) fn absorb_events(
+    link: &TrainingLink,
+    status: &mut TrainingStatus,
+    history: &mut History,
+    controls: &mut Controls,
+    sent: &mut SentControls,
+    run: &str,
+) {
     let now = Instant::now();
     for event in link.events() {
         match event {
@@ -645,7 +710,8 @@ fn pump_training(
                 if status.first_step_seconds.is_none() {
                     status.first_step_seconds = Some(report.seconds);
                     info!(
-                        "first step took {:.2} s (warm-up: kernels compiled, buffers allocated)",
+                        "{run}first step took {:.2} s (warm-up: kernels compiled, buffers \
+                         allocated)",
                         report.seconds
                     );
                 }
@@ -678,11 +744,11 @@ fn pump_training(
                 status.notice = Some(format!("checkpoint saved to {}", dir.display()));
             }
             Event::Skipped(message) => {
-                warn!("{message}");
+                warn!("{run}{message}");
                 status.notice = Some(message);
             }
             Event::Error(message) => {
-                error!("{message}");
+                error!("{run}{message}");
                 status.error = Some(message);
             }
         }
@@ -695,15 +761,6 @@ fn pump_training(
         status.recent.pop_front();
     }
     status.steps_per_sec = status.recent.len() as f64 / STEP_RATE_WINDOW as f64;
-
-    if let Some(snapshot) = link.take_snapshot() {
-        let frame = frame_of(snapshot);
-        timeline.record(&frame);
-        if *mode == ViewerMode::Training && timeline.is_live() {
-            incoming.0 = Some(frame.clone());
-        }
-        *last_frame = Some(frame);
-    }
 }
 
 /// One [`PictureSample`] per new live training picture, once the scene has projected it.
@@ -725,24 +782,27 @@ fn sample_picture(
     if *mode != ViewerMode::Training || !timeline.is_live() {
         return;
     }
-    let frame = &scene.frame;
-    let (Some(purity), false) = (scene.purity, frame.radii.is_empty()) else {
-        return;
-    };
-    if history
-        .pictures
-        .last()
-        .is_some_and(|p| p.step == frame.step)
-    {
-        history.pictures.pop();
+    history.push_picture(&scene);
+}
+
+impl History {
+    /// One sample of the scene's newest training picture (replacing one of the same step).
+    pub(super) fn push_picture(&mut self, scene: &Scene) {
+        let frame = &scene.frame;
+        let (Some(purity), false) = (scene.purity, frame.radii.is_empty()) else {
+            return;
+        };
+        if self.pictures.last().is_some_and(|p| p.step == frame.step) {
+            self.pictures.pop();
+        }
+        let n = frame.radii.len() as f64;
+        self.pictures.push(PictureSample {
+            step: frame.step,
+            purity,
+            contacts: frame.contacts.iter().map(|&c| c as f64).sum::<f64>() / n,
+            radius: frame.radii.iter().map(|&r| r as f64).sum::<f64>() / n,
+        });
     }
-    let n = frame.radii.len() as f64;
-    history.pictures.push(PictureSample {
-        step: frame.step,
-        purity,
-        contacts: frame.contacts.iter().map(|&c| c as f64).sum::<f64>() / n,
-        radius: frame.radii.iter().map(|&r| r as f64).sum::<f64>() / n,
-    });
 }
 
 /// The spheres of a training snapshot.

@@ -70,6 +70,7 @@ async fn launch() -> Result<(), String> {
     let query = window.location().search().unwrap_or_default();
     let address = parse_address(&query, PATH).map_err(|e| e.to_string())?;
     let config = address.config;
+    let compare = address.compare;
     show_status("fetching the Fashion-MNIST test split (4.4 MB)", false);
     let images = fetch_bytes(IMAGES_FILE).await?;
     let labels = fetch_bytes(LABELS_FILE).await?;
@@ -91,6 +92,7 @@ async fn launch() -> Result<(), String> {
     let software = loader_field(&window, "software").as_bool().unwrap_or(false);
     run_app(
         config,
+        compare,
         Arc::new(data),
         backend(&loader_reason(&window), address.worker),
         software,
@@ -193,6 +195,7 @@ fn thousands(n: usize) -> String {
 /// drawn at half resolution, lowered further while frames run long, as `clamp view` does there.
 fn run_app(
     config: TrainConfig,
+    compare: Option<crate::compare::Comparison>,
     data: Arc<TrainingData>,
     backend: ResolvedBackend,
     software: bool,
@@ -204,7 +207,8 @@ fn run_app(
     let step_delay =
         std::time::Duration::from_millis(if sharing { START_STEP_DELAY_MS } else { 0 });
     let training = TrainingPlugin::start_in_page(&config, data, backend, false, step_delay)?;
-    let options = ViewerOptions::new(config);
+    let mut options = ViewerOptions::new(config);
+    options.compare = compare;
     let mut app = App::new();
     app.insert_resource(ClearColor(palette::BACKGROUND))
         .add_plugins(

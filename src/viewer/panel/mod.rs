@@ -19,6 +19,7 @@ use bevy_egui::{EguiContexts, EguiPrimaryContextPass};
 use super::ViewerMode;
 use super::camera::{OrbitCamera, SceneView};
 use super::capture::{CaptureRequest, Recording};
+use super::compare::{ComparisonAction, SecondRun, SecondView, SliderTarget};
 use super::pacing::FramePacing;
 use super::physics_mode::{PhysicsControls, PhysicsStatus};
 use super::picking::Selection;
@@ -41,6 +42,8 @@ pub struct PanelState {
     pub message: Option<(String, bool)>,
     /// The lesson running, shown at the top of the panel.
     pub lesson: Option<Lesson>,
+    /// The compare control's text (`alpha=2.5`).
+    pub compare_draft: String,
     hover_texture: Option<(usize, egui::TextureHandle)>,
 }
 
@@ -65,6 +68,7 @@ impl Plugin for PanelPlugin {
                     preset_path: "presets/my-run.toml".into(),
                     message: None,
                     lesson: lesson.clone(),
+                    compare_draft: "alpha=2.5".into(),
                     hover_texture: None,
                 });
             },
@@ -100,6 +104,11 @@ fn draw_ui(
     mut pacing: ResMut<FramePacing>,
     mut cameras: Query<&mut OrbitCamera>,
     mut timeline: ResMut<Timeline>,
+    (mut second, mut second_view, mut comparisons): (
+        Option<ResMut<SecondRun>>,
+        Option<ResMut<SecondView>>,
+        MessageWriter<ComparisonAction>,
+    ),
 ) -> Result {
     let PanelReads {
         physics_status,
@@ -132,6 +141,12 @@ fn draw_ui(
         .show(&mut root, |ui| {
             egui::ScrollArea::vertical().show(ui, |ui| {
                 status::header(ui, status, link, scene, &mode, physics_status, &timeline);
+                if let Some(second) = second.as_deref()
+                    && *mode == ViewerMode::Training
+                {
+                    ui.separator();
+                    status::second_run(ui, second);
+                }
                 ui.separator();
                 status::mode_switch(ui, &mut mode);
                 ui.separator();
@@ -143,12 +158,34 @@ fn draw_ui(
                         &mut settings,
                         &mut cameras,
                         &mut actions,
+                        &mut comparisons,
                     );
                     ui.separator();
                     run::run_controls(ui, &mut controls, status, &mut actions);
                     run::timeline_controls(ui, &mut timeline, &mut controls);
                     ui.separator();
-                    run::packing_controls(ui, &mut controls, panel.teaching);
+                    match second.as_deref_mut() {
+                        Some(second) => {
+                            run::slider_target(ui, second);
+                            let moved = if second.sliders == SliderTarget::Second {
+                                &mut second.controls
+                            } else {
+                                &mut *controls
+                            };
+                            run::packing_controls(ui, moved, panel.teaching);
+                        }
+                        None => run::packing_controls(ui, &mut controls, panel.teaching),
+                    }
+                    ui.separator();
+                    let base = view::current_config(link, &controls);
+                    run::compare_controls(
+                        ui,
+                        &mut panel,
+                        &base,
+                        second.as_deref(),
+                        &mut actions,
+                        &mut comparisons,
+                    );
                     if !panel.teaching {
                         ui.separator();
                         run::restart_controls(ui, &mut panel, link, &mut actions);
@@ -179,7 +216,7 @@ fn draw_ui(
         .resizable(true)
         .show(&mut root, |ui| {
             if *mode == ViewerMode::Training {
-                plots::training_plots(ui, history, link, timeline.cursor_step());
+                plots::training_plots(ui, history, link, timeline.cursor_step(), second.as_deref());
             } else {
                 plots::physics_plots(ui, physics_status);
             }
@@ -188,21 +225,92 @@ fn draw_ui(
     egui::CentralPanel::default()
         .frame(egui::Frame::NONE)
         .show(&mut root, |ui| {
-            let rect = ui.available_rect_before_wrap();
-            let response = ui.allocate_rect(rect, egui::Sense::click_and_drag());
-            ui.painter()
-                .add(super::picture::paint(view.image.id(), rect));
-            let new_rect = Rect::new(rect.min.x, rect.min.y, rect.max.x, rect.max.y);
-            if view.rect != Some(new_rect) {
-                view.rect = Some(new_rect);
-            }
-            let hovered = response.hovered() || response.dragged();
-            if view.hovered != hovered {
-                view.hovered = hovered;
+            let whole = ui.available_rect_before_wrap();
+            let comparing = *mode == ViewerMode::Training;
+            let view = &mut *view;
+            match (second.as_deref(), second_view.as_deref_mut()) {
+                (Some(second), Some(second_view)) if comparing => {
+                    // Two views of one camera, each captioned with what sets its run apart.
+                    let (left, right) = whole.split_left_right_at_fraction(0.5);
+                    let first_hovered = show_picture(ui, view.image.id(), left);
+                    let second_hovered = show_picture(ui, second_view.image.id(), right);
+                    set_view(&mut view.rect, &mut view.hovered, left, first_hovered);
+                    set_view(
+                        &mut second_view.rect,
+                        &mut second_view.hovered,
+                        right,
+                        second_hovered,
+                    );
+                    caption(ui, left, &second.caption(0), palette_first());
+                    caption(ui, right, &second.caption(1), palette_second());
+                    ui.painter().vline(
+                        left.right(),
+                        whole.y_range(),
+                        egui::Stroke::new(2.0, Color32::from_gray(60)),
+                    );
+                }
+                (_, second_view) => {
+                    let hovered = show_picture(ui, view.image.id(), whole);
+                    set_view(&mut view.rect, &mut view.hovered, whole, hovered);
+                    // (In the physics sandbox the second view rests.)
+                    if let Some(second_view) = second_view
+                        && (second_view.rect.is_some() || second_view.hovered)
+                    {
+                        second_view.rect = None;
+                        second_view.hovered = false;
+                    }
+                }
             }
         });
 
     hover::hover_card(&ctx, &mut panel, selection, scene, link);
 
     Ok(())
+}
+
+/// Paints a scene picture into `rect`; whether the pointer is on it (or dragging from it).
+fn show_picture(ui: &mut egui::Ui, image: AssetId<Image>, rect: egui::Rect) -> bool {
+    let response = ui.allocate_rect(rect, egui::Sense::click_and_drag());
+    ui.painter().add(super::picture::paint(image, rect));
+    response.hovered() || response.dragged()
+}
+
+/// Records where a picture is shown (changed only when it moved, so nothing re-runs needlessly).
+fn set_view(stored: &mut Option<Rect>, hovered: &mut bool, rect: egui::Rect, now_hovered: bool) {
+    let rect = Rect::new(rect.min.x, rect.min.y, rect.max.x, rect.max.y);
+    if *stored != Some(rect) {
+        *stored = Some(rect);
+    }
+    if *hovered != now_hovered {
+        *hovered = now_hovered;
+    }
+}
+
+/// A run's caption across the top of its view.
+fn caption(ui: &egui::Ui, rect: egui::Rect, text: &str, color: Color32) {
+    let font = egui::FontId::proportional(15.0);
+    let galley = ui.painter().layout_no_wrap(text.to_string(), font, color);
+    let at = egui::pos2(rect.center().x - galley.size().x / 2.0, rect.top() + 6.0);
+    let backing = egui::Rect::from_min_size(at, galley.size()).expand2(egui::vec2(6.0, 3.0));
+    ui.painter()
+        .rect_filled(backing, 4.0, Color32::from_black_alpha(150));
+    ui.painter().galley(at, galley, color);
+}
+
+fn palette_first() -> Color32 {
+    color32(super::palette::FIRST_RUN)
+}
+
+fn palette_second() -> Color32 {
+    color32(super::palette::SECOND_RUN)
+}
+
+/// An sRGB egui color from the palette's.
+pub(super) fn color32(color: Color) -> Color32 {
+    let c = color.to_srgba();
+    Color32::from_rgb(
+        (c.red * 255.0).round() as u8,
+        (c.green * 255.0).round() as u8,
+        (c.blue * 255.0).round() as u8,
+    )
 }

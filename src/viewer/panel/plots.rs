@@ -4,8 +4,10 @@
 use bevy_egui::egui::{self, Color32, RichText};
 use egui_plot::{Corner, HLine, Legend, Line, Plot, PlotPoints, Points, VLine};
 
+use super::super::compare::SecondRun;
+use super::super::palette;
 use super::super::physics_mode::PhysicsStatus;
-use super::super::training::{History, TrainingLink};
+use super::super::training::{History, PictureSample, TrainingLink};
 
 /// Most points a plotted line gets: a plot a few hundred pixels wide shows no more, and a line
 /// that grew with the run would make every frame's tessellation and vertex buffers grow with it.
@@ -96,25 +98,19 @@ pub(super) fn training_plots(
     history: &History,
     link: &TrainingLink,
     cursor: Option<usize>,
+    second: Option<&SecondRun>,
 ) {
+    if let Some(second) = second {
+        return compared_plots(ui, history, link, cursor, second);
+    }
     let steps = &history.steps;
     let dim = link.config.dim;
     let batch = link.config.batch;
-    let pictures = &history.pictures;
-    let picture_series = |value: fn(&super::super::training::PictureSample) -> f64| -> PlotPoints {
-        plotted(pictures.len())
-            .map(|k| [pictures[k].step as f64, value(&pictures[k])])
-            .filter(|p| p[1].is_finite())
-            .collect()
-    };
+    let picture_series = |value: fn(&PictureSample) -> f64| picture_series(history, value);
     let baseline = link.pixel_purity;
     let chance = 1.0 / link.data.test.num_classes().max(1) as f64;
     // While the timeline is scrubbed, every plot marks the step shown.
-    let mark = move |p: &mut egui_plot::PlotUi| {
-        if let Some(step) = cursor {
-            p.vline(VLine::new("shown", step as f64).color(Color32::from_rgb(240, 200, 90)));
-        }
-    };
+    let mark = move |p: &mut egui_plot::PlotUi| mark_step(p, cursor);
     plot_grid(
         ui,
         vec![
@@ -151,6 +147,111 @@ pub(super) fn training_plots(
             PlotSpec::new("loss", "batch loss ln(E + 1e-6)", false, move |p| {
                 p.line(Line::new("loss", series(steps, &history.loss)));
                 mark(p);
+            }),
+        ],
+    );
+}
+
+/// The drawn spheres' samples as a line.
+fn picture_series<'a>(history: &History, value: fn(&PictureSample) -> f64) -> PlotPoints<'a> {
+    let pictures = &history.pictures;
+    plotted(pictures.len())
+        .map(|k| [pictures[k].step as f64, value(&pictures[k])])
+        .filter(|p| p[1].is_finite())
+        .collect()
+}
+
+fn mark_step(p: &mut egui_plot::PlotUi, cursor: Option<usize>) {
+    if let Some(step) = cursor {
+        p.vline(VLine::new("shown", step as f64).color(Color32::from_rgb(240, 200, 90)));
+    }
+}
+
+/// The same plots with both runs of a comparison overlaid, one color per run, the legend
+/// naming what sets each apart.
+fn compared_plots(
+    ui: &mut egui::Ui,
+    first: &History,
+    link: &TrainingLink,
+    cursor: Option<usize>,
+    second: &SecondRun,
+) {
+    let runs = [
+        (first, second.caption(0), super::color32(palette::FIRST_RUN)),
+        (
+            &second.history,
+            second.caption(1),
+            super::color32(palette::SECOND_RUN),
+        ),
+    ];
+    let runs = &runs;
+    let dims = [link.config.dim, second.link.config.dim];
+    let baseline = link.pixel_purity;
+    let chance = 1.0 / link.data.test.num_classes().max(1) as f64;
+    let lines = move |p: &mut egui_plot::PlotUi, value: fn(&PictureSample) -> f64| {
+        for (history, caption, color) in runs {
+            p.line(Line::new(caption.clone(), picture_series(history, value)).color(*color));
+        }
+    };
+    plot_grid(
+        ui,
+        vec![
+            PlotSpec::new(
+                "purity",
+                "class purity of the drawn spheres / probes",
+                true,
+                move |p| {
+                    lines(p, |s| s.purity);
+                    for (history, caption, color) in runs {
+                        let probes: PlotPoints = history
+                            .probes
+                            .iter()
+                            .flat_map(|r| [[r[0], r[1]], [r[0], r[2]]])
+                            .collect();
+                        p.points(
+                            Points::new(format!("{caption}: kNN, linear probes"), probes)
+                                .radius(3.0)
+                                .color(*color),
+                        );
+                    }
+                    if let Some(baseline) = baseline {
+                        p.hline(HLine::new("raw pixels by PCA", baseline));
+                    }
+                    p.hline(HLine::new("chance", chance));
+                    mark_step(p, cursor);
+                },
+            ),
+            PlotSpec::new(
+                "contacts",
+                "mean contacts Z of the drawn spheres",
+                true,
+                move |p| {
+                    lines(p, |s| s.contacts);
+                    if dims[0] == dims[1] {
+                        p.hline(HLine::new(
+                            format!("2d = {}", 2 * dims[0]),
+                            (2 * dims[0]) as f64,
+                        ));
+                    } else {
+                        for dim in dims {
+                            p.hline(HLine::new(format!("2d = {}", 2 * dim), (2 * dim) as f64));
+                        }
+                    }
+                    mark_step(p, cursor);
+                },
+            ),
+            PlotSpec::new("radius", "mean radius of drawn spheres", true, move |p| {
+                lines(p, |s| s.radius);
+                mark_step(p, cursor);
+            }),
+            PlotSpec::new("loss", "batch loss", true, move |p| {
+                for (history, caption, color) in runs {
+                    p.line(
+                        Line::new(caption.clone(), series(&history.steps, &history.loss))
+                            .color(*color),
+                    );
+                }
+                mark_step(p, cursor);
             }),
         ],
     );

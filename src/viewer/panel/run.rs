@@ -1,6 +1,8 @@
 //! The training controls: play and pause, the timeline, the lessons, the live packing values,
 //! and the draft of the next restart.
 
+use super::super::compare::{ComparisonAction, SecondRun, SliderTarget};
+use crate::compare::Comparison;
 use std::path::PathBuf;
 
 use bevy::prelude::*;
@@ -161,6 +163,7 @@ pub(super) fn lesson_controls(
     settings: &mut SceneSettings,
     cameras: &mut Query<&mut OrbitCamera>,
     actions: &mut MessageWriter<TrainingAction>,
+    comparisons: &mut MessageWriter<ComparisonAction>,
 ) {
     if let Some(lesson) = &panel.lesson {
         ui.label(
@@ -183,12 +186,19 @@ pub(super) fn lesson_controls(
                 .lesson
                 .as_ref()
                 .map_or(name.to_string(), |l| l.title.clone());
+            let compare = preset.compare.clone();
             if ui
                 .button(title)
                 .on_hover_text(format!("assets/lessons/{name}"))
                 .clicked()
             {
                 apply_preset(preset, panel, controls, settings, cameras, actions);
+                // A comparison lesson starts its second run with the restart; a single-run
+                // lesson ends any comparison.
+                comparisons.write(match compare {
+                    Some(comparison) => ComparisonAction::Start(Box::new(comparison)),
+                    None => ComparisonAction::Stop,
+                });
             }
         }
     });
@@ -346,4 +356,65 @@ fn restart_changes(draft: &TrainConfig, running: &TrainConfig) -> Vec<&'static s
     .into_iter()
     .filter_map(|(name, changed)| changed.then_some(name))
     .collect()
+}
+
+/// Which run the packing sliders move, in a comparison.
+pub(super) fn slider_target(ui: &mut egui::Ui, second: &mut SecondRun) {
+    let (left, right) = (second.caption(0), second.caption(1));
+    ui.horizontal(|ui| {
+        ui.label("sliders act on:");
+        ui.selectable_value(&mut second.sliders, SliderTarget::Both, "both")
+            .on_hover_text("a slider moved sets its value in both runs; the others keep theirs");
+        ui.selectable_value(&mut second.sliders, SliderTarget::First, "left")
+            .on_hover_text(format!("only the left run ({left})"));
+        ui.selectable_value(&mut second.sliders, SliderTarget::Second, "right")
+            .on_hover_text(format!("only the right run ({right})"));
+    });
+}
+
+/// Starts a second run beside this one (both from the start) or ends the comparison.
+pub(super) fn compare_controls(
+    ui: &mut egui::Ui,
+    panel: &mut PanelState,
+    base: &TrainConfig,
+    second: Option<&SecondRun>,
+    actions: &mut MessageWriter<TrainingAction>,
+    comparisons: &mut MessageWriter<ComparisonAction>,
+) {
+    ui.label(RichText::new("compare").strong()).on_hover_text(
+        "a second run beside this one on the same data, seed, initial weights and batches, \
+         differing only in the settings named: KEY=VALUE, several separated by commas",
+    );
+    if let Some(second) = second {
+        ui.horizontal_wrapped(|ui| {
+            ui.label(second.comparison.legend());
+            if ui.button("Stop").clicked() {
+                comparisons.write(ComparisonAction::Stop);
+            }
+        });
+        return;
+    }
+    ui.horizontal(|ui| {
+        ui.add(egui::TextEdit::singleline(&mut panel.compare_draft).desired_width(150.0))
+            .on_hover_text("e.g. alpha=2.5, radius_scale=4, loss=simclr, views=2");
+        if ui
+            .button("Compare")
+            .on_hover_text("restarts this run and trains the second one beside it")
+            .clicked()
+        {
+            match Comparison::from_spec(base, &panel.compare_draft) {
+                Ok(comparison) => {
+                    actions.write(TrainingAction::Restart(Box::new(base.clone())));
+                    comparisons.write(ComparisonAction::Start(Box::new(comparison)));
+                    panel.message = None;
+                }
+                Err(e) => panel.message = Some((format!("compare: {e}"), false)),
+            }
+        }
+    });
+    if let Some((message, false)) = &panel.message
+        && message.starts_with("compare:")
+    {
+        ui.colored_label(Color32::from_rgb(255, 110, 100), message);
+    }
 }

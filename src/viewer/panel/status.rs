@@ -3,6 +3,7 @@
 use bevy_egui::egui::{self, Color32, RichText};
 
 use super::super::ViewerMode;
+use super::super::compare::SecondRun;
 use super::super::palette;
 use super::super::physics_mode::PhysicsStatus;
 use super::super::scene::Scene;
@@ -135,5 +136,34 @@ pub(super) fn legend(ui: &mut egui::Ui, link: &TrainingLink, scene: &Scene, mode
     });
     if counts.len() > 20 {
         ui.label(format!("... and {} more classes", counts.len() - 20));
+    }
+}
+
+/// The second run of a comparison in two lines: its settings, its pace and its picture.
+pub(super) fn second_run(ui: &mut egui::Ui, second: &SecondRun) {
+    let status = &second.status;
+    ui.label(
+        RichText::new(format!("compared with: {}", second.caption(1)))
+            .strong()
+            .color(super::color32(palette::SECOND_RUN)),
+    )
+    .on_hover_text(format!(
+        "a second run on the same data, seed, initial weights and batches, differing only in \
+         {}; the left view is {}, the right one {}",
+        second.comparison.keys.join(", "),
+        second.caption(0),
+        second.caption(1)
+    ));
+    let state = if status.paused { "paused" } else { "training" };
+    let purity = second
+        .scene
+        .purity
+        .map_or(String::new(), |p| format!(", class purity {p:.3}"));
+    ui.label(format!(
+        "{state} - step {} - {:.1} steps/s{purity}",
+        status.step, status.steps_per_sec
+    ));
+    if let Some(error) = status.error.as_ref().or(second.scene.error.as_ref()) {
+        ui.colored_label(Color32::from_rgb(255, 110, 100), format!("error: {error}"));
     }
 }

@@ -109,7 +109,7 @@ pub(super) fn capture_controls(
 }
 
 /// The run as it stands: the config it started from with the sliders' live values.
-fn current_config(link: &TrainingLink, controls: &Controls) -> TrainConfig {
+pub(super) fn current_config(link: &TrainingLink, controls: &Controls) -> TrainConfig {
     let mut config = link.config.clone();
     config.alpha = controls.alpha;
     config.radius_scale = controls.radius_scale;
