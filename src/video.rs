@@ -166,7 +166,7 @@ pub fn encode_mp4(dir: &Path, out: &Path, fps: f64) -> Result<(), String> {
         .map_err(|e| format!("cannot move the video to {}: {e}", out.display()))
 }
 
-/// Draws `text` (one line) in the top-left corner on a dark translucent band.
+/// Draws `text` in the top-left corner on a dark translucent band, one line per `\n`.
 pub fn draw_caption(image: &mut RgbaImage, text: &str) {
     let Ok(font) = FontRef::try_from_slice(epaint_default_fonts::HACK_REGULAR) else {
         return;
@@ -174,37 +174,46 @@ pub fn draw_caption(image: &mut RgbaImage, text: &str) {
     let height = (image.height() as f32 / 28.0).clamp(11.0, 28.0);
     let scaled = font.as_scaled(PxScale::from(height));
     let margin = (height * 0.5).round() as i64;
-    let width: f32 = text
-        .chars()
-        .map(|c| scaled.h_advance(font.glyph_id(c)))
-        .sum();
+    let lines: Vec<&str> = text.split('\n').collect();
+    let width: f32 = lines
+        .iter()
+        .map(|line| {
+            line.chars()
+                .map(|c| scaled.h_advance(font.glyph_id(c)))
+                .sum::<f32>()
+        })
+        .fold(0.0, f32::max);
+    let line_height = (height * 1.5).ceil() as i64;
     let band_w = (width.ceil() as i64 + 2 * margin).min(image.width() as i64);
-    let band_h = ((height * 1.5).ceil() as i64 + margin).min(image.height() as i64);
+    let band_h = (line_height * lines.len() as i64 + margin).min(image.height() as i64);
     for y in 0..band_h {
         for x in 0..band_w {
             let pixel = image.get_pixel_mut(x as u32, y as u32);
             blend(pixel, [0, 0, 0], 0.55);
         }
     }
-    let mut caret = margin as f32;
-    let baseline = margin as f32 + scaled.ascent();
-    for c in text.chars() {
-        let id = font.glyph_id(c);
-        let glyph = id.with_scale_and_position(PxScale::from(height), point(caret, baseline));
-        caret += scaled.h_advance(id);
-        if let Some(outlined) = font.outline_glyph(glyph) {
-            let bounds = outlined.px_bounds();
-            outlined.draw(|gx, gy, coverage| {
-                let x = bounds.min.x as i64 + gx as i64;
-                let y = bounds.min.y as i64 + gy as i64;
-                if x >= 0 && y >= 0 && (x as u32) < image.width() && (y as u32) < image.height() {
-                    blend(
-                        image.get_pixel_mut(x as u32, y as u32),
-                        [240, 240, 240],
-                        coverage,
-                    );
-                }
-            });
+    for (row, line) in lines.iter().enumerate() {
+        let mut caret = margin as f32;
+        let baseline = margin as f32 + scaled.ascent() + (row as i64 * line_height) as f32;
+        for c in line.chars() {
+            let id = font.glyph_id(c);
+            let glyph = id.with_scale_and_position(PxScale::from(height), point(caret, baseline));
+            caret += scaled.h_advance(id);
+            if let Some(outlined) = font.outline_glyph(glyph) {
+                let bounds = outlined.px_bounds();
+                outlined.draw(|gx, gy, coverage| {
+                    let x = bounds.min.x as i64 + gx as i64;
+                    let y = bounds.min.y as i64 + gy as i64;
+                    if x >= 0 && y >= 0 && (x as u32) < image.width() && (y as u32) < image.height()
+                    {
+                        blend(
+                            image.get_pixel_mut(x as u32, y as u32),
+                            [240, 240, 240],
+                            coverage,
+                        );
+                    }
+                });
+            }
         }
     }
 }

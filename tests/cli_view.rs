@@ -460,6 +460,69 @@ fn record_writes_moving_frames_without_a_display_and_repeats_them_exactly() {
 }
 
 #[test]
+fn record_compare_draws_both_runs_side_by_side_and_repeats_them_exactly() {
+    let args = [
+        "--compare",
+        "radius_scale=4",
+        "--size",
+        "320x160",
+        "--orbit",
+        "0",
+    ];
+    let first = temp_dir("record-compare-a");
+    let (code, stdout, stderr) = record(&first, 3, &args);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("\"frames\":3"), "{stdout}");
+    let frames = frames_in(&first);
+    assert_eq!(frames.len(), 3);
+    let background = [14u8, 16, 21];
+    for path in &frames {
+        let image = image::open(path).unwrap().to_rgba8();
+        assert_eq!(image.dimensions(), (320, 160));
+        // Below the two-line captions, each half shows its run's spheres, at one scale: those
+        // of r_s = 4 cover far more of the right half than those of r_s = 0.75 of the left.
+        let covered = |x0: u32| {
+            let mut covered = 0usize;
+            for y in 50..160 {
+                for x in x0..x0 + 150 {
+                    let p = image.get_pixel(x, y).0;
+                    covered += (0..3).any(|c| p[c].abs_diff(background[c]) > 12) as usize;
+                }
+            }
+            covered as f64 / (110.0 * 150.0)
+        };
+        let (left, right) = (covered(5), covered(165));
+        assert!(
+            left > 0.02 && right > left + 0.15,
+            "{}: the halves cover {left:.2} and {right:.2}",
+            path.display()
+        );
+        // Each half is captioned: the band darkens the top-left of both halves.
+        for x0 in [0, 160] {
+            assert!(
+                image.get_pixel(x0 + 2, 2).0[..3]
+                    .iter()
+                    .all(|&v| v < background[2]),
+                "{}: no caption band at x = {x0}",
+                path.display()
+            );
+        }
+    }
+    // The same seed gives the same frames, byte for byte.
+    let second = temp_dir("record-compare-b");
+    let (code, _, stderr) = record(&second, 3, &args);
+    assert_eq!(code, 0, "{stderr}");
+    for (a, b) in frames_in(&second).iter().zip(&frames) {
+        assert_eq!(
+            std::fs::read(a).unwrap(),
+            std::fs::read(b).unwrap(),
+            "{} differs",
+            a.display()
+        );
+    }
+}
+
+#[test]
 fn record_writes_a_gif_with_every_frame() {
     let dir = temp_dir("record-gif");
     let record_to = |out: &Path| {

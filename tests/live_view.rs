@@ -381,3 +381,77 @@ fn every_shipped_lesson_loads_over_the_viewer_defaults() {
         "{error}"
     );
 }
+
+#[test]
+fn a_comparisons_second_run_trains_beside_the_first_and_scrubs_with_it() {
+    use clamp::compare::Comparison;
+    use clamp::viewer::compare::{ComparisonPlugin, SecondRun};
+    let config = viewer_config();
+    let comparison = Comparison::from_spec(&config, "radius_scale=2").unwrap();
+    let mut app = App::new();
+    app.add_plugins(MinimalPlugins)
+        .add_plugins(
+            TrainingPlugin::start(&config, Some(1), TrainingPriority::Normal, false)
+                .expect("Fashion-MNIST loads"),
+        )
+        .add_plugins((
+            TimelinePlugin,
+            ScenePlugin {
+                ease_in_real_time: false,
+                ..Default::default()
+            },
+            ComparisonPlugin {
+                initial: Some(comparison),
+            },
+        ));
+    update_until(
+        &mut app,
+        "five snapshots of each run",
+        Duration::from_secs(300),
+        |w| w.resource::<Timeline>().len() >= 5 && w.resource::<SecondRun>().timeline.len() >= 5,
+    );
+    // Each run draws its own spheres: the same images, radii by its own r_s.
+    let world = app.world();
+    let (first, second) = (
+        world.resource::<Scene>(),
+        &world.resource::<SecondRun>().scene,
+    );
+    assert_eq!(first.frame.images, second.frame.images);
+    let mean = |r: &[f32]| r.iter().sum::<f32>() / r.len() as f32;
+    let ratio = mean(&second.frame.radii) / mean(&first.frame.radii);
+    assert!(
+        ratio > 1.5,
+        "r_s 2 against 0.75: radii {ratio} times as large"
+    );
+    assert!(world.resource::<SecondRun>().status.step > 0);
+
+    // Scrubbing the first run's timeline shows the second run at the same moment: its last
+    // snapshot at or before the step shown.
+    app.world_mut().resource_mut::<Controls>().running = false;
+    app.world_mut().resource_mut::<Timeline>().scrub_to(2);
+    app.update();
+    let world = app.world();
+    let shown = world.resource::<Timeline>().cursor_step().unwrap();
+    assert_eq!(world.resource::<Scene>().frame.step, shown);
+    let second = world.resource::<SecondRun>();
+    let k = second.timeline.entry_at_step(shown).unwrap();
+    let entry = second.timeline.entry(k).unwrap().clone();
+    assert!(entry.step <= shown || k == 0, "{} for {shown}", entry.step);
+    assert_eq!(second.scene.frame.step, entry.step);
+    assert_eq!(second.scene.radii, entry.radii);
+    // Paused with the first (the scrubber pauses training): the second run stops too.
+    let stopped_at = second.status.step;
+    for _ in 0..50 {
+        app.update();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        app.world().resource::<SecondRun>().status.step <= stopped_at + 1,
+        "the second run pauses with the first"
+    );
+    // Live again: the newest picture of each.
+    app.world_mut().resource_mut::<Timeline>().go_live();
+    app.update();
+    let second = app.world().resource::<SecondRun>();
+    assert!(second.scene.frame.step >= entry.step);
+}

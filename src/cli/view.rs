@@ -75,22 +75,32 @@ pub struct ViewArgs {
     pub compare_config: Option<PathBuf>,
 }
 
-/// The comparison asked for by `--compare` or `--compare-config`, against `config`.
+/// The comparison asked for by `--compare` or `--compare-config`, against `config`; else the
+/// `[compare]` of the lesson given as `--config`, applied over the command line's run (with
+/// its --backend, say).
 fn comparison(
     config: &TrainConfig,
     spec: Option<&str>,
     file: Option<&std::path::Path>,
+    lesson: Option<&std::path::Path>,
 ) -> Result<Option<crate::compare::Comparison>, String> {
     if let Some(spec) = spec {
         return crate::compare::Comparison::from_spec(config, spec)
             .map(Some)
             .map_err(|e| format!("--compare {spec}: {e}"));
     }
-    let Some(file) = file else { return Ok(None) };
-    let other = preset::load(file, config)?.config;
-    crate::compare::Comparison::from_configs(config, &other)
-        .map(Some)
-        .map_err(|e| format!("--compare-config {}: {e}", file.display()))
+    if let Some(file) = file {
+        let other = preset::load(file, config)?.config;
+        return crate::compare::Comparison::from_configs(config, &other)
+            .map(Some)
+            .map_err(|e| format!("--compare-config {}: {e}", file.display()));
+    }
+    let Some(path) = lesson else { return Ok(None) };
+    preset::load(path, &TrainConfig::viewer_default())?
+        .compare
+        .map(|lesson| crate::compare::Comparison::from_spec(config, &lesson.spec()))
+        .transpose()
+        .map_err(|e| format!("{}: [compare]: {e}", path.display()))
 }
 
 /// `clamp record`.
@@ -122,6 +132,17 @@ pub struct RecordArgs {
     /// FILE.mp4 (ffmpeg), FILE.gif, or DIR/ for PNG frames.
     #[arg(long, value_name = "FILE|DIR/", default_value = "recordings/clamp.gif")]
     pub out: PathBuf,
+    /// Record a second run beside the first, differing only in these settings: each frame
+    /// shows both, side by side, each captioned (e.g. alpha=2.5).
+    #[arg(
+        long,
+        value_name = "KEY=VALUE[,...]",
+        conflicts_with = "compare_config"
+    )]
+    pub compare: Option<String>,
+    /// Like --compare, with the second run's configuration from a file.
+    #[arg(long, value_name = "B.toml")]
+    pub compare_config: Option<PathBuf>,
 }
 
 fn base_config(
@@ -167,23 +188,12 @@ pub fn view(args: ViewArgs) -> Result<(), String> {
     crate::train::Fault::from_env()?;
     let (config, view, lesson) =
         base_config(&args.training, args.spheres, TrainConfig::viewer_default())?;
-    // A lesson's own comparison unless the command line names another.
-    let compare = match comparison(
+    let compare = comparison(
         &config,
         args.compare.as_deref(),
         args.compare_config.as_deref(),
-    )? {
-        Some(comparison) => Some(comparison),
-        // (Applied over the command line's run, e.g. with its --backend.)
-        None => match &args.training.config {
-            Some(path) => preset::load(path, &TrainConfig::viewer_default())?
-                .compare
-                .map(|lesson| crate::compare::Comparison::from_spec(&config, &lesson.spec()))
-                .transpose()
-                .map_err(|e| format!("{}: [compare]: {e}", path.display()))?,
-            None => None,
-        },
-    };
+        args.training.config.as_deref(),
+    )?;
     let mut options = ViewerOptions::new(config);
     options.lesson = lesson;
     options.frames = args.frames;
@@ -254,8 +264,15 @@ pub fn record(args: RecordArgs) -> Result<(), String> {
     let size = parse_size(&args.size)?;
     let (config, view, _lesson) =
         base_config(&args.training, args.spheres, TrainConfig::viewer_default())?;
+    let compare = comparison(
+        &config,
+        args.compare.as_deref(),
+        args.compare_config.as_deref(),
+        args.training.config.as_deref(),
+    )?;
     let options = RecordOptions {
         config,
+        compare,
         start_step: args.start_step,
         frames: args.frames,
         steps_per_frame: args.steps_per_frame,

@@ -14,7 +14,7 @@ use bevy::prelude::*;
 
 use super::camera::{OrbitCamera, OrbitUpdate, scene_target, scene_view_camera};
 use super::picking::Selection;
-use super::scene::{Scene, SceneSettings, SceneUpdate};
+use super::scene::{EaseInRealTime, Scene, SceneSettings, SceneUpdate};
 use super::spheres::{SphereBuffers, SphereMaterial, build_mesh, fill_mesh};
 use super::timeline::Timeline;
 use super::training::{
@@ -53,8 +53,13 @@ pub struct SecondRun {
     pub sliders: SliderTarget,
     /// The first run's controls as last seen, to tell which slider moved.
     first_seen: Option<Controls>,
-    /// Its newest frame, shown again when the picture goes back to training.
+    /// Its newest frame, shown again when the picture goes back to training or live.
     last_frame: Option<SceneFrame>,
+    /// Its snapshots, scrubbed with the first run's: the entry at the step the first run's
+    /// timeline shows.
+    pub timeline: Timeline,
+    /// The step of the first run's timeline shown last (None: live).
+    shown_step: Option<usize>,
 }
 
 impl SecondRun {
@@ -120,6 +125,8 @@ impl SecondRun {
             sliders: SliderTarget::Both,
             first_seen: None,
             last_frame: None,
+            timeline: Timeline::default(),
+            shown_step: None,
         })
     }
 }
@@ -152,23 +159,47 @@ impl Plugin for ComparisonPlugin {
         app.add_systems(
             Update,
             (
-                start_or_stop.before(SceneUpdate),
+                start_or_stop.in_set(SecondRunUpdate).before(SceneUpdate),
                 drive_second_run
+                    .in_set(SecondRunUpdate)
                     .after(start_or_stop)
                     .before(SceneUpdate)
                     .run_if(comparing),
+                ease_second_scene
+                    .in_set(SecondRunUpdate)
+                    .after(SceneUpdate)
+                    .run_if(comparing),
+            ),
+        );
+    }
+}
+
+/// Systems that bring the second run up to date; its view is drawn after them.
+#[derive(SystemSet, Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SecondRunUpdate;
+
+/// Draws the second run, when there is one, in a view of its own: its camera, cloud and
+/// picture. Add it with [`ComparisonPlugin`].
+pub struct SecondViewPlugin;
+
+impl Plugin for SecondViewPlugin {
+    fn build(&self, app: &mut App) {
+        let comparing = resource_exists::<SecondRun>;
+        app.add_systems(
+            Update,
+            (
                 spawn_second_view
-                    .after(start_or_stop)
+                    .after(SecondRunUpdate)
                     .run_if(comparing.and_then(not(resource_exists::<SecondView>))),
                 despawn_second_view
-                    .after(start_or_stop)
+                    .after(SecondRunUpdate)
                     .run_if(not(comparing).and_then(resource_exists::<SecondView>)),
-                (ease_second_scene, follow_first_camera, fit_second_image)
-                    .after(SceneUpdate)
+                (follow_first_camera, fit_second_image)
+                    .after(SecondRunUpdate)
                     .after(OrbitUpdate)
                     .run_if(comparing),
                 update_second_cloud
-                    .after(ease_second_scene)
+                    .after(SecondRunUpdate)
                     .after(follow_first_camera)
                     .run_if(comparing),
             ),
@@ -292,6 +323,7 @@ fn drive_second_run(
             TrainingAction::Reset => {
                 second.link.send(Command::Reset);
                 second.history.clear();
+                second.timeline.clear();
             }
             TrainingAction::Probe => {
                 second.link.send(Command::Probe);
@@ -322,6 +354,7 @@ fn drive_second_run(
                     Ok(comparison) => {
                         second.comparison = comparison;
                         second.history.clear();
+                        second.timeline.clear();
                         second.status = TrainingStatus::default();
                         second.controls = Controls::from_config(&second.link.config);
                         second.sent.0 = None;
@@ -341,16 +374,30 @@ fn drive_second_run(
     );
     let back_to_training = *last_mode != Some(*mode) && *mode == ViewerMode::Training;
     *last_mode = Some(*mode);
+    let training = *mode == ViewerMode::Training;
+    // The first run's timeline sets the moment both views show.
+    let scrubbed = timeline.cursor_step();
+    let moved = scrubbed != second.shown_step;
+    second.shown_step = scrubbed;
     if let Some(snapshot) = second.link.take_snapshot() {
         let frame = frame_of(snapshot);
-        if *mode == ViewerMode::Training {
+        second.timeline.record(&frame);
+        if training && scrubbed.is_none() {
             second.scene.take(frame.clone(), settings.projection);
-            if timeline.is_live() {
-                second.history.push_picture(&second.scene);
-            }
+            second.history.push_picture(&second.scene);
         }
         second.last_frame = Some(frame);
-    } else if back_to_training && let Some(frame) = second.last_frame.clone() {
+    }
+    let shown = match scrubbed {
+        Some(step) if training && (moved || back_to_training) => second
+            .timeline
+            .entry_at_step(step)
+            .and_then(|k| second.timeline.frame(k)),
+        // Back at the live end, or back from the sandbox: the newest picture at once.
+        None if training && (moved || back_to_training) => second.last_frame.clone(),
+        _ => None,
+    };
+    if let Some(frame) = shown {
         second.scene.take(frame, settings.projection);
     }
 }
@@ -385,17 +432,24 @@ fn mirror_first_controls(
     }
 }
 
+/// As the first run's scene: eased in real time, or jumping to each frame (the scene plugin's
+/// choice).
 fn ease_second_scene(
     mut second: ResMut<SecondRun>,
     settings: Res<SceneSettings>,
     time: Res<Time>,
+    real_time: Option<Res<EaseInRealTime>>,
     mut last_projection: Local<Option<crate::projection::ProjectionMode>>,
 ) {
     if last_projection.is_some_and(|p| p != settings.projection) {
         second.scene.reproject(settings.projection);
     }
     *last_projection = Some(settings.projection);
-    second.scene.ease(settings.ease_rate, time.delta_secs());
+    if real_time.is_some_and(|r| !r.0) {
+        second.scene.snap();
+    } else {
+        second.scene.ease(settings.ease_rate, time.delta_secs());
+    }
 }
 
 /// One camera for both views: the second copies the first one's place.

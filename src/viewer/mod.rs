@@ -362,9 +362,12 @@ pub fn add_viewer_plugins(
     // The renderer's device handed to training (not in a build that trains on the CPU only).
     #[cfg(feature = "gpu")]
     app.add_plugins(gpu::SharedDevicePlugin);
-    app.add_plugins(compare::ComparisonPlugin {
-        initial: options.compare.clone(),
-    });
+    app.add_plugins((
+        compare::ComparisonPlugin {
+            initial: options.compare.clone(),
+        },
+        compare::SecondViewPlugin,
+    ));
     app.add_plugins(timeline::TimelinePlugin).add_plugins((
         physics_mode::PhysicsModePlugin { mode: options.mode },
         scene::ScenePlugin {

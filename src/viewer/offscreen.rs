@@ -91,12 +91,24 @@ impl OffscreenRenderer {
         frame: super::SceneFrame,
         yaw: f32,
     ) -> Result<image::RgbaImage, String> {
+        self.render_framed(frame, yaw, 1.0)
+    }
+
+    /// [`OffscreenRenderer::render`] with the camera stepped back by `framing` (at least 1,
+    /// as [`OrbitCamera::framing`]).
+    pub fn render_framed(
+        &mut self,
+        frame: super::SceneFrame,
+        yaw: f32,
+        framing: f32,
+    ) -> Result<image::RgbaImage, String> {
         let world = self.app.world_mut();
         world.resource_mut::<IncomingFrame>().0 = Some(frame);
         world.resource_mut::<SceneSettings>().show_wireframe = true;
         let mut cameras = world.query::<(&mut OrbitCamera, &mut Transform)>();
         for (mut orbit, mut transform) in cameras.iter_mut(world) {
             orbit.yaw = yaw;
+            orbit.framing = framing.max(1.0);
             *transform = orbit.transform();
         }
         // One update applies the frame to the scene and the mesh; the capture is read back a

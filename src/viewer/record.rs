@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use bevy::math::Vec2;
 use burn::tensor::backend::AutodiffBackend;
 
 use super::camera::OrbitCamera;
@@ -31,6 +32,8 @@ pub struct RecordOptions {
     /// Degrees per second of camera orbit (in video time).
     pub orbit: f32,
     pub output: VideoOutput,
+    /// A second run recorded beside the first: each frame shows both, side by side.
+    pub compare: Option<crate::compare::Comparison>,
 }
 
 impl RecordOptions {
@@ -67,6 +70,11 @@ impl RecordOptions {
             return Err(format!(
                 "--orbit {}: allowed -3600 to 3600 degrees per second",
                 self.orbit
+            ));
+        }
+        if self.compare.is_some() && w < 2 {
+            return Err(format!(
+                "--size {w}x{h}: two views need at least 2 pixels across"
             ));
         }
         self.config.validate().map_err(String::from)
@@ -117,7 +125,30 @@ impl BackendTask for RecordTask {
             size,
             orbit,
             output,
+            compare,
         } = self.options;
+        if let Some(comparison) = compare {
+            let fault = crate::train::Fault::from_env()?;
+            let runs = comparison.configs.clone().map(|config| {
+                let mut trainer = Trainer::<B>::new(config, self.data.clone(), device.clone());
+                trainer.set_fault(fault);
+                trainer
+            });
+            return record_comparison(
+                runs,
+                &comparison,
+                Recording {
+                    start_step,
+                    frames,
+                    steps_per_frame,
+                    fps,
+                    size,
+                    orbit,
+                    output,
+                    started,
+                },
+            );
+        }
         let mut trainer = Trainer::<B>::new(config, self.data, device);
         trainer.set_fault(crate::train::Fault::from_env()?);
         let mut renderer = OffscreenRenderer::new(size)?;
@@ -160,27 +191,7 @@ impl BackendTask for RecordTask {
             progress.set(index + 1);
         }
         progress.finish();
-        let (video_path, note) = match &output {
-            VideoOutput::Frames(_) => (None, None),
-            VideoOutput::Gif(file) => {
-                video::encode_gif(&written, file, fps)?;
-                (Some(file.clone()), None)
-            }
-            VideoOutput::Mp4(file) => {
-                if video::ffmpeg_available() {
-                    video::encode_mp4(&dir, file, fps)?;
-                    (Some(file.clone()), None)
-                } else {
-                    (
-                        None,
-                        Some(format!(
-                            "ffmpeg is not on PATH: no MP4 written; the PNG frames are in {}",
-                            dir.display()
-                        )),
-                    )
-                }
-            }
-        };
+        let (video_path, note) = encode(&output, &written, fps)?;
         Ok(RecordSummary {
             frames: written,
             video: video_path,
@@ -189,6 +200,172 @@ impl BackendTask for RecordTask {
             seconds: started.elapsed().as_secs_f64(),
         })
     }
+}
+
+/// The video of the frames written, as `output` asks; or why there is none.
+fn encode(
+    output: &VideoOutput,
+    written: &[PathBuf],
+    fps: f64,
+) -> Result<(Option<PathBuf>, Option<String>), String> {
+    let dir = output.frames_dir();
+    Ok(match output {
+        VideoOutput::Frames(_) => (None, None),
+        VideoOutput::Gif(file) => {
+            video::encode_gif(written, file, fps)?;
+            (Some(file.clone()), None)
+        }
+        VideoOutput::Mp4(file) => {
+            if video::ffmpeg_available() {
+                video::encode_mp4(&dir, file, fps)?;
+                (Some(file.clone()), None)
+            } else {
+                (
+                    None,
+                    Some(format!(
+                        "ffmpeg is not on PATH: no MP4 written; the PNG frames are in {}",
+                        dir.display()
+                    )),
+                )
+            }
+        }
+    })
+}
+
+/// A recording's shape, shared by one run and a comparison.
+struct Recording {
+    start_step: usize,
+    frames: usize,
+    steps_per_frame: usize,
+    fps: f64,
+    size: (u32, u32),
+    orbit: f32,
+    output: VideoOutput,
+    started: web_time::Instant,
+}
+
+/// Both runs of a comparison in lock-step, each drawn into its half of every frame from the
+/// same camera (placed for whichever run reaches further, so both show at one scale) and
+/// captioned with its settings.
+fn record_comparison<B: AutodiffBackend>(
+    mut runs: [Trainer<B>; 2],
+    comparison: &crate::compare::Comparison,
+    recording: Recording,
+) -> Result<RecordSummary, String> {
+    let Recording {
+        start_step,
+        frames,
+        steps_per_frame,
+        fps,
+        size: (width, height),
+        orbit,
+        output,
+        started,
+    } = recording;
+    let halves = [width / 2, width - width / 2];
+    let mut renderers = [
+        OffscreenRenderer::new((halves[0], height))?,
+        OffscreenRenderer::new((halves[1], height))?,
+    ];
+    let dir = output.frames_dir();
+    let step_both = |runs: &mut [Trainer<B>; 2], progress: &mut Progress| {
+        runs.iter_mut()
+            .try_for_each(|trainer| step_or_note(trainer, progress))
+    };
+    if start_step > 0 {
+        let mut progress = Progress::new("train both runs to the first frame", start_step);
+        for step in 0..start_step {
+            step_both(&mut runs, &mut progress)?;
+            progress.set(step + 1);
+        }
+        progress.finish();
+    }
+    let narrow = super::camera::narrow_view_framing(Vec2::new(halves[0] as f32, height as f32));
+    let mut written = Vec::with_capacity(frames);
+    let mut progress = Progress::new("record both runs", frames);
+    for index in 0..frames {
+        if index > 0 {
+            for _ in 0..steps_per_frame {
+                step_both(&mut runs, &mut progress)?;
+            }
+        }
+        let scenes = runs.each_ref().map(|trainer| frame_of(trainer.snapshot()));
+        let reach = scenes.iter().map(frame_reach).fold(0.0, f32::max);
+        let framing = super::camera::framing_for(reach) * narrow;
+        let yaw = OrbitCamera::default().yaw + (orbit * index as f32 / fps as f32).to_radians();
+        let mut image = image::RgbaImage::new(width, height);
+        let mut x0 = 0;
+        for (run, (frame, renderer)) in scenes.into_iter().zip(&mut renderers).enumerate() {
+            let (step, contacts, dim) = (frame.step, mean(&frame.contacts), frame.dim);
+            let mut half = renderer.render_framed(frame, yaw, framing)?;
+            let caption = format!(
+                "{}\nstep {step}  Z {contacts:.1} (2d = {})  purity {:.2}",
+                comparison.caption(run),
+                2 * dim,
+                renderer.purity().unwrap_or(f64::NAN),
+            );
+            video::draw_caption(&mut half, &caption);
+            image::imageops::replace(&mut image, &half, x0 as i64, 0);
+            x0 += half.width();
+        }
+        // A thin line between the halves.
+        for y in 0..height {
+            image.put_pixel(
+                halves[0].saturating_sub(1),
+                y,
+                image::Rgba([60, 60, 60, 255]),
+            );
+        }
+        progress.set_message(&comparison.legend());
+        let path = video::frame_path(&dir, index);
+        video::write_png(&path, &image)?;
+        written.push(path);
+        progress.set(index + 1);
+    }
+    progress.finish();
+    let (video_path, note) = encode(&output, &written, fps)?;
+    Ok(RecordSummary {
+        frames: written,
+        video: video_path,
+        note,
+        steps: runs[0].step_count(),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn mean(values: &[u32]) -> f64 {
+    values.iter().map(|&v| v as f64).sum::<f64>() / values.len().max(1) as f64
+}
+
+/// How far a frame's spheres reach from their mean (all but the largest 2%), in the
+/// embedding: the projection to 3-D is centered on the mean and shortens no distance for
+/// d = 3 (for larger d it may, so this errs on the side of showing everything).
+fn frame_reach(frame: &super::SceneFrame) -> f32 {
+    let (n, dim) = (frame.radii.len(), frame.dim.max(1));
+    if n == 0 || frame.centers.len() < n * dim {
+        return 0.0;
+    }
+    let mut mean = vec![0.0f32; dim];
+    for row in frame.centers.chunks(dim).take(n) {
+        for (m, x) in mean.iter_mut().zip(row) {
+            *m += x / n as f32;
+        }
+    }
+    let mut reach: Vec<f32> = frame
+        .centers
+        .chunks(dim)
+        .zip(&frame.radii)
+        .map(|(row, r)| {
+            row.iter()
+                .zip(&mean)
+                .map(|(x, m)| (x - m) * (x - m))
+                .sum::<f32>()
+                .sqrt()
+                + r
+        })
+        .collect();
+    let k = ((n as f32 * 0.98) as usize).min(n - 1);
+    *reach.select_nth_unstable_by(k, f32::total_cmp).1
 }
 
 /// One training step; a skipped non-finite step is noted above the progress bar, and only a run

@@ -175,9 +175,9 @@ impl Plugin for ScenePlugin {
 #[derive(SystemSet, Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SceneUpdate;
 
-/// Whether positions ease in real time (viewer) or jump to each frame (recorder).
+/// Whether positions ease in real time (viewer) or jump to each frame (recorder, tests).
 #[derive(Resource, Clone, Copy, Debug, PartialEq, Eq)]
-struct EaseInRealTime(bool);
+pub struct EaseInRealTime(pub bool);
 
 impl Scene {
     /// Takes a new frame and projects it (`mode`), aligned to the previous picture.

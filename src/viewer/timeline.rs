@@ -170,6 +170,16 @@ impl Timeline {
             .map(|e| e.step)
     }
 
+    /// The entry that shows `step`: the last one at or before it (the first one when all are
+    /// later). None when empty.
+    pub fn entry_at_step(&self, step: usize) -> Option<usize> {
+        if self.entries.is_empty() {
+            return None;
+        }
+        let after = self.entries.partition_point(|e| e.step <= step);
+        Some(after.saturating_sub(1))
+    }
+
     /// The frame of entry `k`, contacts and pairs recomputed.
     pub fn frame(&self, k: usize) -> Option<SceneFrame> {
         let entry = self.entries.get(k)?;
@@ -251,6 +261,28 @@ mod tests {
             images: (0..10).collect(),
             ..SceneFrame::default()
         }
+    }
+
+    #[test]
+    fn the_entry_at_a_step_is_the_last_one_not_after_it() {
+        let mut timeline = Timeline::default();
+        assert_eq!(timeline.entry_at_step(5), None);
+        for step in [3, 6, 9] {
+            timeline.record(&frame(step));
+        }
+        let at = |step| timeline.entry_at_step(step);
+        assert_eq!(
+            [at(0), at(3), at(5), at(6), at(8), at(9), at(100)],
+            [
+                Some(0),
+                Some(0),
+                Some(0),
+                Some(1),
+                Some(1),
+                Some(2),
+                Some(2)
+            ]
+        );
     }
 
     #[test]
