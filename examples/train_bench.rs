@@ -30,18 +30,42 @@ struct Measure {
     steps: usize,
 }
 
+/// One backend's timing: the first step, the views per second over the timed steps, and
+/// their median step (the fair measure on a noisy machine: one slow step moves the mean, not
+/// the median).
+struct Timing {
+    first_seconds: f64,
+    views_per_sec: f64,
+    median_ms: f64,
+}
+
 impl BackendTask for Measure {
-    type Output = (f64, f64);
-    /// (first step seconds, images per second over the following steps)
-    fn run<B: AutodiffBackend>(self, device: B::Device) -> (f64, f64) {
+    type Output = Timing;
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Timing {
         let mut trainer = Trainer::<B>::new(self.config.clone(), self.data, device);
         let first = trainer.step().expect("first step").seconds;
         let started = Instant::now();
+        let mut times = Vec::with_capacity(self.steps);
         for _ in 0..self.steps {
+            let step = Instant::now();
             trainer.step().expect("step");
+            times.push(step.elapsed().as_secs_f64());
         }
         let images = (self.steps * self.config.batch * self.config.views) as f64;
-        (first, images / started.elapsed().as_secs_f64())
+        Timing {
+            first_seconds: first,
+            views_per_sec: images / started.elapsed().as_secs_f64(),
+            median_ms: median(&mut times) * 1e3,
+        }
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => 0.5 * (values[n / 2 - 1] + values[n / 2]),
     }
 }
 
@@ -111,20 +135,21 @@ fn main() {
     let augment_rate =
         (repeats * config.batch * config.views) as f64 / started.elapsed().as_secs_f64();
 
-    println!("| what | first step (s) | views/s |");
-    println!("| --- | ---: | ---: |");
+    println!("| what | first step (s) | views/s | median step (ms) |");
+    println!("| --- | ---: | ---: | ---: |");
     println!(
-        "| augmentation (rayon, {} threads) | - | {augment_rate:.0} |",
+        "| augmentation (rayon, {} threads) | - | {augment_rate:.0} | - |",
         rayon::current_num_threads()
     );
     let pytorch = (!skip_cpu && config.width == defaults.width && config.views == 2)
-        .then(|| pytorch_views_per_second(config.batch));
+        .then(|| pytorch_step(config.batch, steps));
     if let Some(reference) = &pytorch {
         match reference {
-            Ok(rate) => println!(
-                "| training step, PyTorch (same model, loss, read-out, Adam) | - | {rate:.0} |"
+            Ok(torch) => println!(
+                "| training step, PyTorch (same model, loss, read-out, Adam) | - | {:.0} | {:.1} |",
+                torch.views_per_sec, torch.median_ms
             ),
-            Err(why) => println!("| training step, PyTorch | {why} | - |"),
+            Err(why) => println!("| training step, PyTorch | {why} | - | - |"),
         }
     }
     if !skip_cpu {
@@ -135,11 +160,16 @@ fn main() {
         }
         .run::<CpuBackend>(Default::default());
         println!(
-            "| training step, cpu (burn flex) | {:.2} | {:.0} |",
-            cpu.0, cpu.1
+            "| training step, cpu (burn flex) | {:.2} | {:.0} | {:.1} |",
+            cpu.first_seconds, cpu.views_per_sec, cpu.median_ms
         );
-        if let Some(Ok(rate)) = pytorch {
-            println!("| **cpu / PyTorch** | | **{:.2}x** |", cpu.1 / rate);
+        if let Some(Ok(torch)) = pytorch {
+            // Speed-ups: above 1, clamp's step is the faster one.
+            println!(
+                "| **PyTorch's step / clamp's** | | **{:.2}x** (views/s) | **{:.2}x** (medians) |",
+                cpu.views_per_sec / torch.views_per_sec,
+                torch.median_ms / cpu.median_ms
+            );
         }
     }
     match probe_adapter().filter(|_| !skip_wgpu) {
@@ -151,16 +181,17 @@ fn main() {
             }
             .run::<WgpuBackend>(Default::default());
             println!(
-                "| training step, wgpu ({}) | {:.2} | {:.0} |",
-                adapter.name, gpu.0, gpu.1
+                "| training step, wgpu ({}) | {:.2} | {:.0} | {:.1} |",
+                adapter.name, gpu.first_seconds, gpu.views_per_sec, gpu.median_ms
             );
         }
-        None => println!("| training step, wgpu | no adapter | - |"),
+        None => println!("| training step, wgpu | no adapter | - | - |"),
     }
 }
 
-/// Views per second of the PyTorch reference step, run now, or why it could not run.
-fn pytorch_views_per_second(batch: usize) -> Result<f64, String> {
+/// The PyTorch reference step, run now for as many timed steps: its views per second and
+/// median step; or why it could not run.
+fn pytorch_step(batch: usize, steps: usize) -> Result<Timing, String> {
     let bench = std::env::var_os("CLAMP_TORCH_BENCH")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench"));
@@ -182,11 +213,28 @@ fn pytorch_views_per_second(batch: usize) -> Result<f64, String> {
     let output = Command::new(&script)
         .args(["--threads", &rayon::current_num_threads().to_string()])
         .args(["--batch", &batch.to_string()])
+        .args(["--steps", &steps.max(1).to_string()])
         .output()
         .map_err(|e| format!("{}: {e}", script.display()))?;
-    String::from_utf8_lossy(&output.stdout)
+    let text = String::from_utf8_lossy(&output.stdout);
+    let views_per_sec = text
         .lines()
         .find_map(|line| line.strip_prefix("RESULT views/s "))
         .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
-        .ok_or_else(|| format!("{} printed no RESULT line", script.display()))
+        .ok_or_else(|| format!("{} printed no RESULT line", script.display()))?;
+    // "per-step s: min 0.0712 median 0.0741 max 0.0903"
+    let median_s: f64 = text
+        .lines()
+        .find_map(|line| line.strip_prefix("per-step s: "))
+        .and_then(|rest| {
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            let at = words.iter().position(|w| *w == "median")?;
+            words.get(at + 1)?.parse().ok()
+        })
+        .ok_or_else(|| format!("{} printed no per-step median", script.display()))?;
+    Ok(Timing {
+        first_seconds: f64::NAN,
+        views_per_sec,
+        median_ms: median_s * 1e3,
+    })
 }

@@ -455,3 +455,27 @@ fn a_comparisons_second_run_trains_beside_the_first_and_scrubs_with_it() {
     let second = app.world().resource::<SecondRun>();
     assert!(second.scene.frame.step >= entry.step);
 }
+
+#[test]
+fn a_saved_preset_reads_back_the_same_run_view_and_comparison() {
+    use clamp::compare::Comparison;
+    let base = TrainConfig::viewer_default();
+    let config = TrainConfig {
+        radius_scale: 1.3,
+        seed: 42,
+        ..base.clone()
+    };
+    let view = preset::ViewPreset {
+        opacity: 0.4,
+        auto_rotate: -3.0,
+        ..Default::default()
+    };
+    let comparison = Comparison::from_spec(&config, "loss=simclr,alpha=3").unwrap();
+    for compare in [None, Some(&comparison)] {
+        let text = preset::to_toml(&config, &view, compare).unwrap();
+        let read = preset::parse(&text, &base).unwrap();
+        assert_eq!(read.config, config, "{text}");
+        assert_eq!(read.view.as_ref(), Some(&view), "{text}");
+        assert_eq!(read.compare.as_ref(), compare, "{text}");
+    }
+}

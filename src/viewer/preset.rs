@@ -161,8 +161,13 @@ pub fn parse(text: &str, base: &TrainConfig) -> Result<Preset, String> {
 }
 
 /// Writes a preset atomically (a crash mid-write leaves the previous file intact).
-pub fn save(path: &Path, config: &TrainConfig, view: &ViewPreset) -> Result<(), String> {
-    let text = to_toml(config, view)?;
+pub fn save(
+    path: &Path,
+    config: &TrainConfig,
+    view: &ViewPreset,
+    compare: Option<&crate::compare::Comparison>,
+) -> Result<(), String> {
+    let text = to_toml(config, view, compare)?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -170,17 +175,25 @@ pub fn save(path: &Path, config: &TrainConfig, view: &ViewPreset) -> Result<(), 
     write_atomically(path, text.as_bytes())
 }
 
-/// The preset file's text: the config's keys, then a `[view]` table.
-pub fn to_toml(config: &TrainConfig, view: &ViewPreset) -> Result<String, String> {
+/// The preset file's text: the config's keys, then a `[view]` table, and a `[compare]` table
+/// when a second run is compared.
+pub fn to_toml(
+    config: &TrainConfig,
+    view: &ViewPreset,
+    compare: Option<&crate::compare::Comparison>,
+) -> Result<String, String> {
     #[derive(Serialize)]
     struct Preset<'a> {
         #[serde(flatten)]
         train: &'a TrainConfig,
         view: &'a ViewPreset,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        compare: Option<ComparePreset>,
     }
     toml::to_string(&Preset {
         train: config,
         view,
+        compare: compare.map(|c| ComparePreset { settings: c.spec() }),
     })
     .map_err(|e| format!("cannot encode the preset: {e}"))
 }

@@ -169,13 +169,17 @@ async fn require_webgpu(window: &web_sys::Window) -> Result<(), String> {
     Ok(())
 }
 
-/// The page's address with `config`'s settings (what "Copy link" copies).
-pub fn settings_link(config: &TrainConfig) -> String {
+/// The page's address with `config`'s settings and the comparison running (what "Copy link"
+/// copies).
+pub fn settings_link(config: &TrainConfig, compare: Option<&crate::compare::Comparison>) -> String {
     let location = web_sys::window().map(|w| w.location());
     let base = location
         .and_then(|l| Some(format!("{}{}", l.origin().ok()?, l.pathname().ok()?)))
         .unwrap_or_default();
-    format!("{base}{}", settings_query(config, PATH))
+    let compare = compare.map_or(String::new(), |c| {
+        format!("&compare={}", crate::page::encode_component(&c.spec()))
+    });
+    format!("{base}{}{compare}", settings_query(config, PATH))
 }
 
 /// 10000 as "10,000".
@@ -268,6 +272,7 @@ fn share_cores(
     time: Res<Time<bevy::time::Real>>,
     status: Res<TrainingStatus>,
     link: Res<TrainingLink>,
+    second: Option<Res<super::compare::SecondRun>>,
     mut sharing: ResMut<CoreSharing>,
 ) {
     sharing.frames += 1;
@@ -278,11 +283,13 @@ fn share_cores(
     let frames_per_sec = sharing.frames as f64 / sharing.seconds;
     let steps_per_sec = status.step.saturating_sub(sharing.first_step) as f64 / sharing.seconds;
     let next = next_step_delay(sharing.delay_ms, frames_per_sec, steps_per_sec);
-    if next != sharing.delay_ms
-        && link.send(crate::train::session::Command::SetStepDelay(
-            std::time::Duration::from_millis(next),
-        ))
-    {
+    let delay =
+        crate::train::session::Command::SetStepDelay(std::time::Duration::from_millis(next));
+    if next != sharing.delay_ms && link.send(delay.clone()) {
+        // A comparison's second run pauses as long: both share what drawing leaves.
+        if let Some(second) = &second {
+            second.link.send(delay);
+        }
         sharing.delay_ms = next;
     }
     sharing.seconds = 0.0;

@@ -201,7 +201,15 @@ fn draw_ui(
                 view::capture_controls(ui, recording, &mut capture);
                 if !panel.teaching {
                     ui.separator();
-                    view::preset_controls(ui, &mut panel, link, &controls, &settings, &cameras);
+                    view::preset_controls(
+                        ui,
+                        &mut panel,
+                        link,
+                        &controls,
+                        &settings,
+                        &cameras,
+                        second.as_deref().map(|s| &s.comparison),
+                    );
                 }
             });
         });

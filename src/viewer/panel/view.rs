@@ -125,6 +125,7 @@ pub(super) fn preset_controls(
     controls: &Controls,
     settings: &SceneSettings,
     cameras: &Query<&mut OrbitCamera>,
+    compare: Option<&crate::compare::Comparison>,
 ) {
     ui.label(RichText::new("presets (TOML: config + seed + view)").strong());
     let desktop = super::run::DESKTOP;
@@ -143,7 +144,7 @@ pub(super) fn preset_controls(
                 teaching: panel.teaching,
             };
             let path = PathBuf::from(panel.preset_path.trim());
-            let saved = preset::to_toml(&config, &view).and_then(|text| {
+            let saved = preset::to_toml(&config, &view, compare).and_then(|text| {
                 super::super::files::save(&path, text.as_bytes(), "application/toml")
             });
             panel.message = Some(match saved {
@@ -158,7 +159,8 @@ pub(super) fn preset_controls(
             .on_hover_text("the page's address with these settings, for a class or a colleague")
             .clicked()
         {
-            let link_text = super::super::web::settings_link(&current_config(link, controls));
+            let link_text =
+                super::super::web::settings_link(&current_config(link, controls), compare);
             super::super::files::copy_to_clipboard(&link_text);
             panel.message = Some((format!("copied {link_text}"), true));
         }
