@@ -271,7 +271,14 @@ fn draw_ui(
             }
         });
 
-    hover::hover_card(&ctx, &mut panel, selection, scene, link);
+    // The card describes the sphere in the view under the pointer (its run's radius and
+    // contacts; the image is the same in both).
+    let hovered_second = second_view.as_deref().is_some_and(|v| v.hovered);
+    let card_scene = match second.as_deref() {
+        Some(second) if hovered_second => &second.scene,
+        _ => scene,
+    };
+    hover::hover_card(&ctx, &mut panel, selection, card_scene, link);
 
     Ok(())
 }
