@@ -61,18 +61,8 @@ pub struct ViewArgs {
     /// software rasterizer, else normal].
     #[arg(long, value_enum)]
     pub train_priority: Option<TrainingPriority>,
-    /// Train a second run beside the first, differing only in these settings, and draw both
-    /// side by side (e.g. alpha=2.5 or radius_scale=4,views=8).
-    #[arg(
-        long,
-        value_name = "KEY=VALUE[,...]",
-        conflicts_with = "compare_config"
-    )]
-    pub compare: Option<String>,
-    /// Like --compare, with the second run's whole configuration from a file (it may differ in
-    /// anything but dataset, seed, backend and out).
-    #[arg(long, value_name = "B.toml")]
-    pub compare_config: Option<PathBuf>,
+    #[command(flatten)]
+    pub compare: CompareFlags,
 }
 
 /// The comparison asked for by `--compare` or `--compare-config`, against `config`; else the
@@ -80,10 +70,10 @@ pub struct ViewArgs {
 /// its --backend, say).
 fn comparison(
     config: &TrainConfig,
-    spec: Option<&str>,
-    file: Option<&std::path::Path>,
+    flags: &CompareFlags,
     lesson: Option<&std::path::Path>,
 ) -> Result<Option<crate::compare::Comparison>, String> {
+    let (spec, file) = (flags.compare.as_deref(), flags.compare_config.as_deref());
     if let Some(spec) = spec {
         return crate::compare::Comparison::from_spec(config, spec)
             .map(Some)
@@ -101,6 +91,23 @@ fn comparison(
         .map(|lesson| crate::compare::Comparison::from_spec(config, &lesson.spec()))
         .transpose()
         .map_err(|e| format!("{}: [compare]: {e}", path.display()))
+}
+
+/// A second run beside the first (`view` draws both side by side, `record` films both).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct CompareFlags {
+    /// Train a second run beside the first, differing only in these settings, and show both
+    /// side by side, each captioned (e.g. alpha=2.5 or radius_scale=4,views=8).
+    #[arg(
+        long,
+        value_name = "KEY=VALUE[,...]",
+        conflicts_with = "compare_config"
+    )]
+    pub compare: Option<String>,
+    /// Like --compare, with the second run's whole configuration from a file (it may differ in
+    /// anything but dataset, seed, backend and out).
+    #[arg(long, value_name = "B.toml")]
+    pub compare_config: Option<PathBuf>,
 }
 
 /// `clamp record`.
@@ -132,17 +139,8 @@ pub struct RecordArgs {
     /// FILE.mp4 (ffmpeg), FILE.gif, or DIR/ for PNG frames.
     #[arg(long, value_name = "FILE|DIR/", default_value = "recordings/clamp.gif")]
     pub out: PathBuf,
-    /// Record a second run beside the first, differing only in these settings: each frame
-    /// shows both, side by side, each captioned (e.g. alpha=2.5).
-    #[arg(
-        long,
-        value_name = "KEY=VALUE[,...]",
-        conflicts_with = "compare_config"
-    )]
-    pub compare: Option<String>,
-    /// Like --compare, with the second run's configuration from a file.
-    #[arg(long, value_name = "B.toml")]
-    pub compare_config: Option<PathBuf>,
+    #[command(flatten)]
+    pub compare: CompareFlags,
 }
 
 fn base_config(
@@ -188,12 +186,7 @@ pub fn view(args: ViewArgs) -> Result<(), String> {
     crate::train::Fault::from_env()?;
     let (config, view, lesson) =
         base_config(&args.training, args.spheres, TrainConfig::viewer_default())?;
-    let compare = comparison(
-        &config,
-        args.compare.as_deref(),
-        args.compare_config.as_deref(),
-        args.training.config.as_deref(),
-    )?;
+    let compare = comparison(&config, &args.compare, args.training.config.as_deref())?;
     let mut options = ViewerOptions::new(config);
     options.lesson = lesson;
     options.frames = args.frames;
@@ -264,12 +257,7 @@ pub fn record(args: RecordArgs) -> Result<(), String> {
     let size = parse_size(&args.size)?;
     let (config, view, _lesson) =
         base_config(&args.training, args.spheres, TrainConfig::viewer_default())?;
-    let compare = comparison(
-        &config,
-        args.compare.as_deref(),
-        args.compare_config.as_deref(),
-        args.training.config.as_deref(),
-    )?;
+    let compare = comparison(&config, &args.compare, args.training.config.as_deref())?;
     let options = RecordOptions {
         config,
         compare,

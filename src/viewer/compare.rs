@@ -15,7 +15,7 @@ use bevy::prelude::*;
 use super::camera::{OrbitCamera, OrbitUpdate, scene_target, scene_view_camera};
 use super::picking::Selection;
 use super::scene::{EaseInRealTime, Scene, SceneSettings, SceneUpdate};
-use super::spheres::{SphereBuffers, SphereMaterial, build_mesh, fill_mesh};
+use super::spheres::{SphereAssets, SphereBuffers, build_mesh, refill_cloud};
 use super::timeline::Timeline;
 use super::training::{
     Controls, History, SentControls, TrainingAction, TrainingLink, TrainingStatus, absorb_events,
@@ -90,7 +90,6 @@ struct SecondViewPart;
 #[derive(Resource)]
 struct SecondCloudAssets {
     mesh: Handle<Mesh>,
-    material: Handle<SphereMaterial>,
 }
 
 /// Starts or ends a comparison (the panel's compare control, a comparison lesson).
@@ -242,8 +241,7 @@ fn spawn_second_view(
     mut commands: Commands,
     mut images: ResMut<Assets<Image>>,
     mut meshes: ResMut<Assets<Mesh>>,
-    mut materials: ResMut<Assets<SphereMaterial>>,
-    settings: Res<SceneSettings>,
+    first_cloud: Res<SphereAssets>,
     first: Query<&OrbitCamera>,
 ) {
     let image = images.add(scene_target(UVec2::new(640, 480)));
@@ -259,19 +257,16 @@ fn spawn_second_view(
         RenderLayers::layer(SECOND_LAYER),
     ));
     let mesh = meshes.add(build_mesh(SphereBuffers::default()));
-    let material = materials.add(SphereMaterial {
-        style: Vec4::new(settings.opacity, 2.5, 1.6, 0.0),
-    });
     commands.spawn((
         SecondCloud,
         Mesh3d(mesh.clone()),
-        MeshMaterial3d(material.clone()),
+        MeshMaterial3d(first_cloud.material.clone()),
         Transform::IDENTITY,
         NoFrustumCulling,
         SecondViewPart,
         RenderLayers::layer(SECOND_LAYER),
     ));
-    commands.insert_resource(SecondCloudAssets { mesh, material });
+    commands.insert_resource(SecondCloudAssets { mesh });
     commands.insert_resource(SecondView {
         image,
         rect: None,
@@ -482,38 +477,18 @@ fn fit_second_image(
     super::camera::resize_target(&mut images, &view.image, rect, scale);
 }
 
-// (A system's parameters are the data it reads and writes.)
-#[allow(clippy::too_many_arguments)]
 fn update_second_cloud(
     second: Res<SecondRun>,
-    settings: Res<SceneSettings>,
     selection: Res<Selection>,
     mode: Res<ViewerMode>,
     assets: Option<Res<SecondCloudAssets>>,
     camera: Query<&Transform, With<SecondCamera>>,
     mut meshes: ResMut<Assets<Mesh>>,
-    mut materials: ResMut<Assets<SphereMaterial>>,
 ) {
     let Some(assets) = assets else { return };
-    let eye = camera
-        .iter()
-        .next()
-        .map(|t| t.translation)
-        .unwrap_or(Vec3::Z);
     // In the physics sandbox only the first view is shown: nothing to draw here.
-    let buffers = if *mode == ViewerMode::Training {
-        SphereBuffers::build(&second.scene, &selection, eye)
-    } else {
-        SphereBuffers::default()
-    };
-    if let Some(mut mesh) = meshes.get_mut(&assets.mesh) {
-        fill_mesh(&mut mesh, buffers);
-    }
-    if settings.is_changed()
-        && let Some(mut material) = materials.get_mut(&assets.material)
-    {
-        material.style.x = settings.opacity;
-    }
+    let scene = (*mode == ViewerMode::Training).then_some(&second.scene);
+    refill_cloud(&mut meshes, &assets.mesh, scene, &selection, &camera);
 }
 
 #[cfg(test)]

@@ -142,11 +142,21 @@ impl EguiBevyPaintCallbackImpl for PictureCallback {
                     &BindGroupEntries::sequential((&image.texture_view, &image.sampler)),
                 )
             });
-        let shown: std::collections::HashSet<AssetId<Image>> = world
-            .resource::<RenderAssets<GpuImage>>()
-            .iter()
-            .map(|(id, _)| id)
-            .collect();
+        // (A picture whose image is gone, a comparison's that ended, lets its texture go.)
+        let gone: Vec<AssetId<Image>> = world
+            .get_entity(render_entity.id())
+            .ok()
+            .and_then(|entity| entity.get::<PictureDraws>())
+            .map(|draws| {
+                let images = world.resource::<RenderAssets<GpuImage>>();
+                draws
+                    .0
+                    .keys()
+                    .filter(|id| images.get(**id).is_none())
+                    .copied()
+                    .collect()
+            })
+            .unwrap_or_default();
         let Ok(mut entity) = world.get_entity_mut(render_entity.id()) else {
             return;
         };
@@ -156,8 +166,9 @@ impl EguiBevyPaintCallbackImpl for PictureCallback {
         let Some(mut draws) = entity.get_mut::<PictureDraws>() else {
             return;
         };
-        // (A picture whose image is gone, a comparison's that ended, lets its texture go.)
-        draws.0.retain(|id, _| shown.contains(id));
+        for id in gone {
+            draws.0.remove(&id);
+        }
         match bind_group {
             Some(bind_group) => {
                 draws.0.insert(

@@ -96,9 +96,10 @@ impl Material for SphereMaterial {
 pub struct SphereCloud;
 
 #[derive(Resource)]
-struct SphereAssets {
+pub(super) struct SphereAssets {
     mesh: Handle<Mesh>,
-    material: Handle<SphereMaterial>,
+    /// Shared by every cloud (a comparison's second one too), so the style is set once.
+    pub(super) material: Handle<SphereMaterial>,
 }
 
 /// Lines drawn at most, so a fully jammed 10,000-sphere packing stays interactive.
@@ -238,7 +239,7 @@ pub fn build_mesh(buffers: SphereBuffers) -> Mesh {
 }
 
 /// Moves the buffers into the mesh (no copy: this runs every frame).
-pub fn fill_mesh(mesh: &mut Mesh, buffers: SphereBuffers) {
+fn fill_mesh(mesh: &mut Mesh, buffers: SphereBuffers) {
     if buffers.indices.is_empty() {
         mesh.insert_attribute(Mesh::ATTRIBUTE_POSITION, vec![[0.0f32; 3]; 4]);
         mesh.insert_attribute(Mesh::ATTRIBUTE_UV_0, CORNERS.to_vec());
@@ -254,6 +255,28 @@ pub fn fill_mesh(mesh: &mut Mesh, buffers: SphereBuffers) {
     mesh.insert_indices(Indices::U32(buffers.indices));
 }
 
+/// Rebuilds a cloud's quads for `scene` (none: an empty cloud), sorted back to front as seen
+/// by the camera the cloud is drawn for.
+pub fn refill_cloud<F: bevy::ecs::query::QueryFilter>(
+    meshes: &mut Assets<Mesh>,
+    mesh: &Handle<Mesh>,
+    scene: Option<&Scene>,
+    selection: &Selection,
+    camera: &Query<&Transform, F>,
+) {
+    let eye = camera
+        .iter()
+        .next()
+        .map(|t| t.translation)
+        .unwrap_or(Vec3::Z);
+    let buffers = scene.map_or_else(SphereBuffers::default, |scene| {
+        SphereBuffers::build(scene, selection, eye)
+    });
+    if let Some(mut mesh) = meshes.get_mut(mesh) {
+        fill_mesh(&mut mesh, buffers);
+    }
+}
+
 fn update_cloud(
     scene: Res<Scene>,
     settings: Res<SceneSettings>,
@@ -264,15 +287,7 @@ fn update_cloud(
     mut materials: ResMut<Assets<SphereMaterial>>,
 ) {
     let Some(assets) = assets else { return };
-    let eye = camera
-        .iter()
-        .next()
-        .map(|t| t.translation)
-        .unwrap_or(Vec3::Z);
-    let buffers = SphereBuffers::build(&scene, &selection, eye);
-    if let Some(mut mesh) = meshes.get_mut(&assets.mesh) {
-        fill_mesh(&mut mesh, buffers);
-    }
+    refill_cloud(&mut meshes, &assets.mesh, Some(&scene), &selection, &camera);
     if settings.is_changed()
         && let Some(mut material) = materials.get_mut(&assets.material)
     {
