@@ -13,7 +13,9 @@ use burn::tensor::backend::Backend;
 use burn::tensor::module::adaptive_avg_pool2d;
 use serde::{Deserialize, Serialize};
 
-use crate::kernels::{batch_norm_training, conv2d, max_pool_2x2};
+use crate::kernels::{
+    batch_norm_relu_training, batch_norm_training, conv2d, conv_pool_relu, max_pool_2x2,
+};
 
 /// Which backbone to build.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -73,21 +75,12 @@ pub fn batch_norm<B: Backend>(norm: &BatchNorm<B>, maps: Tensor<B, 4>) -> Tensor
         let scale = norm.gamma.val() / var.add_scalar(norm.epsilon).sqrt();
         (centered * column(scale) + column(norm.beta.val())).reshape([n, c, h, w])
     };
-    let running = |state: &burn::module::RunningState<Tensor<B, 1>>, batch: Tensor<B, 1>| {
-        let blended = state
-            .value_sync()
-            .to_device(&device)
-            .mul_scalar(1.0 - norm.momentum)
-            .add(batch.detach().mul_scalar(norm.momentum));
-        state.update(blended.detach());
-    };
     if B::ad_enabled(&device) {
         // The CPU training backend has a kernel of its own (src/kernels/norm.rs).
         let maps = match batch_norm_training(maps, norm.gamma.val(), norm.beta.val(), norm.epsilon)
         {
             Ok((normalized, mean, var)) => {
-                running(&norm.running_mean, mean);
-                running(&norm.running_var, var);
+                update_running_statistics(norm, mean, var);
                 return normalized;
             }
             Err(maps) => maps,
@@ -96,8 +89,7 @@ pub fn batch_norm<B: Backend>(norm: &BatchNorm<B>, maps: Tensor<B, 4>) -> Tensor
         let mean = channel_mean(rows.clone());
         let centered = rows - column(mean.clone());
         let var = channel_mean(centered.clone().square());
-        running(&norm.running_mean, mean);
-        running(&norm.running_var, var.clone());
+        update_running_statistics(norm, mean, var.clone());
         return normalize(centered, var);
     }
     let rows = maps.reshape([n * c, h * w]);
@@ -106,6 +98,42 @@ pub fn batch_norm<B: Backend>(norm: &BatchNorm<B>, maps: Tensor<B, 4>) -> Tensor
         rows - column(mean),
         norm.running_var.value().to_device(&device),
     )
+}
+
+/// Blends a training batch's statistics into the running ones, as burn's `BatchNorm` does.
+fn update_running_statistics<B: Backend>(norm: &BatchNorm<B>, mean: Tensor<B, 1>, var: Tensor<B, 1>) {
+    for (state, batch) in [(&norm.running_mean, mean), (&norm.running_var, var)] {
+        let blended = state
+            .value_sync()
+            .to_device(&batch.device())
+            .mul_scalar(1.0 - norm.momentum)
+            .add(batch.detach().mul_scalar(norm.momentum));
+        state.update(blended.detach());
+    }
+}
+
+/// `relu(batch_norm(maps))`, 2x2 max-pooled before the ReLU when `pool`: one operation while
+/// training on the CPU backend (src/kernels/norm_pool.rs), the layers one by one elsewhere.
+pub fn batch_norm_relu<B: Backend>(norm: &BatchNorm<B>, maps: Tensor<B, 4>, pool: bool) -> Tensor<B, 4> {
+    let maps = if B::ad_enabled(&maps.device()) {
+        match batch_norm_relu_training(
+            maps,
+            norm.gamma.val(),
+            norm.beta.val(),
+            norm.epsilon,
+            pool,
+        ) {
+            Ok((output, mean, var)) => {
+                update_running_statistics(norm, mean, var);
+                return output;
+            }
+            Err(maps) => maps,
+        }
+    } else {
+        maps
+    };
+    let normalized = batch_norm(norm, maps);
+    relu(if pool { max_pool_2x2(normalized) } else { normalized })
 }
 
 /// conv 3x3 -> batch norm (optional) -> ReLU.
@@ -145,12 +173,11 @@ impl<B: Backend> ConvBlock<B> {
     /// monotone, so the values and gradients are those of pooling after it, for a quarter of
     /// the ReLU's work.
     fn forward_pooled(&self, x: Tensor<B, 4>, pool: bool) -> Tensor<B, 4> {
-        let y = conv2d(&self.conv, x);
-        let y = match &self.norm {
-            Some(norm) => batch_norm(norm, y),
-            None => y,
-        };
-        relu(if pool { max_pool_2x2(y) } else { y })
+        match (&self.norm, pool) {
+            (Some(norm), _) => batch_norm_relu(norm, conv2d(&self.conv, x), pool),
+            (None, true) => conv_pool_relu(&self.conv, x),
+            (None, false) => relu(conv2d(&self.conv, x)),
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! clamp's CPU kernels (src/kernels/) against burn's own layers and their gradients (other
 //! implementations: burn's convolution with its convolution and transposed-convolution
 //! gradients, its windowed max-pool, its BatchNorm module built from tensor operations), and
-//! the convolution against finite differences of its definition in f64.
+//! the convolution against finite differences of its definition in f64. The fused blocks
+//! (convolution-pool-ReLU, batch norm-pool-ReLU) against burn's layers run one after another.
 
 use burn::backend::{Autodiff, Flex};
 use burn::module::{Module, Param};
@@ -12,8 +13,10 @@ use burn::tensor::module::max_pool2d;
 use burn::tensor::{Tensor, TensorData};
 use clamp::backend::CpuBackend;
 use clamp::kernels::conv::{ConvShape, backward, forward};
-use clamp::kernels::{conv2d, max_pool_2x2, pairwise_distances};
-use clamp::model::batch_norm;
+use burn::tensor::activation::relu;
+use clamp::kernels::conv_pool::{self, BlockShape};
+use clamp::kernels::{conv_pool_relu, conv2d, max_pool_2x2, pairwise_distances};
+use clamp::model::{batch_norm, batch_norm_relu};
 
 fn random<const D: usize>(dims: [usize; D], seed: u64) -> TensorData {
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -220,7 +223,7 @@ fn check_against_definition(shape: &ConvShape) {
         assert!((*a as f64 - e).abs() < 1e-5, "forward {a} vs {e}");
     }
 
-    let grads = backward(&shape, &x, &w, &r, true);
+    let grads = backward(&shape, &x, &w, &r, true, true);
     let h = 1e-6;
     let check = |what: &str, analytic: &[f32], perturb: &dyn Fn(usize, f64) -> f64| {
         for (i, &g) in analytic.iter().enumerate() {
@@ -401,4 +404,141 @@ fn pair_distances_match_burns_broadcast_and_its_gradient() {
         &grad(&ours, &g_ours),
         &grad(&theirs, &g_theirs),
     );
+}
+
+#[test]
+fn first_block_matches_burns_convolution_pool_and_relu() {
+    let device = Default::default();
+    // The small CNN's first block (28x28, one channel), and odd sizes with three channels (the
+    // last row and column dropped by the pooling, as burn's).
+    for (batch, channels, height, width, filters) in [(5, 1, 28, 28, 16), (3, 3, 9, 11, 4)] {
+        let case = (batch, channels, height, width, filters, 3, 1, 1, true);
+        let (ours, burns) = (layer::<CpuBackend>(case, &device), layer::<CpuBackend>(case, &device));
+        let x = Tensor::<CpuBackend, 4>::from_data(random([batch, channels, height, width], 61), &device);
+        let y_ours = conv_pool_relu(&ours, x.clone());
+        let y_burn = relu(max_pool2d(burns.forward(x.clone()), [2, 2], [2, 2], [0, 0], [1, 1], false));
+        assert_eq!(y_ours.dims(), y_burn.dims());
+        let values = |t: Tensor<CpuBackend, 4>| t.into_data().to_vec::<f32>().unwrap();
+        let fused = values(y_ours.clone());
+        assert_close(&format!("{case:?} output"), &fused, &values(y_burn.clone()));
+        // The fused kernel computed it (not the three layers): its own forward, bit for bit.
+        let shape = BlockShape { batch, channels, height, width, filters };
+        let plain = |t: Tensor<CpuBackend, 1>| t.into_data().to_vec::<f32>().unwrap();
+        let weight = ours.weight.val().into_data().to_vec::<f32>().unwrap();
+        let bias = plain(ours.bias.as_ref().unwrap().val());
+        let (direct, _) = conv_pool::forward(&shape, &values(x), &weight, &bias);
+        assert_eq!(fused, direct, "{case:?}: the fused path");
+        assert!(fused.iter().any(|v| *v == 0.0) && fused.iter().any(|v| *v > 0.0));
+
+        let r = Tensor::<CpuBackend, 4>::from_data(random(y_ours.dims(), 62), &device);
+        let g_ours = (y_ours * r.clone()).sum().backward();
+        let g_burn = (y_burn * r).sum().backward();
+        let grad4 =
+            |t: Tensor<CpuBackend, 4>, g| t.grad(g).unwrap().into_data().to_vec::<f32>().unwrap();
+        let grad1 =
+            |t: Tensor<CpuBackend, 1>, g| t.grad(g).unwrap().into_data().to_vec::<f32>().unwrap();
+        assert_close(
+            &format!("{case:?} weight gradient"),
+            &grad4(ours.weight.val(), &g_ours),
+            &grad4(burns.weight.val(), &g_burn),
+        );
+        assert_close(
+            &format!("{case:?} bias gradient"),
+            &grad1(ours.bias.as_ref().unwrap().val(), &g_ours),
+            &grad1(burns.bias.as_ref().unwrap().val(), &g_burn),
+        );
+    }
+}
+
+#[test]
+fn first_block_keeps_a_nan_and_tracked_inputs_get_their_gradient() {
+    let device = Default::default();
+    let conv = layer::<CpuBackend>((1, 1, 6, 6, 2, 3, 1, 1, true), &device);
+    // A NaN pixel reaches every window whose 3x3 neighbourhood holds it (the step then rolls
+    // back) instead of vanishing in a max or a ReLU.
+    let mut v = vec![0.5f32; 36];
+    v[0] = f32::NAN;
+    let x = Tensor::<CpuBackend, 4>::from_data(TensorData::new(v, [1, 1, 6, 6]), &device);
+    let y = conv_pool_relu(&conv, x).into_data().to_vec::<f32>().unwrap();
+    // Window (0, 0) of each filter reads the pixel; window (2, 2) does not.
+    assert!(y[0].is_nan() && y[9].is_nan(), "{y:?}");
+    assert!(!y[8].is_nan() && !y[17].is_nan(), "{y:?}");
+    // An input that asks for its gradient takes the three layers and gets it.
+    let x = Tensor::<CpuBackend, 4>::from_data(random([2, 1, 6, 6], 63), &device).require_grad();
+    let g = conv_pool_relu(&conv, x.clone()).sum().backward();
+    let dx = x.grad(&g).unwrap().into_data().to_vec::<f32>().unwrap();
+    assert!(dx.iter().any(|v| *v != 0.0));
+}
+
+#[test]
+fn batch_norm_pool_relu_matches_burns_layers_and_running_statistics() {
+    let device = Default::default();
+    for (dims, pool) in [
+        ([6, 32, 14, 14], true),
+        ([5, 3, 7, 9], true),
+        ([4, 64, 7, 7], false),
+    ] {
+        let channels = dims[1];
+        let make = || {
+            let mut norm = BatchNormConfig::new(channels).init::<CpuBackend>(&device);
+            norm.gamma = Param::from_data(random([channels], 71), &device);
+            norm.beta = Param::from_data(random([channels], 72), &device);
+            norm
+        };
+        let (ours, burns) = (make(), make());
+        let x = Tensor::<CpuBackend, 4>::from_data(random(dims, 73), &device)
+            .mul_scalar(3.0)
+            .add_scalar(2.0);
+        let x_ours = x.clone().detach().require_grad();
+        let x_burn = x.detach().require_grad();
+        let y_ours = batch_norm_relu(&ours, x_ours.clone(), pool);
+        let normalized = burns.forward(x_burn.clone());
+        let y_burn = relu(if pool {
+            max_pool2d(normalized, [2, 2], [2, 2], [0, 0], [1, 1], false)
+        } else {
+            normalized
+        });
+        assert_eq!(y_ours.dims(), y_burn.dims(), "{dims:?}");
+        let values = |t: Tensor<CpuBackend, 4>| t.into_data().to_vec::<f32>().unwrap();
+        assert_close(
+            &format!("{dims:?} pool {pool} output"),
+            &values(y_ours.clone()),
+            &values(y_burn.clone()),
+        );
+        let r = Tensor::<CpuBackend, 4>::from_data(random(y_ours.dims(), 74), &device);
+        let g_ours = (y_ours * r.clone()).sum().backward();
+        let g_burn = (y_burn * r).sum().backward();
+        let grad4 =
+            |t: &Tensor<CpuBackend, 4>, g| t.grad(g).unwrap().into_data().to_vec::<f32>().unwrap();
+        let grad1 =
+            |t: Tensor<CpuBackend, 1>, g| t.grad(g).unwrap().into_data().to_vec::<f32>().unwrap();
+        assert_close(
+            &format!("{dims:?} pool {pool} input gradient"),
+            &grad4(&x_ours, &g_ours),
+            &grad4(&x_burn, &g_burn),
+        );
+        assert_close(
+            &format!("{dims:?} pool {pool} gamma gradient"),
+            &grad1(ours.gamma.val(), &g_ours),
+            &grad1(burns.gamma.val(), &g_burn),
+        );
+        assert_close(
+            &format!("{dims:?} pool {pool} beta gradient"),
+            &grad1(ours.beta.val(), &g_ours),
+            &grad1(burns.beta.val(), &g_burn),
+        );
+        let running = |s: &burn::module::RunningState<Tensor<CpuBackend, 1>>| {
+            s.value_sync().into_data().to_vec::<f32>().unwrap()
+        };
+        assert_close(
+            &format!("{dims:?} running mean"),
+            &running(&ours.running_mean),
+            &running(&burns.running_mean),
+        );
+        assert_close(
+            &format!("{dims:?} running variance"),
+            &running(&ours.running_var),
+            &running(&burns.running_var),
+        );
+    }
 }

@@ -320,13 +320,15 @@ pub struct ConvGradients {
     pub bias: Vec<f32>,
 }
 
-/// The gradients with respect to the input (if `want_x`), the weight and the bias.
+/// The gradients with respect to the input (if `want_x`), the weight and the bias (zeros
+/// unless `want_bias`).
 pub fn backward(
     shape: &ConvShape,
     x: &[f32],
     weight: &[f32],
     grad_out: &[f32],
     want_x: bool,
+    want_bias: bool,
 ) -> ConvGradients {
     let (o, k, p) = (shape.filters, shape.patch(), shape.pixels_out());
     let group = images_per_task(shape);
@@ -344,8 +346,10 @@ pub fn backward(
             shape.im2col(image, &mut col);
             // dW (o x k) += dY (o x p) · colᵀ (p x k)
             matmul((o, k, p), &mut sum, (k, 1), true, g, (p, 1), &col, (1, p));
-            for (b, row) in sum[o * k..].iter_mut().zip(g.chunks(p)) {
-                *b += row.iter().sum::<f32>();
+            if want_bias {
+                for (b, row) in sum[o * k..].iter_mut().zip(g.chunks(p)) {
+                    *b += row.iter().sum::<f32>();
+                }
             }
             if let Some(dx) = dx.as_deref_mut() {
                 // col (k x p) = Wᵀ (k x o) · dY (o x p), scattered back onto the image.
@@ -451,6 +455,7 @@ impl<const N: usize> Backward<Flex, N> for ConvBackward {
             &values(&weight),
             &values(&grad_out),
             ops.parents[0].is_some(),
+            matches!(ops.parents.get(2), Some(Some(_))),
         );
         if let (Some(node), Some(dx)) = (&ops.parents[0], gradients.x) {
             let dims = [shape.batch, shape.channels, shape.height, shape.width];

@@ -6,9 +6,43 @@
 //! forward and backward in burn's autodiff graph; on every other backend (WGPU, inference on
 //! the CPU) it is burn's own layer.
 
+/// Defines `fn $name(args)` calling the `#[inline(always)]` function `$body(args)` compiled
+/// for the widest vector unit the CPU has (AVX-512, AVX2, or the target's baseline). The
+/// arithmetic is the same value by value on each, so the results are the same bits: Rust never
+/// fuses a multiply and an add on its own.
+macro_rules! widest_simd {
+    ($vis:vis fn $name:ident => $body:ident ($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)?) => {
+        #[allow(clippy::too_many_arguments)]
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                fn avx512($($arg: $ty),*) $(-> $ret)? {
+                    $body($($arg),*)
+                }
+                #[target_feature(enable = "avx2")]
+                fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    $body($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has AVX-512F (checked above).
+                    return unsafe { avx512($($arg),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU has AVX2 (checked above).
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            $body($($arg),*)
+        }
+    };
+}
+
 pub mod conv;
+pub mod conv_pool;
 pub mod distance;
 pub mod norm;
+pub mod norm_pool;
 pub mod pool;
 
 use std::any::{Any, TypeId};
@@ -20,8 +54,10 @@ use burn::tensor::ops::FloatTensor;
 use burn::tensor::{Shape, Tensor, TensorData, TensorPrimitive};
 
 pub use conv::conv2d;
+pub use conv_pool::conv_pool_relu;
 pub use distance::pairwise_distances;
 pub use norm::batch_norm_training;
+pub use norm_pool::batch_norm_relu_training;
 pub use pool::max_pool_2x2;
 
 use crate::backend::CpuBackend;

@@ -84,12 +84,9 @@ impl Statistics {
             .into_par_iter()
             .map(|ch| {
                 let planes = || (0..n).map(|i| &x[(i * c + ch) * plane..][..plane]);
-                let mean = planes()
-                    .map(|p| p.iter().map(|&v| v as f64).sum::<f64>())
-                    .sum::<f64>()
-                    / count;
+                let mean = planes().map(|p| lane_sum(p, |v| v)).sum::<f64>() / count;
                 let var = planes()
-                    .map(|p| p.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>())
+                    .map(|p| lane_sum(p, |v| (v - mean).powi(2)))
                     .sum::<f64>()
                     / count;
                 (
@@ -105,6 +102,20 @@ impl Statistics {
             inv_std: per_channel.iter().map(|s| s.2).collect(),
         }
     }
+}
+
+/// `Σ f(v)` over a plane in f64, as eight interleaved partial sums added in a fixed order at
+/// the end: one chain of dependent additions would wait out each addition's latency.
+fn lane_sum(plane: &[f32], f: impl Fn(f64) -> f64) -> f64 {
+    let mut lanes = [0.0f64; 8];
+    let mut chunks = plane.chunks_exact(8);
+    for chunk in &mut chunks {
+        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            *lane += f(v as f64);
+        }
+    }
+    let tail = chunks.remainder().iter().map(|&v| f(v as f64)).sum::<f64>();
+    lanes.iter().sum::<f64>() + tail
 }
 
 /// `y = γ (x − μ)/σ + β`.

@@ -59,18 +59,55 @@ pub fn forward([n, c, h, w]: [usize; 4], x: &[f32]) -> (Vec<f32>, Vec<u8>) {
                         bottom[2 * ox],
                         bottom[2 * ox + 1],
                     ];
-                    let mut best = 0;
-                    for k in 1..4 {
-                        if cells[k] > cells[best] || (cells[k].is_nan() && !cells[best].is_nan()) {
-                            best = k;
-                        }
-                    }
-                    out[oy * ow + ox] = cells[best];
-                    win[oy * ow + ox] = best as u8;
+                    let (max, cell) = window_max(&cells);
+                    out[oy * ow + ox] = max;
+                    win[oy * ow + ox] = cell as u8;
                 }
             }
         });
     (pooled, winners)
+}
+
+/// A window's maximum and which of its four cells holds it: the first of equals, and a NaN
+/// over any number. Written as selects, without branches: the winner is data, not control.
+#[inline(always)]
+pub fn window_max(cells: &[f32; 4]) -> (f32, usize) {
+    let (mut max, mut cell) = (cells[0], 0);
+    for (k, &v) in cells.iter().enumerate().skip(1) {
+        let wins = v > max || (v.is_nan() && !max.is_nan());
+        max = if wins { v } else { max };
+        cell = if wins { k } else { cell };
+    }
+    (max, cell)
+}
+
+/// The maxima of many windows at once, each given by its four cells (`cells[k][q]` is cell `k`
+/// of window `q`): `max[q]`, and `winner[q]` by the rule of [`window_max`]. The loops carry no
+/// branch, so the compiler runs them a vector of windows at a time.
+#[inline(always)]
+pub fn windows_max(cells: [&[f32]; 4], max: &mut [f32], winner: &mut [u8]) {
+    let n = max.len();
+    let [first, second, third, fourth] = cells.map(|c| &c[..n]);
+    // Ordered comparisons only, which vectorise; a NaN (a diverging step) is rare enough to be
+    // handled after, window by window.
+    let mut any_nan = false;
+    for q in 0..n {
+        let (mut m, mut k) = (first[q], 0u32);
+        for (i, v) in [(1, second[q]), (2, third[q]), (3, fourth[q])] {
+            let wins = v > m;
+            m = if wins { v } else { m };
+            k = if wins { i } else { k };
+        }
+        max[q] = m;
+        winner[q] = k as u8;
+        any_nan |= first[q].is_nan() | second[q].is_nan() | third[q].is_nan() | fourth[q].is_nan();
+    }
+    if any_nan {
+        for q in 0..n {
+            let (m, k) = window_max(&[first[q], second[q], third[q], fourth[q]]);
+            (max[q], winner[q]) = (m, k as u8);
+        }
+    }
 }
 
 /// The gradient of the input: each window's output gradient goes to its winning cell.
