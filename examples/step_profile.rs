@@ -1,7 +1,7 @@
 //! Where the time of one CPU training step goes: each layer of the default small CNN on its own
 //! shapes (batch 256 x 2 views = 512 inputs), forward and backward, then the loss with its
 //! read-out, Adam, the augmentation, and the whole step for the total; then each of clamp's CPU
-//! kernels (src/kernels/) beside the burn layer it replaces. Tables in milliseconds (median of
+//! kernels (src/kernels/) beside the burn layers it replaces. Tables in milliseconds (median of
 //! the repeats); docs/cpu-step.md puts them beside PyTorch's profile.
 //!
 //!     cargo run --release --example step_profile [-- REPEATS]
@@ -21,9 +21,9 @@ use burn::tensor::{Distribution, Tensor};
 use clamp::augment::make_views;
 use clamp::backend::CpuBackend;
 use clamp::config::TrainConfig;
-use clamp::kernels::{conv2d, max_pool_2x2, pairwise_distances};
+use clamp::kernels::{conv_pool_relu, conv2d, pairwise_distances};
 use clamp::loss::Packing;
-use clamp::model::batch_norm;
+use clamp::model::batch_norm_relu;
 use clamp::optim::ModelOptimizer;
 use clamp::train::{Trainer, TrainingData};
 
@@ -143,38 +143,29 @@ fn main() {
     let norm2 = BatchNormConfig::new(2 * w).init::<B>(&device);
     let norm3 = BatchNormConfig::new(4 * w).init::<B>(&device);
     p.layer(
-        "conv 1 (1 -> 16, 28x28, bias)",
+        "block 1: conv 1 -> 16 + bias, max pool, ReLU (fused; 28x28)",
         [n, 1, 28, 28],
         false,
-        |x| conv2d(&conv1, x),
+        |x| conv_pool_relu(&conv1, x),
     );
-    p.layer(
-        "max pool 2x2 (16 x 28x28)",
-        [n, w, 28, 28],
-        true,
-        max_pool_2x2,
-    );
-    p.layer("relu (16 x 14x14)", [n, w, 14, 14], true, relu);
     p.layer("conv 2 (16 -> 32, 14x14)", [n, w, 14, 14], true, |x| {
         conv2d(&conv2, x)
     });
-    p.layer("batch norm (32 x 14x14)", [n, 2 * w, 14, 14], true, |x| {
-        batch_norm(&norm2, x)
-    });
     p.layer(
-        "max pool 2x2 (32 x 14x14)",
+        "batch norm, max pool, ReLU (fused; 32 x 14x14)",
         [n, 2 * w, 14, 14],
         true,
-        max_pool_2x2,
+        |x| batch_norm_relu(&norm2, x, true),
     );
-    p.layer("relu (32 x 7x7)", [n, 2 * w, 7, 7], true, relu);
     p.layer("conv 3 (32 -> 64, 7x7)", [n, 2 * w, 7, 7], true, |x| {
         conv2d(&conv3, x)
     });
-    p.layer("batch norm (64 x 7x7)", [n, 4 * w, 7, 7], true, |x| {
-        batch_norm(&norm3, x)
-    });
-    p.layer("relu (64 x 7x7)", [n, 4 * w, 7, 7], true, relu);
+    p.layer(
+        "batch norm, ReLU (fused; 64 x 7x7)",
+        [n, 4 * w, 7, 7],
+        true,
+        |x| batch_norm_relu(&norm3, x, false),
+    );
     p.layer("adaptive avg pool -> 2x2", [n, 4 * w, 7, 7], true, |x| {
         adaptive_avg_pool2d(x, [2, 2]).reshape([n, 16 * w])
     });
@@ -260,33 +251,36 @@ fn main() {
         let (a, b) = (ours.0 + ours.1, burns.0 + burns.1);
         println!("| {name} | {a:.1} | {b:.1} | {:.1}x |", b / a);
     };
+    let burn_pool = |x| max_pool2d(x, [2, 2], [2, 2], [0, 0], [1, 1], false);
+    compare(
+        "block 1: conv + bias, max pool, ReLU (1 -> 16, 28x28)",
+        p.measure([n, 1, 28, 28], false, |x| conv_pool_relu(&conv1, x)),
+        p.measure([n, 1, 28, 28], false, |x| {
+            relu(burn_pool(conv1.forward(x)))
+        }),
+    );
     for (name, conv, dims) in [
-        ("conv 1", &conv1, [n, 1, 28, 28]),
-        ("conv 2", &conv2, [n, w, 14, 14]),
-        ("conv 3", &conv3, [n, 2 * w, 7, 7]),
+        ("conv 2 (16 -> 32, 14x14)", &conv2, [n, w, 14, 14]),
+        ("conv 3 (32 -> 64, 7x7)", &conv3, [n, 2 * w, 7, 7]),
     ] {
-        let grad = dims[1] > 1;
         compare(
             name,
-            p.measure(dims, grad, |x| conv2d(conv, x)),
-            p.measure(dims, grad, |x| conv.forward(x)),
+            p.measure(dims, true, |x| conv2d(conv, x)),
+            p.measure(dims, true, |x| conv.forward(x)),
         );
     }
-    let burn_pool = |x| max_pool2d(x, [2, 2], [2, 2], [0, 0], [1, 1], false);
-    for dims in [[n, w, 28, 28], [n, 2 * w, 14, 14]] {
-        compare(
-            &format!("max pool 2x2 ({} x {}x{})", dims[1], dims[2], dims[3]),
-            p.measure(dims, true, max_pool_2x2),
-            p.measure(dims, true, burn_pool),
-        );
-    }
-    for (norm, dims) in [(&norm2, [n, 2 * w, 14, 14]), (&norm3, [n, 4 * w, 7, 7])] {
-        compare(
-            &format!("batch norm ({} x {}x{})", dims[1], dims[2], dims[3]),
-            p.measure(dims, true, |x| batch_norm(norm, x)),
-            p.measure(dims, true, |x| norm.forward(x)),
-        );
-    }
+    compare(
+        "batch norm, max pool, ReLU (32 x 14x14)",
+        p.measure([n, 2 * w, 14, 14], true, |x| batch_norm_relu(&norm2, x, true)),
+        p.measure([n, 2 * w, 14, 14], true, |x| {
+            relu(burn_pool(norm2.forward(x)))
+        }),
+    );
+    compare(
+        "batch norm, ReLU (64 x 7x7)",
+        p.measure([n, 4 * w, 7, 7], true, |x| batch_norm_relu(&norm3, x, false)),
+        p.measure([n, 4 * w, 7, 7], true, |x| relu(norm3.forward(x))),
+    );
     let batch = config.batch;
     compare(
         "pair distances (256 centers, d = 32)",

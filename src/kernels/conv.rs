@@ -27,6 +27,8 @@ use burn::nn::conv::Conv2d;
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::{flex_tensor, from_cpu, on_cpu_training, to_cpu, values};
@@ -241,13 +243,6 @@ fn matmul(
     rhs: &[f32],
     rhs_strides: (usize, usize),
 ) {
-    let extent = |(rows, cols): (usize, usize), (rs, cs): (usize, usize)| {
-        if rows == 0 || cols == 0 {
-            0
-        } else {
-            (rows - 1) * rs + (cols - 1) * cs + 1
-        }
-    };
     // The bounds gemm relies on.
     assert!(dst.len() >= extent((m, n), dst_strides));
     assert!(lhs.len() >= extent((m, k), lhs_strides));
@@ -279,6 +274,59 @@ fn matmul(
     }
 }
 
+/// How far into its slice a `rows x cols` matrix with these strides reaches.
+fn extent((rows, cols): (usize, usize), (rs, cs): (usize, usize)) -> usize {
+    if rows == 0 || cols == 0 {
+        0
+    } else {
+        (rows - 1) * rs + (cols - 1) * cs + 1
+    }
+}
+
+/// `dst (m x n, row-major) = lhs · rhs` into storage not yet written, returned as written: gemm
+/// with `read_dst` off writes every element and reads none, so nothing is zeroed first.
+fn matmul_into<'a>(
+    (m, n, k): (usize, usize, usize),
+    dst: &'a mut [MaybeUninit<f32>],
+    lhs: &[f32],
+    lhs_strides: (usize, usize),
+    rhs: &[f32],
+    rhs_strides: (usize, usize),
+) -> &'a mut [f32] {
+    assert_eq!(dst.len(), m * n);
+    assert!(lhs.len() >= extent((m, k), lhs_strides));
+    assert!(rhs.len() >= extent((k, n), rhs_strides));
+    let dst = dst.as_mut_ptr().cast::<f32>();
+    // SAFETY: dst holds m x n f32 slots (checked above), lhs and rhs every element their
+    // strides address, and dst aliases neither (a &mut beside two &). With read_dst false gemm
+    // writes each of the m x n elements (zeros when k = 0) and reads none, so all are
+    // initialised when the slice is made.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            n as isize,
+            false,
+            lhs.as_ptr(),
+            lhs_strides.1 as isize,
+            lhs_strides.0 as isize,
+            rhs.as_ptr(),
+            rhs_strides.1 as isize,
+            rhs_strides.0 as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+        std::slice::from_raw_parts_mut(dst, m * n)
+    }
+}
+
 /// Images handed to one task: enough work per task to pay for its column matrix.
 fn images_per_task(shape: &ConvShape) -> usize {
     let threads = rayon::current_num_threads().max(1);
@@ -288,9 +336,12 @@ fn images_per_task(shape: &ConvShape) -> usize {
 /// `Y = conv(X, W) + b`, `[N, O, OH, OW]`.
 pub fn forward(shape: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
     let (o, k, p) = (shape.filters, shape.patch(), shape.pixels_out());
-    let mut out = vec![0.0f32; shape.batch * o * p];
+    let len = shape.batch * o * p;
+    // Every output is written by the GEMM below: the storage is not zeroed first.
+    let mut out = Vec::with_capacity(len);
     let group = images_per_task(shape);
-    out.par_chunks_mut(group * o * p)
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(group * o * p)
         .zip(x.par_chunks(group * shape.image_len()))
         .for_each(|(outputs, images)| {
             let mut col = vec![0.0f32; k * p];
@@ -299,7 +350,7 @@ pub fn forward(shape: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]
                 .zip(images.chunks(shape.image_len()))
             {
                 shape.im2col(image, &mut col);
-                matmul((o, p, k), y, (p, 1), false, weight, (k, 1), &col, (p, 1));
+                let y = matmul_into((o, p, k), y, weight, (k, 1), &col, (p, 1));
                 if let Some(bias) = bias {
                     for (row, b) in y.chunks_mut(p).zip(bias) {
                         row.iter_mut().for_each(|v| *v += b);
@@ -307,6 +358,8 @@ pub fn forward(shape: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]
                 }
             }
         });
+    // SAFETY: the chunks cover all `len` slots and the GEMM wrote each of them.
+    unsafe { out.set_len(len) };
     out
 }
 

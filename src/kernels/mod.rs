@@ -8,34 +8,53 @@
 
 /// Defines `fn $name(args)` calling the `#[inline(always)]` function `$body(args)` compiled
 /// for the widest vector unit the CPU has (AVX-512, AVX2, or the target's baseline). The
-/// arithmetic is the same value by value on each, so the results are the same bits: Rust never
-/// fuses a multiply and an add on its own.
+/// arithmetic is the same value by value on each (fused multiply-adds only where asked for,
+/// through [`multiply_add`]: Rust never fuses on its own), so the results are the same bits.
 macro_rules! widest_simd {
     ($vis:vis fn $name:ident => $body:ident ($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)?) => {
         #[allow(clippy::too_many_arguments)]
         $vis fn $name($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             {
-                #[target_feature(enable = "avx512f")]
+                #[target_feature(enable = "avx512f,fma")]
                 fn avx512($($arg: $ty),*) $(-> $ret)? {
                     $body($($arg),*)
                 }
-                #[target_feature(enable = "avx2")]
+                #[target_feature(enable = "avx2,fma")]
                 fn avx2($($arg: $ty),*) $(-> $ret)? {
                     $body($($arg),*)
                 }
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU has AVX-512F (checked above).
+                if std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: the CPU has AVX-512F and FMA (checked above).
                     return unsafe { avx512($($arg),*) };
                 }
-                if std::arch::is_x86_feature_detected!("avx2") {
-                    // SAFETY: the CPU has AVX2 (checked above).
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: the CPU has AVX2 and FMA (checked above).
                     return unsafe { avx2($($arg),*) };
                 }
             }
             $body($($arg),*)
         }
     };
+}
+
+/// `a · b + c`: rounded once (a fused multiply-add, as the GEMM and the GPU's kernels compute
+/// their sums) on x86-64, whose CPUs with a wide vector unit all have FMA; twice elsewhere (a
+/// browser's WebAssembly has no FMA, and a software one would be far slower).
+#[inline(always)]
+fn multiply_add(a: f32, b: f32, c: f32) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        a.mul_add(b, c)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        a * b + c
+    }
 }
 
 pub mod conv;

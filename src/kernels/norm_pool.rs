@@ -8,6 +8,7 @@
 //! backward pass gathers `Σ dy` and `Σ dy·x̂` from the windows' winners alone and writes the
 //! maps' gradient once, `dx = γ/σ (dy − mean(dy) − x̂ mean(dy x̂))`.
 
+use std::mem::MaybeUninit;
 use std::sync::Arc;
 
 use burn::backend::Flex;
@@ -210,10 +211,18 @@ fn plane_sums(
     source.resize(grad.len(), 0);
     gather(pool, w, grad, bytes, passed, source);
     let (mut sum_g, mut sum_gx) = ([0.0f64; 8], [0.0f64; 8]);
-    for (k, (&g, &at)) in passed.iter().zip(source.iter()).enumerate() {
-        let lane = k % 8;
+    let mut add = |lane: usize, g: f32, at: u32| {
         sum_g[lane] += g as f64;
         sum_gx[lane] += (g * (xs[at as usize] - mean) * inv_std) as f64;
+    };
+    let (mut grads, mut sources) = (passed.chunks_exact(8), source.chunks_exact(8));
+    for (g, at) in (&mut grads).zip(&mut sources) {
+        for lane in 0..8 {
+            add(lane, g[lane], at[lane]);
+        }
+    }
+    for (lane, (&g, &at)) in grads.remainder().iter().zip(sources.remainder()).enumerate() {
+        add(lane, g, at);
     }
     (sum_g.iter().sum(), sum_gx.iter().sum())
 }
@@ -232,22 +241,46 @@ pub fn backward(
     let [_, _, oh, ow] = output_dims(dims, pool);
     let (plane, out_plane) = (h * w, oh * ow);
     let count = (n * plane) as f64;
-    // Σ dy and Σ dy·x̂ per channel, over the values that reached the output.
-    let sums: Vec<(f64, f64)> = (0..c)
-        .into_par_iter()
-        .map(|ch| {
+    // Σ dy and Σ dy·x̂ per channel, over the values that reached the output: tasks of whole
+    // images, read in memory order, their partial sums added in the tasks' order.
+    const IMAGES_PER_TASK: usize = 16;
+    let (image, out_image) = (c * plane, c * out_plane);
+    let partial: Vec<Vec<(f64, f64)>> = x
+        .par_chunks(IMAGES_PER_TASK * image)
+        .zip(grad.par_chunks(IMAGES_PER_TASK * out_image))
+        .zip(bytes.par_chunks(IMAGES_PER_TASK * out_image))
+        .map(|((xs, gs), bs)| {
             let mut scratch = (Vec::new(), Vec::new());
-            let constants = [stats.mean[ch], stats.inv_std[ch]];
-            (0..n).fold((0.0, 0.0), |(sum_g, sum_gx), i| {
-                let (xs, at) = (&x[(i * c + ch) * plane..][..plane], (i * c + ch) * out_plane);
-                let (g, b) = (&grad[at..][..out_plane], &bytes[at..][..out_plane]);
-                let (a, s) = plane_sums_simd(pool, w, constants, xs, g, b, &mut scratch);
-                (sum_g + a, sum_gx + s)
-            })
+            let mut sums = vec![(0.0f64, 0.0f64); c];
+            for ((xs, gs), bs) in xs.chunks(image).zip(gs.chunks(out_image)).zip(bs.chunks(out_image)) {
+                for (ch, sum) in sums.iter_mut().enumerate() {
+                    let (a, s) = plane_sums_simd(
+                        pool,
+                        w,
+                        [stats.mean[ch], stats.inv_std[ch]],
+                        &xs[ch * plane..][..plane],
+                        &gs[ch * out_plane..][..out_plane],
+                        &bs[ch * out_plane..][..out_plane],
+                        &mut scratch,
+                    );
+                    sum.0 += a;
+                    sum.1 += s;
+                }
+            }
+            sums
         })
         .collect();
-    let mut dx = vec![0.0f32; x.len()];
-    dx.par_chunks_mut(plane)
+    let mut sums = vec![(0.0f64, 0.0f64); c];
+    for task in &partial {
+        for (sum, part) in sums.iter_mut().zip(task) {
+            sum.0 += part.0;
+            sum.1 += part.1;
+        }
+    }
+    // Every value of dx is written below: the storage is not zeroed first.
+    let mut dx = Vec::with_capacity(x.len());
+    dx.spare_capacity_mut()[..x.len()]
+        .par_chunks_mut(plane)
         .zip(x.par_chunks(plane))
         .zip(grad.par_chunks(out_plane).zip(bytes.par_chunks(out_plane)))
         .enumerate()
@@ -265,6 +298,8 @@ pub fn backward(
                 plane_backward_simd(pool, w, coefficients, xs, g, b, out, scratch);
             },
         );
+    // SAFETY: the planes cover all of dx, and plane_backward writes every value of its plane.
+    unsafe { dx.set_len(x.len()) };
     let dgamma = sums.iter().map(|s| s.1 as f32).collect();
     let dbeta = sums.iter().map(|s| s.0 as f32).collect();
     (dx, dgamma, dbeta)
@@ -277,7 +312,7 @@ widest_simd!(fn plane_backward_simd => plane_backward(
     xs: &[f32],
     grad: &[f32],
     bytes: &[u8],
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
     scratch: &mut (Vec<f32>, Vec<u32>),
 ));
 
@@ -292,25 +327,26 @@ fn plane_backward(
     xs: &[f32],
     grad: &[f32],
     bytes: &[u8],
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
     (passed, source): &mut (Vec<f32>, Vec<u32>),
 ) {
+    assert_eq!(out.len(), xs.len());
     passed.resize(grad.len(), 0.0);
     source.resize(grad.len(), 0);
     gather(pool, w, grad, bytes, passed, source);
     let d = |g: f32, x: f32| scale * (g - mean_g - (x - mean) * inv_std * mean_gx);
     if !pool {
         for ((o, &x), &g) in out.iter_mut().zip(xs).zip(passed.iter()) {
-            *o = d(g, x);
+            o.write(d(g, x));
         }
         return;
     }
     // Every value as if its gradient were zero, then the windows' winners.
     for (o, &x) in out.iter_mut().zip(xs) {
-        *o = d(0.0, x);
+        o.write(d(0.0, x));
     }
     for (&g, &at) in passed.iter().zip(source.iter()) {
-        out[at as usize] = d(g, xs[at as usize]);
+        out[at as usize].write(d(g, xs[at as usize]));
     }
 }
 
