@@ -10,11 +10,11 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::tensor::Tensor;
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
-use burn::tensor::module::adaptive_avg_pool2d;
 use serde::{Deserialize, Serialize};
 
 use crate::kernels::{
-    batch_norm_relu_training, batch_norm_training, conv2d, conv_pool_relu, max_pool_2x2,
+    adaptive_avg_pool, batch_norm_relu_training, batch_norm_training, conv2d, conv_pool_relu,
+    max_pool_2x2,
 };
 
 /// Which backbone to build.
@@ -310,7 +310,7 @@ impl<B: Backend> Encoder<B> {
             (None, None) => unreachable!("an encoder always holds one backbone"),
         };
         let [n, c, _, _] = maps.dims();
-        adaptive_avg_pool2d(maps, [grid, grid]).reshape([n, c * grid * grid])
+        adaptive_avg_pool(maps, [grid, grid]).reshape([n, c * grid * grid])
     }
 }
 

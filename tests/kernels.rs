@@ -15,7 +15,8 @@ use clamp::backend::CpuBackend;
 use clamp::kernels::conv::{ConvShape, backward, forward};
 use burn::tensor::activation::relu;
 use clamp::kernels::conv_pool::{self, BlockShape};
-use clamp::kernels::{conv_pool_relu, conv2d, max_pool_2x2, pairwise_distances};
+use burn::tensor::module::adaptive_avg_pool2d;
+use clamp::kernels::{adaptive_avg_pool, conv_pool_relu, conv2d, max_pool_2x2, pairwise_distances};
 use clamp::model::{batch_norm, batch_norm_relu};
 
 fn random<const D: usize>(dims: [usize; D], seed: u64) -> TensorData {
@@ -540,5 +541,26 @@ fn batch_norm_pool_relu_matches_burns_layers_and_running_statistics() {
             &running(&ours.running_var),
             &running(&burns.running_var),
         );
+    }
+}
+
+#[test]
+fn adaptive_average_pool_matches_burns_values_and_gradient() {
+    let device = Default::default();
+    // The small CNN's 7x7 -> 2x2 (overlapping windows), a grid that divides, and an odd one.
+    for (dims, grid) in [([4, 64, 7, 7], [2, 2]), ([3, 5, 8, 6], [4, 3]), ([2, 3, 9, 5], [4, 2])] {
+        let x = random(dims, 81);
+        let x_ours = Tensor::<CpuBackend, 4>::from_data(x.clone(), &device).require_grad();
+        let x_burn = Tensor::<CpuBackend, 4>::from_data(x, &device).require_grad();
+        let y_ours = adaptive_avg_pool(x_ours.clone(), grid);
+        let y_burn = adaptive_avg_pool2d(x_burn.clone(), grid);
+        assert_eq!(y_ours.dims(), y_burn.dims());
+        let values = |t: Tensor<CpuBackend, 4>| t.into_data().to_vec::<f32>().unwrap();
+        assert_close(&format!("{dims:?} pooled"), &values(y_ours.clone()), &values(y_burn.clone()));
+        let r = Tensor::<CpuBackend, 4>::from_data(random(y_ours.dims(), 82), &device);
+        let g_ours = (y_ours * r.clone()).sum().backward();
+        let g_burn = (y_burn * r).sum().backward();
+        let grad = |t: &Tensor<CpuBackend, 4>, g| t.grad(g).unwrap().into_data().to_vec::<f32>().unwrap();
+        assert_close(&format!("{dims:?} gradient"), &grad(&x_ours, &g_ours), &grad(&x_burn, &g_burn));
     }
 }

@@ -225,9 +225,21 @@ fn zero_columns(plane: &mut [f32], width: usize, (left, right): (usize, usize)) 
     if left == 0 && right == 0 {
         return;
     }
+    let (left, right) = (left.min(width), right.min(width));
+    // A 3x3 kernel's edge is one cell a row: set directly, as a fill call per row costs more
+    // than the cell.
     for row in plane.chunks_mut(width) {
-        row[..left.min(width)].fill(0.0);
-        row[width.saturating_sub(right)..].fill(0.0);
+        match left {
+            0 => {}
+            1 => row[0] = 0.0,
+            _ => row[..left].fill(0.0),
+        }
+        let last = row.len();
+        match right {
+            0 => {}
+            1 => row[last - 1] = 0.0,
+            _ => row[last.saturating_sub(right)..].fill(0.0),
+        }
     }
 }
 

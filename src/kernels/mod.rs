@@ -57,6 +57,7 @@ fn multiply_add(a: f32, b: f32, c: f32) -> f32 {
     }
 }
 
+pub mod avg_pool;
 pub mod conv;
 pub mod conv_pool;
 pub mod distance;
@@ -72,6 +73,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::{Shape, Tensor, TensorData, TensorPrimitive};
 
+pub use avg_pool::adaptive_avg_pool;
 pub use conv::conv2d;
 pub use conv_pool::conv_pool_relu;
 pub use distance::pairwise_distances;
