@@ -249,16 +249,16 @@ fn image_backward(
     let rows = 2 * ph;
     for o in 0..shape.filters {
         // The gradient of this filter's full-resolution map: each window's gradient at its
-        // winning cell, where the ReLU passed it.
+        // winning cell, zero where the ReLU stopped it.
         map.fill(0.0);
         for py in 0..ph {
             for px in 0..pw {
                 let at = (o * ph + py) * pw + px;
                 let byte = bytes[at];
-                if byte & PASSED != 0 {
-                    let cell = (byte & 3) as usize;
-                    map[(2 * py + cell / 2) * LANES + 2 * px + cell % 2] = grad[at];
-                }
+                let cell = (byte & 3) as usize;
+                // A select, not a branch: half the windows pass, at random.
+                map[(2 * py + cell / 2) * LANES + 2 * px + cell % 2] =
+                    if byte & PASSED != 0 { grad[at] } else { 0.0 };
             }
         }
         let bias_lanes: &mut [f32; LANES] = (&mut sums[(shape.filters * taps + o) * LANES..]
