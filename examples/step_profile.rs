@@ -255,9 +255,7 @@ fn main() {
     compare(
         "block 1: conv + bias, max pool, ReLU (1 -> 16, 28x28)",
         p.measure([n, 1, 28, 28], false, |x| conv_pool_relu(&conv1, x)),
-        p.measure([n, 1, 28, 28], false, |x| {
-            relu(burn_pool(conv1.forward(x)))
-        }),
+        p.measure([n, 1, 28, 28], false, |x| relu(burn_pool(conv1.forward(x)))),
     );
     for (name, conv, dims) in [
         ("conv 2 (16 -> 32, 14x14)", &conv2, [n, w, 14, 14]),
@@ -271,14 +269,18 @@ fn main() {
     }
     compare(
         "batch norm, max pool, ReLU (32 x 14x14)",
-        p.measure([n, 2 * w, 14, 14], true, |x| batch_norm_relu(&norm2, x, true)),
+        p.measure([n, 2 * w, 14, 14], true, |x| {
+            batch_norm_relu(&norm2, x, true)
+        }),
         p.measure([n, 2 * w, 14, 14], true, |x| {
             relu(burn_pool(norm2.forward(x)))
         }),
     );
     compare(
         "batch norm, ReLU (64 x 7x7)",
-        p.measure([n, 4 * w, 7, 7], true, |x| batch_norm_relu(&norm3, x, false)),
+        p.measure([n, 4 * w, 7, 7], true, |x| {
+            batch_norm_relu(&norm3, x, false)
+        }),
         p.measure([n, 4 * w, 7, 7], true, |x| relu(norm3.forward(x))),
     );
     let batch = config.batch;

@@ -13,7 +13,7 @@ use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
 
 use crate::kernels::{
-    adaptive_avg_pool, batch_norm_relu_training, batch_norm_training, conv2d, conv_pool_relu,
+    adaptive_avg_pool, batch_norm_relu_training, batch_norm_training, conv_pool_relu, conv2d,
     max_pool_2x2,
 };
 
@@ -101,7 +101,11 @@ pub fn batch_norm<B: Backend>(norm: &BatchNorm<B>, maps: Tensor<B, 4>) -> Tensor
 }
 
 /// Blends a training batch's statistics into the running ones, as burn's `BatchNorm` does.
-fn update_running_statistics<B: Backend>(norm: &BatchNorm<B>, mean: Tensor<B, 1>, var: Tensor<B, 1>) {
+fn update_running_statistics<B: Backend>(
+    norm: &BatchNorm<B>,
+    mean: Tensor<B, 1>,
+    var: Tensor<B, 1>,
+) {
     for (state, batch) in [(&norm.running_mean, mean), (&norm.running_var, var)] {
         let blended = state
             .value_sync()
@@ -114,15 +118,14 @@ fn update_running_statistics<B: Backend>(norm: &BatchNorm<B>, mean: Tensor<B, 1>
 
 /// `relu(batch_norm(maps))`, 2x2 max-pooled before the ReLU when `pool`: one operation while
 /// training on the CPU backend (src/kernels/norm_pool.rs), the layers one by one elsewhere.
-pub fn batch_norm_relu<B: Backend>(norm: &BatchNorm<B>, maps: Tensor<B, 4>, pool: bool) -> Tensor<B, 4> {
+pub fn batch_norm_relu<B: Backend>(
+    norm: &BatchNorm<B>,
+    maps: Tensor<B, 4>,
+    pool: bool,
+) -> Tensor<B, 4> {
     let maps = if B::ad_enabled(&maps.device()) {
-        match batch_norm_relu_training(
-            maps,
-            norm.gamma.val(),
-            norm.beta.val(),
-            norm.epsilon,
-            pool,
-        ) {
+        match batch_norm_relu_training(maps, norm.gamma.val(), norm.beta.val(), norm.epsilon, pool)
+        {
             Ok((output, mean, var)) => {
                 update_running_statistics(norm, mean, var);
                 return output;
@@ -133,7 +136,11 @@ pub fn batch_norm_relu<B: Backend>(norm: &BatchNorm<B>, maps: Tensor<B, 4>, pool
         maps
     };
     let normalized = batch_norm(norm, maps);
-    relu(if pool { max_pool_2x2(normalized) } else { normalized })
+    relu(if pool {
+        max_pool_2x2(normalized)
+    } else {
+        normalized
+    })
 }
 
 /// conv 3x3 -> batch norm (optional) -> ReLU.

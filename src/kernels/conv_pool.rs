@@ -192,7 +192,10 @@ pub fn backward(shape: &BlockShape, x: &[f32], bytes: &[u8], grad: &[f32]) -> (V
     let (o, taps) = (shape.filters, shape.channels * 9);
     // Per task: a lane-wise sum for each weight, then for each bias.
     let sums_len = (o * taps + o) * LANES;
-    let group = shape.batch.div_ceil(4 * rayon::current_num_threads().max(1)).max(1);
+    let group = shape
+        .batch
+        .div_ceil(4 * rayon::current_num_threads().max(1))
+        .max(1);
     let per_image = shape.pooled_len();
     let partial: Vec<Vec<f32>> = x
         .par_chunks(group * shape.image_len())

@@ -78,7 +78,11 @@ pub fn batch_norm_relu_training<B: Backend>(
 }
 
 fn output_dims([n, c, h, w]: [usize; 4], pool: bool) -> [usize; 4] {
-    if pool { [n, c, h / 2, w / 2] } else { [n, c, h, w] }
+    if pool {
+        [n, c, h / 2, w / 2]
+    } else {
+        [n, c, h, w]
+    }
 }
 
 /// The block's output and a byte per output value: the window's winning cell (when pooling)
@@ -165,7 +169,14 @@ fn plane_forward(
 /// stopped it) into `passed[k]`, and `source[k]`, where in the `w`-wide input plane it came from
 /// (its window's winner when pooling). Selects, not branches: half the values pass, at random.
 #[inline(always)]
-fn gather(pool: bool, w: usize, grad: &[f32], bytes: &[u8], passed: &mut [f32], source: &mut [u32]) {
+fn gather(
+    pool: bool,
+    w: usize,
+    grad: &[f32],
+    bytes: &[u8],
+    passed: &mut [f32],
+    source: &mut [u32],
+) {
     for ((p, &g), &byte) in passed.iter_mut().zip(grad).zip(bytes) {
         *p = if byte & PASSED != 0 { g } else { 0.0 };
     }
@@ -221,7 +232,12 @@ fn plane_sums(
             add(lane, g[lane], at[lane]);
         }
     }
-    for (lane, (&g, &at)) in grads.remainder().iter().zip(sources.remainder()).enumerate() {
+    for (lane, (&g, &at)) in grads
+        .remainder()
+        .iter()
+        .zip(sources.remainder())
+        .enumerate()
+    {
         add(lane, g, at);
     }
     (sum_g.iter().sum(), sum_gx.iter().sum())
@@ -252,7 +268,11 @@ pub fn backward(
         .map(|((xs, gs), bs)| {
             let mut scratch = (Vec::new(), Vec::new());
             let mut sums = vec![(0.0f64, 0.0f64); c];
-            for ((xs, gs), bs) in xs.chunks(image).zip(gs.chunks(out_image)).zip(bs.chunks(out_image)) {
+            for ((xs, gs), bs) in xs
+                .chunks(image)
+                .zip(gs.chunks(out_image))
+                .zip(bs.chunks(out_image))
+            {
                 for (ch, sum) in sums.iter_mut().enumerate() {
                     let (a, s) = plane_sums_simd(
                         pool,
