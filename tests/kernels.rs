@@ -4,11 +4,12 @@
 //! the convolution against finite differences of its definition in f64. The fused blocks
 //! (convolution-pool-ReLU, batch norm-pool-ReLU) against burn's layers run one after another.
 
+use burn::backend::autodiff::grads::Gradients;
 use burn::backend::{Autodiff, Flex};
 use burn::module::{Module, Param};
-use burn::nn::BatchNormConfig;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::module::max_pool2d;
@@ -312,6 +313,40 @@ fn max_pool_matches_burns_values_and_gradients() {
     assert!(y[0].is_nan() && y[1..].iter().all(|v| *v == 1.0), "{y:?}");
 }
 
+/// γ's and β's gradients and the running statistics of two batch norms, each with the
+/// gradients of its own backward pass.
+fn assert_norm_parameters_match(
+    what: &str,
+    (ours, g_ours): (&BatchNorm<CpuBackend>, &Gradients),
+    (burns, g_burn): (&BatchNorm<CpuBackend>, &Gradients),
+) {
+    let grad =
+        |t: Tensor<CpuBackend, 1>, g| t.grad(g).unwrap().into_data().to_vec::<f32>().unwrap();
+    let running = |s: &burn::module::RunningState<Tensor<CpuBackend, 1>>| {
+        s.value_sync().into_data().to_vec::<f32>().unwrap()
+    };
+    assert_close(
+        &format!("{what} gamma gradient"),
+        &grad(ours.gamma.val(), g_ours),
+        &grad(burns.gamma.val(), g_burn),
+    );
+    assert_close(
+        &format!("{what} beta gradient"),
+        &grad(ours.beta.val(), g_ours),
+        &grad(burns.beta.val(), g_burn),
+    );
+    assert_close(
+        &format!("{what} running mean"),
+        &running(&ours.running_mean),
+        &running(&burns.running_mean),
+    );
+    assert_close(
+        &format!("{what} running variance"),
+        &running(&ours.running_var),
+        &running(&burns.running_var),
+    );
+}
+
 #[test]
 fn batch_norm_matches_burns_module_values_gradients_and_running_statistics() {
     let device = Default::default();
@@ -343,37 +378,12 @@ fn batch_norm_matches_burns_module_values_gradients_and_running_statistics() {
         let g_burn = (y_burn * r).sum().backward();
         let grad4 =
             |t: &Tensor<CpuBackend, 4>, g| t.grad(g).unwrap().into_data().to_vec::<f32>().unwrap();
-        let grad1 =
-            |t: Tensor<CpuBackend, 1>, g| t.grad(g).unwrap().into_data().to_vec::<f32>().unwrap();
         assert_close(
             &format!("{dims:?} input gradient"),
             &grad4(&x_ours, &g_ours),
             &grad4(&x_burn, &g_burn),
         );
-        assert_close(
-            &format!("{dims:?} gamma gradient"),
-            &grad1(ours.gamma.val(), &g_ours),
-            &grad1(burns.gamma.val(), &g_burn),
-        );
-        assert_close(
-            &format!("{dims:?} beta gradient"),
-            &grad1(ours.beta.val(), &g_ours),
-            &grad1(burns.beta.val(), &g_burn),
-        );
-        // The running statistics blended as burn's module blends them.
-        let running = |s: &burn::module::RunningState<Tensor<CpuBackend, 1>>| {
-            s.value_sync().into_data().to_vec::<f32>().unwrap()
-        };
-        assert_close(
-            &format!("{dims:?} running mean"),
-            &running(&ours.running_mean),
-            &running(&burns.running_mean),
-        );
-        assert_close(
-            &format!("{dims:?} running variance"),
-            &running(&ours.running_var),
-            &running(&burns.running_var),
-        );
+        assert_norm_parameters_match(&format!("{dims:?}"), (&ours, &g_ours), (&burns, &g_burn));
     }
 }
 
@@ -533,36 +543,12 @@ fn batch_norm_pool_relu_matches_burns_layers_and_running_statistics() {
         let g_burn = (y_burn * r).sum().backward();
         let grad4 =
             |t: &Tensor<CpuBackend, 4>, g| t.grad(g).unwrap().into_data().to_vec::<f32>().unwrap();
-        let grad1 =
-            |t: Tensor<CpuBackend, 1>, g| t.grad(g).unwrap().into_data().to_vec::<f32>().unwrap();
         assert_close(
             &format!("{dims:?} pool {pool} input gradient"),
             &grad4(&x_ours, &g_ours),
             &grad4(&x_burn, &g_burn),
         );
-        assert_close(
-            &format!("{dims:?} pool {pool} gamma gradient"),
-            &grad1(ours.gamma.val(), &g_ours),
-            &grad1(burns.gamma.val(), &g_burn),
-        );
-        assert_close(
-            &format!("{dims:?} pool {pool} beta gradient"),
-            &grad1(ours.beta.val(), &g_ours),
-            &grad1(burns.beta.val(), &g_burn),
-        );
-        let running = |s: &burn::module::RunningState<Tensor<CpuBackend, 1>>| {
-            s.value_sync().into_data().to_vec::<f32>().unwrap()
-        };
-        assert_close(
-            &format!("{dims:?} running mean"),
-            &running(&ours.running_mean),
-            &running(&burns.running_mean),
-        );
-        assert_close(
-            &format!("{dims:?} running variance"),
-            &running(&ours.running_var),
-            &running(&burns.running_var),
-        );
+        assert_norm_parameters_match(&format!("{dims:?}"), (&ours, &g_ours), (&burns, &g_burn));
     }
 }
 

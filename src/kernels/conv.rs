@@ -16,6 +16,8 @@
 //! [`conv2d`] takes this path on the CPU training backend and burn's own convolution everywhere
 //! else; dilation, groups other than 1 and one-sided padding also keep burn's.
 
+use std::mem::MaybeUninit;
+
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
@@ -27,11 +29,9 @@ use burn::nn::conv::Conv2d;
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
-use std::mem::MaybeUninit;
-
 use rayon::prelude::*;
 
-use super::{flex_tensor, from_cpu, on_cpu_training, to_cpu, values};
+use super::{flex_tensor, from_cpu, images_per_task, on_cpu_training, to_cpu, values};
 use crate::backend::CpuBackend;
 
 /// The sizes of one convolution (NCHW input, `[O, C, kh, kw]` weight, symmetric zero padding).
@@ -259,30 +259,19 @@ fn matmul(
     assert!(dst.len() >= extent((m, n), dst_strides));
     assert!(lhs.len() >= extent((m, k), lhs_strides));
     assert!(rhs.len() >= extent((k, n), rhs_strides));
-    // SAFETY: the three slices hold every element the strides address (checked above), dst
-    // does not alias lhs or rhs (a &mut beside two &), and f32 is one of gemm's types.
+    // SAFETY: the three slices hold every element the strides address (checked above), and dst
+    // does not alias lhs or rhs (a &mut beside two &).
     unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
+        gemm_f32(
+            (m, n, k),
             dst.as_mut_ptr(),
-            dst_strides.1 as isize,
-            dst_strides.0 as isize,
+            dst_strides,
             accumulate,
-            lhs.as_ptr(),
-            lhs_strides.1 as isize,
-            lhs_strides.0 as isize,
-            rhs.as_ptr(),
-            rhs_strides.1 as isize,
-            rhs_strides.0 as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
+            lhs,
+            lhs_strides,
+            rhs,
+            rhs_strides,
+        )
     }
 }
 
@@ -314,14 +303,47 @@ fn matmul_into<'a>(
     // writes each of the m x n elements (zeros when k = 0) and reads none, so all are
     // initialised when the slice is made.
     unsafe {
+        gemm_f32(
+            (m, n, k),
+            dst,
+            (n, 1),
+            false,
+            lhs,
+            lhs_strides,
+            rhs,
+            rhs_strides,
+        );
+        std::slice::from_raw_parts_mut(dst, m * n)
+    }
+}
+
+/// `dst (m x n) = [dst +] lhs (m x k) · rhs (k x n)` through gemm, single-threaded (the callers
+/// run in parallel over images), each matrix given by its row and column strides.
+///
+/// # Safety
+/// Every element the strides address lies inside its allocation, and `dst` aliases neither
+/// `lhs` nor `rhs`. With `accumulate` false gemm only writes `dst`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_f32(
+    (m, n, k): (usize, usize, usize),
+    dst: *mut f32,
+    dst_strides: (usize, usize),
+    accumulate: bool,
+    lhs: &[f32],
+    lhs_strides: (usize, usize),
+    rhs: &[f32],
+    rhs_strides: (usize, usize),
+) {
+    // SAFETY: the caller's contract above; f32 is one of gemm's types.
+    unsafe {
         gemm::gemm(
             m,
             n,
             k,
             dst,
-            1,
-            n as isize,
-            false,
+            dst_strides.1 as isize,
+            dst_strides.0 as isize,
+            accumulate,
             lhs.as_ptr(),
             lhs_strides.1 as isize,
             lhs_strides.0 as isize,
@@ -335,14 +357,7 @@ fn matmul_into<'a>(
             false,
             gemm::Parallelism::None,
         );
-        std::slice::from_raw_parts_mut(dst, m * n)
     }
-}
-
-/// Images handed to one task: enough work per task to pay for its column matrix.
-fn images_per_task(shape: &ConvShape) -> usize {
-    let threads = rayon::current_num_threads().max(1);
-    shape.batch.div_ceil(4 * threads).max(1)
 }
 
 /// `Y = conv(X, W) + b`, `[N, O, OH, OW]`.
@@ -351,7 +366,7 @@ pub fn forward(shape: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]
     let len = shape.batch * o * p;
     // Every output is written by the GEMM below: the storage is not zeroed first.
     let mut out = Vec::with_capacity(len);
-    let group = images_per_task(shape);
+    let group = images_per_task(shape.batch);
     out.spare_capacity_mut()[..len]
         .par_chunks_mut(group * o * p)
         .zip(x.par_chunks(group * shape.image_len()))
@@ -396,7 +411,7 @@ pub fn backward(
     want_bias: bool,
 ) -> ConvGradients {
     let (o, k, p) = (shape.filters, shape.patch(), shape.pixels_out());
-    let group = images_per_task(shape);
+    let group = images_per_task(shape.batch);
     // One pass over the images: each task lays out an image's columns, adds its share of the
     // weight gradient, then reuses the buffer for the input gradient's columns.
     let task = |grads: &[f32], images: &[f32], mut dx: Option<&mut [f32]>| {

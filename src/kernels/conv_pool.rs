@@ -30,7 +30,9 @@ use burn::tensor::backend::Backend;
 use rayon::prelude::*;
 
 use super::pool::{max_pool_2x2, windows_max};
-use super::{conv2d, flex_tensor, from_cpu, multiply_add, on_cpu_training, to_cpu, values};
+use super::{
+    conv2d, flex_tensor, from_cpu, images_per_task, multiply_add, on_cpu_training, to_cpu, values,
+};
 
 /// Output pixels of one row computed together: the widest image row this kernel takes.
 pub const LANES: usize = 32;
@@ -100,22 +102,13 @@ pub fn forward(shape: &BlockShape, x: &[f32], weight: &[f32], bias: &[f32]) -> (
             || vec![0.0f32; shape.channels * shape.padded_plane()],
             |padded, ((out, bytes), image)| {
                 shape.pad(image, padded);
-                image_forward_simd(shape, padded, weight, bias, out, bytes);
+                image_forward(shape, padded, weight, bias, out, bytes);
             },
         );
     (out, bytes)
 }
 
-widest_simd!(fn image_forward_simd => image_forward(
-    shape: &BlockShape,
-    padded: &[f32],
-    weight: &[f32],
-    bias: &[f32],
-    out: &mut [f32],
-    bytes: &mut [u8],
-));
-
-#[inline(always)]
+widest_simd! {
 fn image_forward(
     shape: &BlockShape,
     padded: &[f32],
@@ -169,6 +162,7 @@ fn image_forward(
         }
     }
 }
+}
 
 /// The ReLU of a window's maximum and the window's byte. A NaN stays NaN (it reaches the loss,
 /// which then rolls the step back); the gradient passes where the output is positive.
@@ -192,10 +186,7 @@ pub fn backward(shape: &BlockShape, x: &[f32], bytes: &[u8], grad: &[f32]) -> (V
     let (o, taps) = (shape.filters, shape.channels * 9);
     // Per task: a lane-wise sum for each weight, then for each bias.
     let sums_len = (o * taps + o) * LANES;
-    let group = shape
-        .batch
-        .div_ceil(4 * rayon::current_num_threads().max(1))
-        .max(1);
+    let group = images_per_task(shape.batch);
     let per_image = shape.pooled_len();
     let partial: Vec<Vec<f32>> = x
         .par_chunks(group * shape.image_len())
@@ -211,7 +202,7 @@ pub fn backward(shape: &BlockShape, x: &[f32], bytes: &[u8], grad: &[f32]) -> (V
                 .zip(bytes.chunks(per_image))
             {
                 shape.pad(image, &mut padded);
-                image_backward_simd(shape, &padded, grad, bytes, &mut map, &mut sums);
+                image_backward(shape, &padded, grad, bytes, &mut map, &mut sums);
             }
             sums
         })
@@ -229,16 +220,7 @@ pub fn backward(shape: &BlockShape, x: &[f32], bytes: &[u8], grad: &[f32]) -> (V
     (reduced, bias)
 }
 
-widest_simd!(fn image_backward_simd => image_backward(
-    shape: &BlockShape,
-    padded: &[f32],
-    grad: &[f32],
-    bytes: &[u8],
-    map: &mut [f32],
-    sums: &mut [f32],
-));
-
-#[inline(always)]
+widest_simd! {
 fn image_backward(
     shape: &BlockShape,
     padded: &[f32],
@@ -292,6 +274,7 @@ fn image_backward(
             }
         }
     }
+}
 }
 
 /// `relu(max_pool_2x2(conv(x)))` for a block whose convolution is 3x3, padding 1, stride 1,

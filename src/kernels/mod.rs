@@ -6,23 +6,29 @@
 //! forward and backward in burn's autodiff graph; on every other backend (WGPU, inference on
 //! the CPU) it is burn's own layer.
 
-/// Defines `fn $name(args)` calling the `#[inline(always)]` function `$body(args)` compiled
-/// for the widest vector unit the CPU has (AVX-512, AVX2, or the target's baseline). The
-/// arithmetic is the same value by value on each (fused multiply-adds only where asked for,
-/// through [`multiply_add`]: Rust never fuses on its own), so the results are the same bits.
+/// Wraps a kernel's inner function so that it runs compiled for the widest vector unit the CPU
+/// has (AVX-512, AVX2, or the target's baseline), chosen at run time. The arithmetic is the
+/// same value by value on each (fused multiply-adds only where asked for, through
+/// [`multiply_add`]: Rust never fuses on its own), so the results are the same bits.
 macro_rules! widest_simd {
-    ($vis:vis fn $name:ident => $body:ident ($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)?) => {
+    (
+        $(#[$meta:meta])*
+        fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block
+    ) => {
+        $(#[$meta])*
         #[allow(clippy::too_many_arguments)]
-        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+        fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn body($($arg: $ty),*) $(-> $ret)? $body
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,fma")]
                 fn avx512($($arg: $ty),*) $(-> $ret)? {
-                    $body($($arg),*)
+                    body($($arg),*)
                 }
                 #[target_feature(enable = "avx2,fma")]
                 fn avx2($($arg: $ty),*) $(-> $ret)? {
-                    $body($($arg),*)
+                    body($($arg),*)
                 }
                 if std::arch::is_x86_feature_detected!("avx512f")
                     && std::arch::is_x86_feature_detected!("fma")
@@ -37,9 +43,17 @@ macro_rules! widest_simd {
                     return unsafe { avx2($($arg),*) };
                 }
             }
-            $body($($arg),*)
+            body($($arg),*)
         }
     };
+}
+
+/// Images handed to one task of a kernel that sums over a batch: four tasks per thread, so
+/// that the threads stay busy while each task still amortises its scratch buffers.
+fn images_per_task(batch: usize) -> usize {
+    batch
+        .div_ceil(4 * rayon::current_num_threads().max(1))
+        .max(1)
 }
 
 /// `a · b + c`: rounded once (a fused multiply-add, as the GEMM and the GPU's kernels compute

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use burn::backend::Flex;
+use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
@@ -43,14 +44,7 @@ pub fn batch_norm_training<B: Backend>(
         &values(&gamma.primitive),
         &values(&beta.primitive),
     );
-    let channels = dims[1];
-    let untracked = |v: Vec<f32>| -> Tensor<B, 1> {
-        same_type(Tensor::<CpuBackend, 1>::from_data(
-            TensorData::new(v, [channels]),
-            &Default::default(),
-        ))
-    };
-    let (mean, var) = (untracked(stats.mean.clone()), untracked(stats.var.clone()));
+    let (mean, var) = stats.detached();
     let output = flex_tensor(y, dims);
     let state = (
         x.primitive.clone(),
@@ -77,6 +71,18 @@ pub struct Statistics {
 }
 
 impl Statistics {
+    /// The batch mean and variance as untracked tensors of `B` (the CPU training backend), for
+    /// the running averages.
+    pub fn detached<B: Backend>(&self) -> (Tensor<B, 1>, Tensor<B, 1>) {
+        let tensor = |v: &[f32]| -> Tensor<B, 1> {
+            same_type(Tensor::<CpuBackend, 1>::from_data(
+                TensorData::new(v.to_vec(), [v.len()]),
+                &Default::default(),
+            ))
+        };
+        (tensor(&self.mean), tensor(&self.var))
+    }
+
     pub fn of([n, c, h, w]: [usize; 4], x: &[f32], epsilon: f64) -> Self {
         let plane = h * w;
         let count = (n * plane) as f64;
@@ -207,16 +213,29 @@ impl Backward<Flex, 3> for NormBackward {
             &values(&gamma),
             &values(&grad),
         );
-        let channels = self.dims[1];
-        let [x_node, gamma_node, beta_node] = &ops.parents;
-        if let Some(node) = x_node {
-            grads.register::<Flex>(node.id, flex_tensor(dx, self.dims));
-        }
-        if let Some(node) = gamma_node {
-            grads.register::<Flex>(node.id, flex_tensor(dgamma, [channels]));
-        }
-        if let Some(node) = beta_node {
-            grads.register::<Flex>(node.id, flex_tensor(dbeta, [channels]));
-        }
+        let nodes = ops
+            .parents
+            .each_ref()
+            .map(|p| p.as_ref().map(|node| node.id));
+        register_gradients(grads, nodes, self.dims, (dx, dgamma, dbeta));
+    }
+}
+
+/// Hands the gradients of the maps, γ and β to the nodes (maps, γ, β) that asked for them.
+pub(super) fn register_gradients(
+    grads: &mut Gradients,
+    [x_node, gamma_node, beta_node]: [Option<NodeId>; 3],
+    dims: [usize; 4],
+    (dx, dgamma, dbeta): (Vec<f32>, Vec<f32>, Vec<f32>),
+) {
+    let channels = dims[1];
+    if let Some(node) = x_node {
+        grads.register::<Flex>(node, flex_tensor(dx, dims));
+    }
+    if let Some(node) = gamma_node {
+        grads.register::<Flex>(node, flex_tensor(dgamma, [channels]));
+    }
+    if let Some(node) = beta_node {
+        grads.register::<Flex>(node, flex_tensor(dbeta, [channels]));
     }
 }

@@ -17,15 +17,14 @@ use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
+use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
 use super::conv_pool::{PASSED, relu_with_byte, relu_with_bytes};
-use super::norm::Statistics;
+use super::norm::{Statistics, register_gradients};
 use super::pool::windows_max;
-use super::{flex_tensor, from_cpu, on_cpu_training, same_type, to_cpu, values};
-use crate::backend::CpuBackend;
+use super::{flex_tensor, from_cpu, on_cpu_training, to_cpu, values};
 
 /// `relu(maxpool(bn(x)))` (or `relu(bn(x))` without `pool`) with the batch mean and (biased)
 /// variance of each channel, detached; or the maps back when `B` is not the CPU training
@@ -52,14 +51,7 @@ pub fn batch_norm_relu_training<B: Backend>(
         &values(&gamma.primitive),
         &values(&beta.primitive),
     );
-    let channels = dims[1];
-    let untracked = |v: Vec<f32>| -> Tensor<B, 1> {
-        same_type(Tensor::<CpuBackend, 1>::from_data(
-            TensorData::new(v, [channels]),
-            &Default::default(),
-        ))
-    };
-    let (mean, var) = (untracked(stats.mean.clone()), untracked(stats.var.clone()));
+    let (mean, var) = stats.detached();
     let output = flex_tensor(y, output_dims(dims, pool));
     let state = (
         x.primitive.clone(),
@@ -109,26 +101,14 @@ pub fn forward(
                 let ch = i % c;
                 let scale = gamma[ch] * stats.inv_std[ch];
                 let shift = beta[ch] - stats.mean[ch] * scale;
-                plane_forward_simd(pool, w, scale, shift, plane, out, bytes, cells);
+                plane_forward(pool, w, scale, shift, plane, out, bytes, cells);
             },
         );
     (y, bytes)
 }
 
-widest_simd!(fn plane_forward_simd => plane_forward(
-    pool: bool,
-    w: usize,
-    scale: f32,
-    shift: f32,
-    plane: &[f32],
-    out: &mut [f32],
-    bytes: &mut [u8],
-    cells: &mut [f32],
-));
-
+widest_simd! {
 /// One plane of the block: normalised (`x · scale + shift`), pooled, rectified.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn plane_forward(
     pool: bool,
     w: usize,
@@ -164,6 +144,7 @@ fn plane_forward(
     windows_max([&*first, &*second, &*third, &*fourth], out, bytes);
     relu_with_bytes(out, bytes);
 }
+}
 
 /// For each output value `k` of a plane: its gradient where the ReLU passed it (zero where it
 /// stopped it) into `passed[k]`, and `source[k]`, where in the `w`-wide input plane it came from
@@ -196,7 +177,10 @@ fn gather(
     }
 }
 
-widest_simd!(fn plane_sums_simd => plane_sums(
+widest_simd! {
+/// `Σ dy` and `Σ dy·x̂` over one plane, as eight interleaved partial sums in f64 added in a
+/// fixed order.
+fn plane_sums(
     pool: bool,
     w: usize,
     constants: [f32; 2],
@@ -204,20 +188,9 @@ widest_simd!(fn plane_sums_simd => plane_sums(
     grad: &[f32],
     bytes: &[u8],
     scratch: &mut (Vec<f32>, Vec<u32>),
-) -> (f64, f64));
-
-/// `Σ dy` and `Σ dy·x̂` over one plane, as eight interleaved partial sums in f64 added in a
-/// fixed order.
-#[inline(always)]
-fn plane_sums(
-    pool: bool,
-    w: usize,
-    [mean, inv_std]: [f32; 2],
-    xs: &[f32],
-    grad: &[f32],
-    bytes: &[u8],
-    (passed, source): &mut (Vec<f32>, Vec<u32>),
 ) -> (f64, f64) {
+    let [mean, inv_std] = constants;
+    let (passed, source) = scratch;
     passed.resize(grad.len(), 0.0);
     source.resize(grad.len(), 0);
     gather(pool, w, grad, bytes, passed, source);
@@ -241,6 +214,7 @@ fn plane_sums(
         add(lane, g, at);
     }
     (sum_g.iter().sum(), sum_gx.iter().sum())
+}
 }
 
 /// The gradients of the maps, γ and β, given the gradient of the block's output.
@@ -274,7 +248,7 @@ pub fn backward(
                 .zip(bs.chunks(out_image))
             {
                 for (ch, sum) in sums.iter_mut().enumerate() {
-                    let (a, s) = plane_sums_simd(
+                    let (a, s) = plane_sums(
                         pool,
                         w,
                         [stats.mean[ch], stats.inv_std[ch]],
@@ -315,7 +289,7 @@ pub fn backward(
                     (sums[ch].1 / count) as f32,
                     gamma[ch] * stats.inv_std[ch],
                 ];
-                plane_backward_simd(pool, w, coefficients, xs, g, b, out, scratch);
+                plane_backward(pool, w, coefficients, xs, g, b, out, scratch);
             },
         );
     // SAFETY: the planes cover all of dx, and plane_backward writes every value of its plane.
@@ -325,7 +299,10 @@ pub fn backward(
     (dx, dgamma, dbeta)
 }
 
-widest_simd!(fn plane_backward_simd => plane_backward(
+widest_simd! {
+/// One plane's `dx = γ/σ (dy − mean(dy) − x̂ mean(dy x̂))`; `coefficients` are μ, 1/σ,
+/// mean(dy), mean(dy x̂) and γ/σ of its channel.
+fn plane_backward(
     pool: bool,
     w: usize,
     coefficients: [f32; 5],
@@ -334,22 +311,9 @@ widest_simd!(fn plane_backward_simd => plane_backward(
     bytes: &[u8],
     out: &mut [MaybeUninit<f32>],
     scratch: &mut (Vec<f32>, Vec<u32>),
-));
-
-/// One plane's `dx = γ/σ (dy − mean(dy) − x̂ mean(dy x̂))`; `coefficients` are μ, 1/σ,
-/// mean(dy), mean(dy x̂) and γ/σ of its channel.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn plane_backward(
-    pool: bool,
-    w: usize,
-    [mean, inv_std, mean_g, mean_gx, scale]: [f32; 5],
-    xs: &[f32],
-    grad: &[f32],
-    bytes: &[u8],
-    out: &mut [MaybeUninit<f32>],
-    (passed, source): &mut (Vec<f32>, Vec<u32>),
 ) {
+    let [mean, inv_std, mean_g, mean_gx, scale] = coefficients;
+    let (passed, source) = scratch;
     assert_eq!(out.len(), xs.len());
     passed.resize(grad.len(), 0.0);
     source.resize(grad.len(), 0);
@@ -368,6 +332,7 @@ fn plane_backward(
     for (&g, &at) in passed.iter().zip(source.iter()) {
         out[at as usize].write(d(g, xs[at as usize]));
     }
+}
 }
 
 #[derive(Debug)]
@@ -393,16 +358,10 @@ impl Backward<Flex, 3> for NormReluBackward {
             &values(&gamma),
             &values(&grad),
         );
-        let channels = self.dims[1];
-        let [x_node, gamma_node, beta_node] = &ops.parents;
-        if let Some(node) = x_node {
-            grads.register::<Flex>(node.id, flex_tensor(dx, self.dims));
-        }
-        if let Some(node) = gamma_node {
-            grads.register::<Flex>(node.id, flex_tensor(dgamma, [channels]));
-        }
-        if let Some(node) = beta_node {
-            grads.register::<Flex>(node.id, flex_tensor(dbeta, [channels]));
-        }
+        let nodes = ops
+            .parents
+            .each_ref()
+            .map(|p| p.as_ref().map(|node| node.id));
+        register_gradients(grads, nodes, self.dims, (dx, dgamma, dbeta));
     }
 }
