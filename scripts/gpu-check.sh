@@ -82,16 +82,17 @@ if [[ $mode == pack ]]; then
     # Raw IDX under xz is smaller than the gzip the package ships.
     gzip -dc "$data/train-images-idx3-ubyte.gz" | xz -9 -T0 >"$pack/data/train-images-idx3-ubyte.xz"
     cp "$data/train-labels-idx1-ubyte.gz" "$pack/data/"
-    # The Vulkan loader, for a machine whose image has the GPU's driver but not the loader.
-    say "downloading the Vulkan loader (libvulkan1)..."
+    # The Vulkan loader, for a machine whose image has the GPU's driver but not the loader, and
+    # glvnd's dispatch libraries, which NVIDIA's Vulkan driver (libGLX_nvidia) links against.
+    say "downloading the Vulkan loader and glvnd (libvulkan1 libglvnd0 libglx0 libegl1)..."
     lists=$work/apt-lists
     mkdir -p "$lists/partial"
     apt_opts=(-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 "-oDir::State::Lists=$lists")
     if apt-get "${apt_opts[@]}" update >/dev/null 2>&1 &&
-        (cd "$pack/debs" && apt-get "${apt_opts[@]}" download libvulkan1 >/dev/null 2>&1); then
+        (cd "$pack/debs" && apt-get "${apt_opts[@]}" download libvulkan1 libglvnd0 libglx0 libegl1 >/dev/null 2>&1); then
         :
     else
-        say "could not download libvulkan1: the pack relies on the GPU machine's own loader"
+        say "could not download the loader: the pack relies on the GPU machine's own libraries"
     fi
     git describe --always --dirty >"$pack/commit" 2>/dev/null || true
     tracked=$(git ls-files -z | du -cb --files0-from=- | tail -n 1 | cut -f 1)
@@ -115,8 +116,14 @@ if [[ $mode == from ]]; then
     unxz_to "$pack/data/train-images-idx3-ubyte.xz" "$work/data/train-images-idx3-ubyte"
     cp "$pack/data/train-labels-idx1-ubyte.gz" assets/fashion-mnist/t10k-* "$work/data/"
     export CLAMP_DATA=$work/data
-    # The loader from the pack when the machine has none; its own libraries are not touched.
-    if ! ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1 '; then
+    # The pack's loader and glvnd when the machine lacks one of them (an NVIDIA container image
+    # often has the driver but neither): unpacked beside the run, the machine's own libraries
+    # are not touched.
+    missing=0
+    for lib in libvulkan.so.1 libGLdispatch.so.0 libGLX.so.0; do
+        ldconfig -p 2>/dev/null | grep -q "$lib " || missing=1
+    done
+    if ((missing)); then
         for deb in "$pack"/debs/*.deb; do
             [[ -f $deb ]] && dpkg -x "$deb" "$work/vulkan"
         done
@@ -136,8 +143,9 @@ fi
 
 [[ $mode == build ]] && build
 
-adapter=$("$bench" --adapter-only 2>/dev/null | sed -n 's/^adapter: //p')
+adapter=$("$bench" --adapter-only 2>"$work/adapter.log" | sed -n 's/^adapter: //p')
 if [[ -z $adapter || $adapter == none* ]]; then
+    say "the adapter probe said: $(grep -v -e '^$' "$work/adapter.log" | tail -n 3 | tr '\n' ' ')"
     say "no Vulkan adapter at all: install the GPU's Vulkan driver (NVIDIA: the driver's Vulkan"
     say "  ICD, Debian package nvidia-vulkan-icd, Ubuntu libnvidia-gl-VERSION; AMD and Intel:"
     say "  mesa-vulkan-drivers) and the loader (libvulkan1)"
