@@ -205,7 +205,7 @@ fn augment_into(
     let (channels, height, width) = (set.channels, set.height, set.width);
     let crop = sample_crop(height, width, cfg, rng);
     let flip = chance(rng, cfg.flip_prob);
-    resample_crop(image, channels, height, width, crop, flip, out);
+    resample_crop(image, (channels, height, width), crop, flip, out, scratch);
     if chance(rng, cfg.jitter_prob) {
         color_jitter(out, channels, cfg, rng);
     }
@@ -303,28 +303,33 @@ fn sample_positions(
 /// With the whole image and no flip every weight is 0, so the copy is exact.
 fn resample_crop(
     image: &[u8],
-    channels: usize,
-    height: usize,
-    width: usize,
+    (channels, height, width): (usize, usize, usize),
     crop: Crop,
     flip: bool,
     out: &mut [f32],
+    scratch: &mut [f32],
 ) {
     let columns = sample_positions(width, crop.width, crop.left, flip);
     let rows = sample_positions(height, crop.height, crop.top, false);
     let plane = height * width;
+    // Each source row the output reads, interpolated along x once (a crop is at most as tall as
+    // the image, so output rows share source rows); then each output row is a blend of two.
+    let first_row = crop.top;
+    let across = &mut scratch[..crop.height * width];
     for c in 0..channels {
         let src = &image[c * plane..(c + 1) * plane];
         let dst = &mut out[c * plane..(c + 1) * plane];
-        for (y, &(y0, y1, fy)) in rows.iter().enumerate() {
-            let (row0, row1) = (
-                &src[y0 * width..(y0 + 1) * width],
-                &src[y1 * width..(y1 + 1) * width],
-            );
-            for (x, &(x0, x1, fx)) in columns.iter().enumerate() {
-                let top = row0[x0] as f32 * (1.0 - fx) + row0[x1] as f32 * fx;
-                let bottom = row1[x0] as f32 * (1.0 - fx) + row1[x1] as f32 * fx;
-                dst[y * width + x] = (top * (1.0 - fy) + bottom * fy) / 255.0;
+        for (r, line) in across.chunks_exact_mut(width).enumerate() {
+            let row = &src[(first_row + r) * width..(first_row + r + 1) * width];
+            for (value, &(x0, x1, fx)) in line.iter_mut().zip(&columns) {
+                *value = row[x0] as f32 * (1.0 - fx) + row[x1] as f32 * fx;
+            }
+        }
+        for (line, &(y0, y1, fy)) in dst.chunks_exact_mut(width).zip(&rows) {
+            let top = &across[(y0 - first_row) * width..(y0 - first_row + 1) * width];
+            let bottom = &across[(y1 - first_row) * width..(y1 - first_row + 1) * width];
+            for ((value, &t), &b) in line.iter_mut().zip(top).zip(bottom) {
+                *value = (t * (1.0 - fy) + b * fy) / 255.0;
             }
         }
     }
@@ -413,20 +418,108 @@ fn blur3x3(
     let edge = (-1.0 / (2.0 * sigma * sigma)).exp();
     let (side, centre) = (edge / (1.0 + 2.0 * edge), 1.0 / (1.0 + 2.0 * edge));
     let plane = height * width;
+    let blend = |before: f32, at: f32, after: f32| side * (before + after) + centre * at;
     for c in 0..channels {
         let range = c * plane..(c + 1) * plane;
         let (src, tmp) = (&mut img[range.clone()], &mut scratch[range]);
-        for y in 0..height {
-            for x in 0..width {
-                let at = |dx: isize| src[y * width + reflect(x as isize + dx, width)];
-                tmp[y * width + x] = side * (at(-1) + at(1)) + centre * at(0);
+        // Along x: the two border pixels reflect, the interior reads its neighbours directly.
+        for (row, out) in src.chunks_exact(width).zip(tmp.chunks_exact_mut(width)) {
+            let at = |x: isize| row[reflect(x, width)];
+            out[0] = blend(at(-1), at(0), at(1));
+            if width > 1 {
+                let last = width as isize - 1;
+                out[width - 1] = blend(at(last - 1), at(last), at(last + 1));
+            }
+            for x in 1..width.saturating_sub(1) {
+                out[x] = blend(row[x - 1], row[x], row[x + 1]);
             }
         }
+        // Along y, a row at a time; the clamp only absorbs rounding: the weights sum to 1.
         for y in 0..height {
+            let line = |dy: isize| {
+                let r = reflect(y as isize + dy, height);
+                &tmp[r * width..(r + 1) * width]
+            };
+            let (above, here, below) = (line(-1), line(0), line(1));
+            let out = &mut src[y * width..(y + 1) * width];
             for x in 0..width {
-                let at = |dy: isize| tmp[reflect(y as isize + dy, height) * width + x];
-                // The clamp only absorbs rounding: the weights sum to 1.
-                src[y * width + x] = (side * (at(-1) + at(1)) + centre * at(0)).clamp(0.0, 1.0);
+                out[x] = blend(above[x], here[x], below[x]).clamp(0.0, 1.0);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The resampling written pixel by pixel, each output pixel from its four source pixels.
+    fn resample_pixelwise(image: &[u8], side: usize, crop: Crop, flip: bool) -> Vec<f32> {
+        let columns = sample_positions(side, crop.width, crop.left, flip);
+        let rows = sample_positions(side, crop.height, crop.top, false);
+        let mut out = vec![0.0; side * side];
+        for (y, &(y0, y1, fy)) in rows.iter().enumerate() {
+            for (x, &(x0, x1, fx)) in columns.iter().enumerate() {
+                let p = |r: usize, c: usize| image[r * side + c] as f32;
+                let top = p(y0, x0) * (1.0 - fx) + p(y0, x1) * fx;
+                let bottom = p(y1, x0) * (1.0 - fx) + p(y1, x1) * fx;
+                out[y * side + x] = (top * (1.0 - fy) + bottom * fy) / 255.0;
+            }
+        }
+        out
+    }
+
+    /// The blur written pixel by pixel, every neighbour through `reflect`.
+    fn blur_pixelwise(img: &[f32], side: usize, sigma: f32) -> Vec<f32> {
+        let edge = (-1.0 / (2.0 * sigma * sigma)).exp();
+        let (w_side, w_centre) = (edge / (1.0 + 2.0 * edge), 1.0 / (1.0 + 2.0 * edge));
+        let at = |v: &[f32], y: isize, x: isize| v[reflect(y, side) * side + reflect(x, side)];
+        let mut across = vec![0.0; side * side];
+        for y in 0..side as isize {
+            for x in 0..side as isize {
+                across[y as usize * side + x as usize] =
+                    w_side * (at(img, y, x - 1) + at(img, y, x + 1)) + w_centre * at(img, y, x);
+            }
+        }
+        let mut out = vec![0.0; side * side];
+        for y in 0..side as isize {
+            for x in 0..side as isize {
+                out[y as usize * side + x as usize] = (w_side
+                    * (at(&across, y - 1, x) + at(&across, y + 1, x))
+                    + w_centre * at(&across, y, x))
+                .clamp(0.0, 1.0);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn row_wise_resampling_and_blur_give_the_pixelwise_bits() {
+        let mut rng = seeded_rng(7);
+        for side in [1usize, 2, 3, 5, 28] {
+            let image: Vec<u8> = (0..side * side).map(|_| rng.random()).collect();
+            let cfg = AugmentConfig::default();
+            for trial in 0..50 {
+                let crop = sample_crop(side, side, &cfg, &mut rng);
+                let flip = trial % 2 == 1;
+                let mut out = vec![0.0; side * side];
+                let mut scratch = vec![0.0; side * side];
+                resample_crop(&image, (1, side, side), crop, flip, &mut out, &mut scratch);
+                let expected = resample_pixelwise(&image, side, crop, flip);
+                let same = out
+                    .iter()
+                    .zip(&expected)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "side {side}, {crop:?}, flip {flip}");
+
+                let sigma = uniform(&mut rng, BLUR_SIGMA_RANGE);
+                let expected = blur_pixelwise(&out, side, sigma);
+                blur3x3(&mut out, &mut scratch, 1, side, side, sigma);
+                let same = out
+                    .iter()
+                    .zip(&expected)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "side {side}, sigma {sigma}");
             }
         }
     }

@@ -330,6 +330,9 @@ impl<'a, P: crate::pace::Pace> Yields<'a, P> {
     }
 }
 
+/// An epoch's order of the training images, keyed by (image count, the epoch's seed).
+type EpochOrder = ((usize, u64), Arc<Vec<usize>>);
+
 /// Model, optimizer, data and the live hyperparameters.
 pub struct Trainer<B: AutodiffBackend> {
     pub config: TrainConfig,
@@ -344,6 +347,9 @@ pub struct Trainer<B: AutodiffBackend> {
     weight_decay: f64,
     fault: Option<Fault>,
     non_finite_in_a_row: usize,
+    /// The epoch's order of the training images: a step reads its slice instead of shuffling
+    /// all of them again.
+    epoch_order: std::sync::Mutex<Option<EpochOrder>>,
 }
 
 impl<B: AutodiffBackend> Trainer<B> {
@@ -367,6 +373,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             step: 0,
             fault: None,
             non_finite_in_a_row: 0,
+            epoch_order: Default::default(),
         }
     }
 
@@ -406,7 +413,18 @@ impl<B: AutodiffBackend> Trainer<B> {
         let n = self.data.train.len;
         let batch = self.batch_size();
         let per_epoch = (n / batch).max(1);
-        let order = permutation(n, mix_seed(self.config.seed, (step / per_epoch) as u64));
+        let key = (n, mix_seed(self.config.seed, (step / per_epoch) as u64));
+        let order = {
+            let mut cached = self.epoch_order.lock().unwrap_or_else(|e| e.into_inner());
+            match cached.as_ref() {
+                Some((k, order)) if *k == key => Arc::clone(order),
+                _ => {
+                    let order = Arc::new(permutation(key.0, key.1));
+                    *cached = Some((key, Arc::clone(&order)));
+                    order
+                }
+            }
+        };
         let start = (step % per_epoch) * batch;
         order[start..start + batch].to_vec()
     }
@@ -420,11 +438,13 @@ impl<B: AutodiffBackend> Trainer<B> {
     ) -> Tensor<K, 4> {
         let set = &self.data.train;
         let (c, h, w) = (set.channels, set.height, set.width);
-        let plane = h * w;
         let mut pixels = pixels;
-        for (k, value) in pixels.iter_mut().enumerate() {
-            let channel = (k / plane) % c;
-            *value = (*value - self.data.channel_mean[channel]) / self.data.channel_std[channel];
+        // A plane at a time: one channel's statistics for each, no index arithmetic per pixel.
+        for (k, plane) in pixels.chunks_exact_mut((h * w).max(1)).enumerate() {
+            let (mean, std) = (self.data.channel_mean[k % c], self.data.channel_std[k % c]);
+            plane
+                .iter_mut()
+                .for_each(|value| *value = (*value - mean) / std);
         }
         Tensor::from_data(TensorData::new(pixels, [count, c, h, w]), device)
     }
