@@ -16,8 +16,6 @@
 //! [`conv2d`] takes this path on the CPU training backend and burn's own convolution everywhere
 //! else; dilation, groups other than 1 and one-sided padding also keep burn's.
 
-use std::mem::MaybeUninit;
-
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
@@ -66,18 +64,31 @@ impl ConvShape {
         self.out_height() * self.out_width()
     }
 
+    /// The column matrix's row stride: the output pixels rounded up to a whole number of
+    /// 16-lane vectors. gemm then reads the matrix where it lies (a row count that is not a
+    /// multiple of 16 makes it copy the whole matrix into a packed buffer first, on every
+    /// call); the cells past the pixels are zero and only ever reach discarded outputs.
+    fn col_stride(&self) -> usize {
+        self.pixels_out().next_multiple_of(16)
+    }
+
+    /// Cells of one column matrix, padding included.
+    fn col_len(&self) -> usize {
+        self.patch() * self.col_stride()
+    }
+
     fn image_len(&self) -> usize {
         self.channels * self.height * self.width
     }
 
-    /// Lays out one image's patches as the `[C kh kw, OH OW]` column matrix (zeros where a
-    /// patch reaches into the padding).
+    /// Lays out one image's patches as the `[C kh kw, OH OW]` column matrix, rows
+    /// [`col_stride`](Self::col_stride) apart (zeros where a patch reaches into the padding;
+    /// the cells past each row's pixels are left as they are).
     fn im2col(&self, image: &[f32], col: &mut [f32]) {
         if self.keeps_size() {
             let plane = self.height * self.width;
-            return self.for_each_shifted_plane(col, |row, c, shift, edges| {
-                copy_shifted(row, &image[c * plane..][..plane], shift);
-                zero_columns(row, self.width, edges);
+            return self.for_each_shifted_plane(col, |row, c, shift, inside| {
+                copy_shifted(row, &image[c * plane..][..plane], shift, inside);
             });
         }
         let sx = self.stride[1];
@@ -98,15 +109,12 @@ impl ConvShape {
     }
 
     /// Adds a column matrix back onto the image it was laid out from (im2col's adjoint); the
-    /// column matrix is used as scratch.
+    /// column matrix may be used as scratch.
     fn col2im(&self, col: &mut [f32], image: &mut [f32]) {
         if self.keeps_size() {
             let plane = self.height * self.width;
-            return self.for_each_shifted_plane(col, |row, c, shift, edges| {
-                // Cells that read padding wrap onto the neighbouring row in the flat shift:
-                // zeroed first, they add nothing there.
-                zero_columns(row, self.width, edges);
-                add_shifted(&mut image[c * plane..][..plane], row, shift);
+            return self.for_each_shifted_plane(col, |row, c, shift, inside| {
+                add_shifted(&mut image[c * plane..][..plane], row, shift, inside);
             });
         }
         let sx = self.stride[1];
@@ -127,23 +135,36 @@ impl ConvShape {
 
     /// For [`keeps_size`](Self::keeps_size) shapes: visits each row of the column matrix (one
     /// channel and kernel offset) with its channel, the flat shift `(ky − py) W + (kx − px)` at
-    /// which it reads the channel's plane, and the columns `(ox − left, right − ox)` whose
-    /// reads fall outside the plane's rows.
+    /// which it reads the channel's plane, and for each output pixel whether that read stays in
+    /// the pixel's row (where it does not, the flat shift wraps onto the neighbouring row while
+    /// the patch reads padding).
     fn for_each_shifted_plane(
         &self,
         col: &mut [f32],
-        mut visit: impl FnMut(&mut [f32], usize, isize, (usize, usize)),
+        mut visit: impl FnMut(&mut [f32], usize, isize, &[bool]),
     ) {
         let [kh, kw] = self.kernel;
         let [py, px] = self.padding;
         let plane = self.height * self.width;
-        for (r, row) in col.chunks_mut(plane).enumerate() {
-            let (c, ky, kx) = (r / (kh * kw), r / kw % kh, r % kw);
-            let dx = kx as isize - px as isize;
-            let shift = (ky as isize - py as isize) * self.width as isize + dx;
-            // Columns ox with ox + dx outside 0..width: the first -dx, or the last dx.
-            let edges = (dx.min(0).unsigned_abs(), dx.max(0) as usize);
-            visit(row, c, shift, edges);
+        let inside: Vec<Vec<bool>> = (0..kw)
+            .map(|kx| {
+                let dx = kx as isize - px as isize;
+                let row: Vec<bool> = (0..self.width as isize)
+                    .map(|ox| (0..self.width as isize).contains(&(ox + dx)))
+                    .collect();
+                row.repeat(self.height)
+            })
+            .collect();
+        let mut rows = col.chunks_mut(self.col_stride());
+        for c in 0..self.channels {
+            for ky in 0..kh {
+                for (kx, inside) in inside.iter().enumerate() {
+                    let Some(row) = rows.next() else { return };
+                    let dx = kx as isize - px as isize;
+                    let shift = (ky as isize - py as isize) * self.width as isize + dx;
+                    visit(&mut row[..plane], c, shift, inside);
+                }
+            }
         }
     }
 
@@ -170,7 +191,7 @@ impl ConvShape {
                             .filter(|&iy| iy < self.height && lo < hi);
                         let (lo, hi) = if iy.is_some() { (lo, hi) } else { (0, 0) };
                         visit(PatchRow {
-                            col_start: (matrix_row * out_h + oy) * out_w,
+                            col_start: matrix_row * self.col_stride() + oy * out_w,
                             lo,
                             hi,
                             first_input: iy
@@ -195,22 +216,39 @@ struct PatchRow {
     first_input: Option<usize>,
 }
 
-/// `row[i] = plane[i + shift]` where that is inside the plane, 0 elsewhere.
-fn copy_shifted(row: &mut [f32], plane: &[f32], shift: isize) {
+widest_simd! {
+/// `row[i] = plane[i + shift]` where that is inside the plane and `inside[i]`, 0 elsewhere.
+/// One pass of selects (a copy, then the edge columns zeroed, took two, the copy a library
+/// call per row).
+fn copy_shifted(row: &mut [f32], plane: &[f32], shift: isize, inside: &[bool]) {
     let (lo, hi) = shifted_range(row.len(), shift);
     row[..lo].fill(0.0);
     row[hi..].fill(0.0);
     let from = (lo as isize + shift) as usize;
-    row[lo..hi].copy_from_slice(&plane[from..from + (hi - lo)]);
+    for ((r, &v), &keep) in row[lo..hi]
+        .iter_mut()
+        .zip(&plane[from..from + (hi - lo)])
+        .zip(&inside[lo..hi])
+    {
+        *r = if keep { v } else { 0.0 };
+    }
+}
 }
 
-/// `plane[i + shift] += row[i]` where that is inside the plane.
-fn add_shifted(plane: &mut [f32], row: &[f32], shift: isize) {
+widest_simd! {
+/// `plane[i + shift] += row[i]` where that is inside the plane, `row[i]` counted as 0 where
+/// `inside[i]` is not set.
+fn add_shifted(plane: &mut [f32], row: &[f32], shift: isize, inside: &[bool]) {
     let (lo, hi) = shifted_range(row.len(), shift);
     let from = (lo as isize + shift) as usize;
-    for (p, r) in plane[from..from + (hi - lo)].iter_mut().zip(&row[lo..hi]) {
-        *p += r;
+    for ((p, &r), &keep) in plane[from..from + (hi - lo)]
+        .iter_mut()
+        .zip(&row[lo..hi])
+        .zip(&inside[lo..hi])
+    {
+        *p += if keep { r } else { 0.0 };
     }
+}
 }
 
 /// The indices `lo..hi` of a plane of `len` cells whose `i + shift` is in the plane too.
@@ -218,29 +256,6 @@ fn shifted_range(len: usize, shift: isize) -> (usize, usize) {
     let lo = (-shift).clamp(0, len as isize) as usize;
     let hi = (len as isize - shift).clamp(lo as isize, len as isize) as usize;
     (lo, hi)
-}
-
-/// Zeroes the first `left` and the last `right` cells of every row of `width` cells.
-fn zero_columns(plane: &mut [f32], width: usize, (left, right): (usize, usize)) {
-    if left == 0 && right == 0 {
-        return;
-    }
-    let (left, right) = (left.min(width), right.min(width));
-    // A 3x3 kernel's edge is one cell a row: set directly, as a fill call per row costs more
-    // than the cell.
-    for row in plane.chunks_mut(width) {
-        match left {
-            0 => {}
-            1 => row[0] = 0.0,
-            _ => row[..left].fill(0.0),
-        }
-        let last = row.len();
-        match right {
-            0 => {}
-            1 => row[last - 1] = 0.0,
-            _ => row[last.saturating_sub(right)..].fill(0.0),
-        }
-    }
 }
 
 /// `dst (m x n) = [dst +] lhs (m x k) · rhs (k x n)`, each given by its row and column strides.
@@ -281,39 +296,6 @@ fn extent((rows, cols): (usize, usize), (rs, cs): (usize, usize)) -> usize {
         0
     } else {
         (rows - 1) * rs + (cols - 1) * cs + 1
-    }
-}
-
-/// `dst (m x n, row-major) = lhs · rhs` into storage not yet written, returned as written: gemm
-/// with `read_dst` off writes every element and reads none, so nothing is zeroed first.
-fn matmul_into<'a>(
-    (m, n, k): (usize, usize, usize),
-    dst: &'a mut [MaybeUninit<f32>],
-    lhs: &[f32],
-    lhs_strides: (usize, usize),
-    rhs: &[f32],
-    rhs_strides: (usize, usize),
-) -> &'a mut [f32] {
-    assert_eq!(dst.len(), m * n);
-    assert!(lhs.len() >= extent((m, k), lhs_strides));
-    assert!(rhs.len() >= extent((k, n), rhs_strides));
-    let dst = dst.as_mut_ptr().cast::<f32>();
-    // SAFETY: dst holds m x n f32 slots (checked above), lhs and rhs every element their
-    // strides address, and dst aliases neither (a &mut beside two &). With read_dst false gemm
-    // writes each of the m x n elements (zeros when k = 0) and reads none, so all are
-    // initialised when the slice is made.
-    unsafe {
-        gemm_f32(
-            (m, n, k),
-            dst,
-            (n, 1),
-            false,
-            lhs,
-            lhs_strides,
-            rhs,
-            rhs_strides,
-        );
-        std::slice::from_raw_parts_mut(dst, m * n)
     }
 }
 
@@ -362,30 +344,67 @@ unsafe fn gemm_f32(
 
 /// `Y = conv(X, W) + b`, `[N, O, OH, OW]`.
 pub fn forward(shape: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
-    let (o, k, p) = (shape.filters, shape.patch(), shape.pixels_out());
+    let (o, k, p, stride) = (
+        shape.filters,
+        shape.patch(),
+        shape.pixels_out(),
+        shape.col_stride(),
+    );
     let len = shape.batch * o * p;
-    // Every output is written by the GEMM below: the storage is not zeroed first.
+    // gemm copies the column matrix into a packed buffer before a product with more than 48
+    // filters (its AVX-512 kernel's threshold); 49 to 96 filters go as two products that read
+    // the matrix where it lies, with the same sums.
+    let filters_per_product = if (49..=96).contains(&o) {
+        o.div_ceil(2)
+    } else {
+        o.max(1)
+    };
+    // Every output is written below: the storage is not zeroed first.
     let mut out = Vec::with_capacity(len);
     let group = images_per_task(shape.batch);
     out.spare_capacity_mut()[..len]
         .par_chunks_mut(group * o * p)
         .zip(x.par_chunks(group * shape.image_len()))
         .for_each(|(outputs, images)| {
-            let mut col = vec![0.0f32; k * p];
+            // Zeroed once: the cells past each row's pixels are never written.
+            let mut col = vec![0.0f32; shape.col_len()];
+            let mut product = vec![0.0f32; o * stride];
             for (y, image) in outputs
                 .chunks_mut(o * p)
                 .zip(images.chunks(shape.image_len()))
             {
                 shape.im2col(image, &mut col);
-                let y = matmul_into((o, p, k), y, weight, (k, 1), &col, (p, 1));
-                if let Some(bias) = bias {
-                    for (row, b) in y.chunks_mut(p).zip(bias) {
-                        row.iter_mut().for_each(|v| *v += b);
+                // W · col over whole rows of the column matrix, then each row's pixels kept,
+                // with the bias added on the way.
+                for (product, weights) in product
+                    .chunks_mut(filters_per_product * stride)
+                    .zip(weight.chunks(filters_per_product * k))
+                {
+                    matmul(
+                        (weights.len() / k, stride, k),
+                        product,
+                        (stride, 1),
+                        false,
+                        weights,
+                        (k, 1),
+                        &col,
+                        (stride, 1),
+                    );
+                }
+                for (f, (y, row)) in y.chunks_mut(p).zip(product.chunks(stride)).enumerate() {
+                    let row = &row[..p];
+                    match bias {
+                        Some(bias) => y.iter_mut().zip(row).for_each(|(y, v)| {
+                            y.write(v + bias[f]);
+                        }),
+                        None => y.iter_mut().zip(row).for_each(|(y, v)| {
+                            y.write(*v);
+                        }),
                     }
                 }
             }
         });
-    // SAFETY: the chunks cover all `len` slots and the GEMM wrote each of them.
+    // SAFETY: the chunks cover all `len` slots and each was written above.
     unsafe { out.set_len(len) };
     out
 }
@@ -410,22 +429,42 @@ pub fn backward(
     want_x: bool,
     want_bias: bool,
 ) -> ConvGradients {
-    let (o, k, p) = (shape.filters, shape.patch(), shape.pixels_out());
+    let (o, k, p, stride) = (
+        shape.filters,
+        shape.patch(),
+        shape.pixels_out(),
+        shape.col_stride(),
+    );
     let group = images_per_task(shape.batch);
+    // Wᵀ laid out once, `[C kh kw, O]`: the input gradient's product then reads it as it lies,
+    // where from `W` gemm would copy it into a packed buffer for every image.
+    let weight_t: Vec<f32> = (0..k * o).map(|i| weight[i % o * k + i / o]).collect();
     // One pass over the images: each task lays out an image's columns, adds its share of the
     // weight gradient, then reuses the buffer for the input gradient's columns.
     let task = |grads: &[f32], images: &[f32], mut dx: Option<&mut [f32]>| {
-        // The weight gradient's share, then the bias gradient's.
-        let mut sum = vec![0.0f32; o * k + o];
-        let mut col = vec![0.0f32; k * p];
+        // The weight gradient's share, stored transposed (`[C kh kw, O]`: gemm then reads the
+        // column matrix where it lies instead of copying it transposed), then the bias
+        // gradient's.
+        let mut sum = vec![0.0f32; k * o + o];
+        // Zeroed once: the cells past each row's pixels are never written.
+        let mut col = vec![0.0f32; shape.col_len()];
         for (i, (g, image)) in grads
             .chunks(o * p)
             .zip(images.chunks(shape.image_len()))
             .enumerate()
         {
             shape.im2col(image, &mut col);
-            // dW (o x k) += dY (o x p) · colᵀ (p x k)
-            matmul((o, k, p), &mut sum, (k, 1), true, g, (p, 1), &col, (1, p));
+            // dW (o x k, column-major) += dY (o x p) · colᵀ (p x k)
+            matmul(
+                (o, k, p),
+                &mut sum,
+                (1, o),
+                true,
+                g,
+                (p, 1),
+                &col,
+                (1, stride),
+            );
             if want_bias {
                 for (b, row) in sum[o * k..].iter_mut().zip(g.chunks(p)) {
                     *b += row.iter().sum::<f32>();
@@ -436,10 +475,10 @@ pub fn backward(
                 matmul(
                     (k, p, o),
                     &mut col,
-                    (p, 1),
+                    (stride, 1),
                     false,
-                    weight,
-                    (1, k),
+                    &weight_t,
+                    (o, 1),
                     g,
                     (p, 1),
                 );
@@ -467,14 +506,16 @@ pub fn backward(
     };
     // Summed in the tasks' order, not as they finish: the same bits on every run (resumed runs
     // are compared bit for bit).
-    let mut weight_grad = partial_sums
+    let mut transposed = partial_sums
         .into_iter()
         .reduce(|mut a, b| {
             a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
             a
         })
-        .unwrap_or_else(|| vec![0.0f32; o * k + o]);
-    let bias_grad = weight_grad.split_off(o * k);
+        .unwrap_or_else(|| vec![0.0f32; k * o + o]);
+    let bias_grad = transposed.split_off(k * o);
+    // `[O, C kh kw]`, the weight's layout.
+    let weight_grad = (0..o * k).map(|i| transposed[i % k * o + i / k]).collect();
     ConvGradients {
         x: x_grad,
         weight: weight_grad,

@@ -156,7 +156,8 @@ fn image_forward(
             let mut winner = [0u8; LANES / 2];
             windows_max(cells.each_ref().map(|c| &c[..]), &mut max, &mut winner);
             let at = (o * ph + py) * pw;
-            relu_with_bytes(&mut max[..pw], &mut winner[..pw]);
+            // All lanes, a fixed count the compiler vectorises; only the first `pw` are kept.
+            relu_with_bytes(&mut max, &mut winner);
             out[at..at + pw].copy_from_slice(&max[..pw]);
             bytes[at..at + pw].copy_from_slice(&winner[..pw]);
         }
@@ -235,42 +236,70 @@ fn image_backward(
     for o in 0..shape.filters {
         // The gradient of this filter's full-resolution map: each window's gradient at its
         // winning cell, zero where the ReLU stopped it.
-        map.fill(0.0);
+        // Built a row pair at a time from the windows' values and cells, every lane written
+        // (selects over whole rows, which vectorise, instead of clearing the map and scattering
+        // one window at a time).
         for py in 0..ph {
-            for px in 0..pw {
-                let at = (o * ph + py) * pw + px;
-                let byte = bytes[at];
-                let cell = (byte & 3) as usize;
-                // A select, not a branch: half the windows pass, at random.
-                map[(2 * py + cell / 2) * LANES + 2 * px + cell % 2] =
-                    if byte & PASSED != 0 { grad[at] } else { 0.0 };
+            let at = (o * ph + py) * pw;
+            let mut value = [0.0f32; LANES / 2];
+            let mut byte = [0u8; LANES / 2];
+            value[..pw].copy_from_slice(&grad[at..at + pw]);
+            byte[..pw].copy_from_slice(&bytes[at..at + pw]);
+            let mut cell = [0u32; LANES / 2];
+            for q in 0..LANES / 2 {
+                value[q] = if byte[q] & PASSED != 0 { value[q] } else { 0.0 };
+                cell[q] = (byte[q] & 3) as u32;
+            }
+            let (top, bottom) = map[2 * py * LANES..][..2 * LANES].split_at_mut(LANES);
+            // The four cells of every window as four half-rows, then interleaved.
+            let mut cells = [[0.0f32; LANES / 2]; 4];
+            for (k, half) in cells.iter_mut().enumerate() {
+                for q in 0..LANES / 2 {
+                    half[q] = if cell[q] == k as u32 { value[q] } else { 0.0 };
+                }
+            }
+            for q in 0..LANES / 2 {
+                top[2 * q] = cells[0][q];
+                top[2 * q + 1] = cells[1][q];
+                bottom[2 * q] = cells[2][q];
+                bottom[2 * q + 1] = cells[3][q];
             }
         }
-        let bias_lanes: &mut [f32; LANES] = (&mut sums[(shape.filters * taps + o) * LANES..]
-            [..LANES])
-            .try_into()
-            .unwrap();
+        // Summed in registers over the rows (in memory, each row's sum waited on the store
+        // of the one before).
+        let bias_slot = (shape.filters * taps + o) * LANES;
+        let mut bias_lanes: [f32; LANES] = sums[bias_slot..][..LANES].try_into().unwrap();
         for y in 0..rows {
             let g: &[f32; LANES] = map[y * LANES..][..LANES].try_into().unwrap();
             for l in 0..LANES {
                 bias_lanes[l] += g[l];
             }
         }
+        sums[bias_slot..][..LANES].copy_from_slice(&bias_lanes);
+        // A channel's nine taps at once, their lane sums held in registers over the rows:
+        // nine independent chains of fused multiply-adds instead of one tap's chain at a time
+        // (each sum still runs over the rows in order, so the bits are the same).
         for c in 0..shape.channels {
-            for ky in 0..3 {
-                for kx in 0..3 {
-                    let slot = (o * taps + (c * 3 + ky) * 3 + kx) * LANES;
-                    let mut acc: [f32; LANES] = sums[slot..][..LANES].try_into().unwrap();
-                    for y in 0..rows {
-                        let g: &[f32; LANES] = map[y * LANES..][..LANES].try_into().unwrap();
+            let slot = (o * taps + c * 9) * LANES;
+            let mut acc = [[0.0f32; LANES]; 9];
+            for (tap, acc) in acc.iter_mut().enumerate() {
+                *acc = sums[slot + tap * LANES..][..LANES].try_into().unwrap();
+            }
+            for y in 0..rows {
+                let g: &[f32; LANES] = map[y * LANES..][..LANES].try_into().unwrap();
+                for ky in 0..3 {
+                    for kx in 0..3 {
                         let at = c * shape.padded_plane() + (y + ky) * ROW + kx;
                         let input: &[f32; LANES] = padded[at..][..LANES].try_into().unwrap();
+                        let acc = &mut acc[ky * 3 + kx];
                         for l in 0..LANES {
                             acc[l] = multiply_add(g[l], input[l], acc[l]);
                         }
                     }
-                    sums[slot..][..LANES].copy_from_slice(&acc);
                 }
+            }
+            for (tap, acc) in acc.iter().enumerate() {
+                sums[slot + tap * LANES..][..LANES].copy_from_slice(acc);
             }
         }
     }
