@@ -84,10 +84,10 @@ impl ConvShape {
     /// Lays out one image's patches as the `[C kh kw, OH OW]` column matrix, rows
     /// [`col_stride`](Self::col_stride) apart (zeros where a patch reaches into the padding;
     /// the cells past each row's pixels are left as they are).
-    fn im2col(&self, image: &[f32], col: &mut [f32]) {
+    fn im2col(&self, image: &[f32], col: &mut [f32], masks: &PaddingMasks) {
         if self.keeps_size() {
             let plane = self.height * self.width;
-            return self.for_each_shifted_plane(col, |row, c, shift, inside| {
+            return self.for_each_shifted_plane(col, masks, |row, c, shift, inside| {
                 copy_shifted(row, &image[c * plane..][..plane], shift, inside);
             });
         }
@@ -110,10 +110,10 @@ impl ConvShape {
 
     /// Adds a column matrix back onto the image it was laid out from (im2col's adjoint); the
     /// column matrix may be used as scratch.
-    fn col2im(&self, col: &mut [f32], image: &mut [f32]) {
+    fn col2im(&self, col: &mut [f32], image: &mut [f32], masks: &PaddingMasks) {
         if self.keeps_size() {
             let plane = self.height * self.width;
-            return self.for_each_shifted_plane(col, |row, c, shift, inside| {
+            return self.for_each_shifted_plane(col, masks, |row, c, shift, inside| {
                 add_shifted(&mut image[c * plane..][..plane], row, shift, inside);
             });
         }
@@ -133,32 +133,44 @@ impl ConvShape {
         self.stride == [1, 1] && self.out_height() == self.height && self.out_width() == self.width
     }
 
-    /// For [`keeps_size`](Self::keeps_size) shapes: visits each row of the column matrix (one
-    /// channel and kernel offset) with its channel, the flat shift `(ky − py) W + (kx − px)` at
-    /// which it reads the channel's plane, and for each output pixel whether that read stays in
-    /// the pixel's row (where it does not, the flat shift wraps onto the neighbouring row while
-    /// the patch reads padding).
-    fn for_each_shifted_plane(
-        &self,
-        col: &mut [f32],
-        mut visit: impl FnMut(&mut [f32], usize, isize, &[bool]),
-    ) {
-        let [kh, kw] = self.kernel;
-        let [py, px] = self.padding;
-        let plane = self.height * self.width;
-        let inside: Vec<Vec<bool>> = (0..kw)
+    /// For [`keeps_size`](Self::keeps_size) shapes, one mask per kernel column `kx`: whether
+    /// each output pixel's read `ox + kx − px` stays in the pixel's row (where it does not, the
+    /// flat shift of [`for_each_shifted_plane`](Self::for_each_shifted_plane) wraps onto the
+    /// neighbouring row while the patch reads padding). Empty for other shapes. Made once per
+    /// pass over the batch, not per image.
+    fn padding_masks(&self) -> PaddingMasks {
+        if !self.keeps_size() {
+            return Vec::new();
+        }
+        let width = self.width as isize;
+        (0..self.kernel[1])
             .map(|kx| {
-                let dx = kx as isize - px as isize;
-                let row: Vec<bool> = (0..self.width as isize)
-                    .map(|ox| (0..self.width as isize).contains(&(ox + dx)))
+                let dx = kx as isize - self.padding[1] as isize;
+                let row: Vec<bool> = (0..width)
+                    .map(|ox| (0..width).contains(&(ox + dx)))
                     .collect();
                 row.repeat(self.height)
             })
-            .collect();
+            .collect()
+    }
+
+    /// For [`keeps_size`](Self::keeps_size) shapes: visits each row of the column matrix (one
+    /// channel and kernel offset) with its channel, the flat shift `(ky − py) W + (kx − px)` at
+    /// which it reads the channel's plane, and its kernel column's mask of
+    /// [`padding_masks`](Self::padding_masks).
+    fn for_each_shifted_plane(
+        &self,
+        col: &mut [f32],
+        masks: &PaddingMasks,
+        mut visit: impl FnMut(&mut [f32], usize, isize, &[bool]),
+    ) {
+        let [kh, _] = self.kernel;
+        let [py, px] = self.padding;
+        let plane = self.height * self.width;
         let mut rows = col.chunks_mut(self.col_stride());
         for c in 0..self.channels {
             for ky in 0..kh {
-                for (kx, inside) in inside.iter().enumerate() {
+                for (kx, inside) in masks.iter().enumerate() {
                     let Some(row) = rows.next() else { return };
                     let dx = kx as isize - px as isize;
                     let shift = (ky as isize - py as isize) * self.width as isize + dx;
@@ -203,6 +215,9 @@ impl ConvShape {
         }
     }
 }
+
+/// Per kernel column, per output pixel: whether the pixel's read stays inside its row.
+type PaddingMasks = Vec<Vec<bool>>;
 
 /// One output row of one row of the column matrix, and where it reads in the image.
 struct PatchRow {
@@ -351,6 +366,7 @@ pub fn forward(shape: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]
         shape.col_stride(),
     );
     let len = shape.batch * o * p;
+    let masks = shape.padding_masks();
     // gemm copies the column matrix into a packed buffer before a product with more than 48
     // filters (its AVX-512 kernel's threshold); 49 to 96 filters go as two products that read
     // the matrix where it lies, with the same sums.
@@ -373,7 +389,7 @@ pub fn forward(shape: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]
                 .chunks_mut(o * p)
                 .zip(images.chunks(shape.image_len()))
             {
-                shape.im2col(image, &mut col);
+                shape.im2col(image, &mut col, &masks);
                 // W · col over whole rows of the column matrix, then each row's pixels kept,
                 // with the bias added on the way.
                 for (product, weights) in product
@@ -436,6 +452,7 @@ pub fn backward(
         shape.col_stride(),
     );
     let group = images_per_task(shape.batch);
+    let masks = shape.padding_masks();
     // Wᵀ laid out once, `[C kh kw, O]`: the input gradient's product then reads it as it lies,
     // where from `W` gemm would copy it into a packed buffer for every image.
     let weight_t: Vec<f32> = (0..k * o).map(|i| weight[i % o * k + i / o]).collect();
@@ -453,7 +470,7 @@ pub fn backward(
             .zip(images.chunks(shape.image_len()))
             .enumerate()
         {
-            shape.im2col(image, &mut col);
+            shape.im2col(image, &mut col, &masks);
             // dW (o x k, column-major) += dY (o x p) · colᵀ (p x k)
             matmul(
                 (o, k, p),
@@ -485,6 +502,7 @@ pub fn backward(
                 shape.col2im(
                     &mut col,
                     &mut dx[i * shape.image_len()..][..shape.image_len()],
+                    &masks,
                 );
             }
         }
