@@ -1,7 +1,9 @@
 //! Where training runs: burn's WGPU backend or its pure-Rust CPU backend (`flex`), chosen at
-//! start-up. `auto` takes WGPU on a hardware GPU and the CPU backend when the only adapter is a
-//! software rasterizer (lavapipe, llvmpipe): there the CPU backend is several times faster per
-//! step and leaves the rasterizer its cores. It always says which it picked, and why.
+//! start-up. `auto` times a few steps of each on a hardware GPU and takes the faster (a laptop's
+//! integrated GPU can lose to its own CPU; `crate::train::choose`), and takes the CPU backend
+//! when the only adapter is a software rasterizer (lavapipe, llvmpipe): there the CPU backend is
+//! several times faster per step and leaves the rasterizer its cores. It always says which it
+//! picked, and why.
 
 use std::future::Future;
 use std::pin::pin;
@@ -20,7 +22,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum BackendChoice {
-    /// WGPU on a hardware GPU; the CPU backend when the only adapter is a software rasterizer
+    /// With a hardware GPU, the faster of WGPU and the CPU backend, timed over a few steps
+    /// when training starts; the CPU backend when the only adapter is a software rasterizer
     /// (there the CPU backend is several times faster and leaves the rasterizer its cores).
     Auto,
     /// burn's WGPU backend on whatever adapter there is (software Vulkan counts).
@@ -61,17 +64,20 @@ pub struct ResolvedBackend {
     pub wgpu_device: Option<GpuDevice>,
     /// WGPU on a software rasterizer, whose loops are cut short ([`SOFTWARE_ADAPTER_LOOP_LIMIT`]).
     pub software_adapter: bool,
+    /// `auto` with a hardware GPU: a training run times a few steps on each backend before it
+    /// starts and trains on the faster (`crate::train::choose`).
+    pub time_both: bool,
 }
 
 /// The most iterations a shader loop runs on a software Vulkan adapter: Mesa's lavapipe ends
 /// every loop there (its guard against runaway shaders). burn's sums loop along the summed
 /// values, up to four an iteration, so a longer sum comes out short, silently (300,000 ones
-/// sum to 262,128 there). GPU drivers have no such limit.
+/// sum to 262,128 there); clamp's own kernels split their sums into short loops
+/// (`kernels::gpu`). GPU drivers have no such limit.
 pub const SOFTWARE_ADAPTER_LOOP_LIMIT: usize = 65_532;
 
 /// The most loop iterations a training run may ask of a software adapter's sums: under
-/// [`SOFTWARE_ADAPTER_LOOP_LIMIT`] with a margin, because the conv weight gradient's loop
-/// stops short of it already (at about 63,900 for the 28 x 28 first layer, as measured).
+/// [`SOFTWARE_ADAPTER_LOOP_LIMIT`] with a margin.
 pub const SOFTWARE_ADAPTER_SAFE_ITERATIONS: usize = 60_000;
 
 impl ResolvedBackend {
@@ -125,6 +131,7 @@ pub fn resolve_with(choice: BackendChoice, adapter: Option<AdapterSummary>) -> R
         warning,
         wgpu_device: None,
         software_adapter: false,
+        time_both: false,
     };
     if choice == BackendChoice::Cpu {
         return cpu("cpu (burn flex, as asked)".into(), None);
@@ -161,6 +168,7 @@ pub fn resolve_with(choice: BackendChoice, adapter: Option<AdapterSummary>) -> R
         warning: None,
         wgpu_device: None,
         software_adapter: adapter.software,
+        time_both: choice == BackendChoice::Auto,
     }
 }
 

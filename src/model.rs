@@ -344,10 +344,9 @@ pub struct ClampModel<B: Backend> {
 static INIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl ModelConfig {
-    /// How many values per image the longest sum of a training step adds up: the first
-    /// layer's gradient. A conv encoder's first layer works at full resolution, so its weight
-    /// and bias gradients (and the batch norm of ResNet's stem) sum over every pixel of every
-    /// image; the MLP's sums run over the batch's rows, one per image.
+    /// How many values per image the longest sum of a WGPU training step adds up in one
+    /// workgroup: a batch-norm statistic of a conv encoder (ResNet's stem normalises every
+    /// pixel of every image); the MLP's sums run over the batch's rows, one per image.
     pub fn longest_sum_per_image(&self) -> usize {
         match self.encoder {
             EncoderKind::SmallCnn | EncoderKind::Resnet18 => self.pixels,

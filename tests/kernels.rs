@@ -20,40 +20,8 @@ use clamp::kernels::conv_pool::{self, BlockShape};
 use clamp::kernels::{adaptive_avg_pool, conv_pool_relu, conv2d, max_pool_2x2, pairwise_distances};
 use clamp::model::{batch_norm, batch_norm_relu};
 
-fn random<const D: usize>(dims: [usize; D], seed: u64) -> TensorData {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let count = dims.iter().product();
-    let values: Vec<f32> = (0..count)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-        })
-        .collect();
-    TensorData::new(values, dims)
-}
-
-fn max_abs(values: &[f32]) -> f32 {
-    values.iter().fold(0.0f32, |m, v| m.max(v.abs()))
-}
-
-fn assert_close(what: &str, ours: &[f32], reference: &[f32]) {
-    assert_eq!(ours.len(), reference.len(), "{what}: length");
-    let scale = max_abs(reference).max(1e-3);
-    let worst = ours
-        .iter()
-        .zip(reference)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
-    assert!(
-        worst <= 1e-5 * scale * 10.0,
-        "{what}: worst difference {worst} of {scale}"
-    );
-    // A wrong answer of the right size (zeros, a transposed kernel) would fail the bound above;
-    // this makes sure the reference itself is not trivially zero.
-    assert!(scale > 1e-3, "{what}: the reference is all zeros");
-}
+mod common;
+use common::tensors::{assert_close, random};
 
 /// (batch, channels, height, width, filters, kernel, stride, padding, bias)
 type Case = (usize, usize, usize, usize, usize, usize, usize, usize, bool);

@@ -542,12 +542,10 @@ pub fn backward(
 }
 
 /// The convolution `conv` applied to `x`: on `Autodiff<Flex>` with this module's forward and
-/// backward, elsewhere (and for dilated or grouped convolutions) with burn's.
+/// backward, on WGPU as GEMMs (`kernels::gpu`), elsewhere (and for dilated or grouped
+/// convolutions) with burn's.
 pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
     let plain = conv.dilation == [1, 1] && conv.groups == 1;
-    if !on_cpu_training::<B>() || !plain {
-        return conv.forward(x);
-    }
     let padding = match conv.padding {
         PaddingConfig2d::Valid => [0, 0],
         PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
@@ -556,6 +554,9 @@ pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
         // "same" and one-sided padding: burn's convolution.
         _ => return conv.forward(x),
     };
+    if !plain {
+        return conv.forward(x);
+    }
     let [batch, channels, height, width] = x.dims();
     let shape = ConvShape {
         batch,
@@ -567,12 +568,25 @@ pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
         stride: conv.stride,
         padding,
     };
-    from_cpu(tracked_conv(
+    if on_cpu_training::<B>() {
+        return from_cpu(tracked_conv(
+            shape,
+            to_cpu(x),
+            to_cpu(conv.weight.val()),
+            conv.bias.as_ref().map(|b| to_cpu(b.val())),
+        ));
+    }
+    #[cfg(feature = "gpu")]
+    let x = match super::gpu::conv2d(
         shape,
-        to_cpu(x),
-        to_cpu(conv.weight.val()),
-        conv.bias.as_ref().map(|b| to_cpu(b.val())),
-    ))
+        x,
+        conv.weight.val(),
+        conv.bias.as_ref().map(|b| b.val()),
+    ) {
+        Ok(y) => return y,
+        Err(x) => x,
+    };
+    conv.forward(x)
 }
 
 /// The backward step recorded for one convolution; its state is the input and the weight.

@@ -328,7 +328,22 @@ pub fn conv_pool_relu<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B
         return relu(max_pool_2x2(conv2d(conv, x)));
     };
     if !on_cpu_training::<B>() || x.is_require_grad() {
-        return relu(max_pool_2x2(conv2d(conv, x)));
+        let maps = conv2d(conv, x);
+        // On WGPU, pooling and ReLU as one operation (`kernels::gpu::norm_pool`).
+        #[cfg(feature = "gpu")]
+        let maps = {
+            use super::gpu::norm_pool::{Layers, block_tail};
+            let layers = Layers {
+                normalize: false,
+                pool: true,
+                rectify: true,
+            };
+            match block_tail(maps, None, layers) {
+                Ok((y, _)) => return y,
+                Err(maps) => maps,
+            }
+        };
+        return relu(max_pool_2x2(maps));
     }
     let (x, weight, bias) = (to_cpu(x), to_cpu(conv.weight.val()), to_cpu(bias.val()));
     let (out, bytes) = forward(

@@ -75,6 +75,8 @@ pub mod avg_pool;
 pub mod conv;
 pub mod conv_pool;
 pub mod distance;
+#[cfg(feature = "gpu")]
+pub mod gpu;
 pub mod norm;
 pub mod norm_pool;
 pub mod pool;

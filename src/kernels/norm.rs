@@ -23,7 +23,8 @@ use super::{flex_tensor, from_cpu, on_cpu_training, same_type, to_cpu, values};
 use crate::backend::CpuBackend;
 
 /// The normalised maps, with the batch mean and (biased) variance of each channel, detached;
-/// or the input back when `B` is not the CPU training backend.
+/// or the input back when `B` is neither the CPU nor the WGPU training backend
+/// (`kernels::gpu::norm_pool` on WGPU).
 #[allow(clippy::type_complexity)]
 pub fn batch_norm_training<B: Backend>(
     maps: Tensor<B, 4>,
@@ -32,6 +33,21 @@ pub fn batch_norm_training<B: Backend>(
     epsilon: f64,
 ) -> Result<(Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>), Tensor<B, 4>> {
     if !on_cpu_training::<B>() {
+        #[cfg(feature = "gpu")]
+        {
+            use super::gpu::norm_pool::{Layers, block_tail};
+            let layers = Layers {
+                normalize: true,
+                pool: false,
+                rectify: false,
+            };
+            return match block_tail(maps, Some((gamma, beta, epsilon)), layers) {
+                Ok((y, Some((mean, var)))) => Ok((y, mean, var)),
+                Ok((y, None)) => unreachable!("a normalised block has statistics: {:?}", y.dims()),
+                Err(maps) => Err(maps),
+            };
+        }
+        #[cfg(not(feature = "gpu"))]
         return Err(maps);
     }
     let dims = maps.dims();

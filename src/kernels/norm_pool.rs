@@ -27,8 +27,8 @@ use super::pool::windows_max;
 use super::{flex_tensor, from_cpu, on_cpu_training, to_cpu, values};
 
 /// `relu(maxpool(bn(x)))` (or `relu(bn(x))` without `pool`) with the batch mean and (biased)
-/// variance of each channel, detached; or the maps back when `B` is not the CPU training
-/// backend.
+/// variance of each channel, detached; or the maps back when `B` is neither the CPU nor the
+/// WGPU training backend (`kernels::gpu::norm_pool` on WGPU).
 #[allow(clippy::type_complexity)]
 pub fn batch_norm_relu_training<B: Backend>(
     maps: Tensor<B, 4>,
@@ -38,6 +38,21 @@ pub fn batch_norm_relu_training<B: Backend>(
     pool: bool,
 ) -> Result<(Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>), Tensor<B, 4>> {
     if !on_cpu_training::<B>() {
+        #[cfg(feature = "gpu")]
+        {
+            use super::gpu::norm_pool::{Layers, block_tail};
+            let layers = Layers {
+                normalize: true,
+                pool,
+                rectify: true,
+            };
+            return match block_tail(maps, Some((gamma, beta, epsilon)), layers) {
+                Ok((y, Some((mean, var)))) => Ok((y, mean, var)),
+                Ok((y, None)) => unreachable!("a normalised block has statistics: {:?}", y.dims()),
+                Err(maps) => Err(maps),
+            };
+        }
+        #[cfg(not(feature = "gpu"))]
         return Err(maps);
     }
     let dims = maps.dims();

@@ -6,6 +6,8 @@
 #[cfg(all(not(target_arch = "wasm32"), feature = "gpu"))]
 pub mod agreement;
 pub mod checkpoint;
+#[cfg(all(not(target_arch = "wasm32"), feature = "gpu"))]
+pub mod choose;
 pub mod inputs;
 pub mod session;
 
@@ -45,10 +47,18 @@ impl RunStart {
         })
     }
 
-    /// This start, for training `config`: refused on a software adapter when a step's longest
-    /// sum would loop more than it safely can
+    /// This start, for training `config`: with `auto` and a hardware GPU, on the faster backend
+    /// by a few steps timed on each ([`choose`]); refused on a software adapter when a step's
+    /// longest sum would loop more than it safely can
     /// ([`crate::backend::SOFTWARE_ADAPTER_SAFE_ITERATIONS`]; evaluation makes no such sums).
-    pub fn for_training(self, config: &TrainConfig) -> Result<Self, String> {
+    pub fn for_training(mut self, config: &TrainConfig) -> Result<Self, String> {
+        #[cfg(all(not(target_arch = "wasm32"), feature = "gpu"))]
+        if self.backend.time_both {
+            let (backend, _) = choose::faster_backend(self.backend, config, &self.data)?;
+            self.notes.retain(|note| !note.starts_with("backend: "));
+            self.notes.push(format!("backend: {}", backend.description));
+            self.backend = backend;
+        }
         if self.backend.software_adapter {
             refuse_sums_too_long_for_software(config, &self.data)?;
         }
@@ -67,23 +77,25 @@ impl RunStart {
 }
 
 /// Refuses a run whose step would make a sum longer than a software adapter computes
-/// ([`crate::backend::SOFTWARE_ADAPTER_SAFE_ITERATIONS`]), naming the batch that fits.
+/// ([`crate::backend::SOFTWARE_ADAPTER_SAFE_ITERATIONS`]), naming the batch that fits. The
+/// longest loop of a WGPU step is a batch-norm statistic's: a workgroup of
+/// `kernels::gpu::norm_pool::CHANNEL_THREADS` threads adds a channel's values over the batch,
+/// each thread `images × pixels / threads` of them (every other sum of the step is split
+/// into loops of a few thousand iterations at most, or runs over the batch's images).
 fn refuse_sums_too_long_for_software(
     config: &TrainConfig,
     data: &TrainingData,
 ) -> Result<(), String> {
     use crate::backend::{SOFTWARE_ADAPTER_LOOP_LIMIT, SOFTWARE_ADAPTER_SAFE_ITERATIONS as LIMIT};
+    #[cfg(feature = "gpu")]
+    use crate::kernels::gpu::norm_pool::CHANNEL_THREADS as THREADS;
+    #[cfg(not(feature = "gpu"))]
+    const THREADS: usize = 1;
     let model = config.model(data.train.channels, data.train.height * data.train.width);
     let per_image = model.longest_sum_per_image();
-    // The first conv layer's weight gradient takes the images four at a time when their
-    // count divides by four, else two at a time, else one (measured on lavapipe).
     let iterations = |batch: usize| {
         let images = batch * config.views;
-        let lanes = [4, 2, 1]
-            .into_iter()
-            .find(|&l| images.is_multiple_of(l))
-            .unwrap_or(1);
-        (images * per_image).div_ceil(lanes)
+        (images * per_image).div_ceil(THREADS).max(images)
     };
     if iterations(config.batch) <= LIMIT {
         return Ok(());
@@ -95,12 +107,11 @@ fn refuse_sums_too_long_for_software(
             format!("Use --batch {b} or less")
         });
     Err(format!(
-        "--backend wgpu on a software rasterizer cannot train this run correctly: its first \
-         layer's gradient sums {} values (batch {} x {} views x {per_image} pixels) in {} loop \
-         iterations, and the software adapter ends every shader loop after \
-         {SOFTWARE_ADAPTER_LOOP_LIMIT} (the weight gradient's sooner), so the sum would come out \
-         short. {fits}, or train on the CPU (--backend auto or cpu, faster here \
-         anyway)",
+        "--backend wgpu on a software rasterizer cannot train this run correctly: a sum of its \
+         step adds {} values (batch {} x {} views x {per_image}), {} in each thread's loop, and \
+         the software adapter ends every shader loop after {SOFTWARE_ADAPTER_LOOP_LIMIT}, so \
+         the sum would come out short. {fits}, or train on the CPU (--backend auto or cpu, \
+         faster here anyway)",
         config.batch * config.views * per_image,
         config.batch,
         config.views,

@@ -127,10 +127,16 @@ impl TrainingLink {
         adapter: Option<Option<AdapterSummary>>,
     ) -> Result<Self, String> {
         config.validate()?;
-        let backend = match adapter {
+        let mut backend = match adapter {
             Some(adapter) => crate::backend::resolve_with(config.backend, adapter),
             None => crate::backend::resolve(config.backend),
         };
+        // The viewer trains on the renderer's device, which it has only once the window is up:
+        // `auto` takes the GPU there without timing the two (the viewer's model is small
+        // enough for either).
+        if await_renderer_device {
+            backend.time_both = false;
+        }
         let start = crate::train::RunStart::prepare_with(config, backend)?.for_training(config)?;
         if let Some(warning) = &start.warning {
             warn!("{warning}");

@@ -139,6 +139,7 @@ fn backend(reason: &str, worker: bool) -> ResolvedBackend {
         // A browser's adapter, software or not, is not told apart here; the page's model
         // (the viewer's MLP) sums over its batch's rows only.
         software_adapter: false,
+        time_both: false,
     }
 }
 

@@ -4,6 +4,8 @@
 // Index loops, so that each line reads like its formula.
 #![allow(clippy::needless_range_loop)]
 
+pub mod tensors;
+
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, Normal};
