@@ -11,9 +11,11 @@
 #                                      a few minutes on any machine, to check the check itself
 #
 # The table: the adapter; one training step on WGPU against the CPU backend (loss and every
-# gradient entry); the training step's views/s on WGPU (batch 256 x 2 views and 128 x 4);
-# `clamp record` frames/s with 1,000 and 10,000 spheres while training; the default
-# `clamp train` on WGPU (time and linear probe). The table goes to stdout, progress to stderr.
+# gradient entry); the training step's views/s on WGPU (batch 256, 512 and 1024 x 2 views, and
+# 128 x 4); CubeCL's kernel profile of the step (the kernels with the largest shares);
+# `clamp record` frames/s with 1,000 and 10,000 spheres while training, and where a frame's
+# time goes; the default `clamp train` on WGPU (time and linear probe). The table goes to
+# stdout, progress to stderr.
 # It stops early, saying what to install, when the GPU has no Vulkan driver.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -159,7 +161,7 @@ if [[ $adapter == *software* && $quick == 0 ]]; then
 fi
 
 if ((quick)); then
-    agree_shape=(1 16 152 2) agree_label="the default model, batch 152 x 2, the most a software adapter sums" bench_shapes=("64 2" "32 4") bench_steps=3
+    agree_shape=(1) agree_label="the default model, batch 256 x 2" bench_shapes=("64 2" "32 4") bench_steps=3
     sphere_counts=(200 1000) record_frames=10
     cat >"$work/train.toml" <<'EOF'
 steps = 20
@@ -170,12 +172,12 @@ EOF
     train_args=(--config "$work/train.toml") train_label="20 steps of batch 64, probe on 1,000 images"
     sizes="quick sizes: "
 else
-    agree_shape=(1) agree_label="the default model, batch 256 x 2" bench_shapes=("256 2" "128 4") bench_steps=50
+    agree_shape=(1) agree_label="the default model, batch 256 x 2" bench_shapes=("256 2" "512 2" "1024 2" "128 4") bench_steps=50
     sphere_counts=(1000 10000) record_frames=120
     train_args=() train_label="defaults"
     sizes=""
 fi
-rows=$((1 + ${#bench_shapes[@]} + ${#sphere_counts[@]} + 1))
+rows=$((1 + ${#bench_shapes[@]} + 1 + ${#sphere_counts[@]} + 1))
 row=0
 progress() { row=$((row + 1)) && say "[$row/$rows] $*"; }
 # Why a row failed: the last line its command wrote to stderr.
@@ -199,6 +201,29 @@ for shape in "${bench_shapes[@]}"; do
     echo "| ${sizes}training step on WGPU, batch $1 x $2 views | $views |"
 done
 
+# CubeCL times every kernel of a few steps on the GPU, one at a time (its profiling mode);
+# the row names the kernels that take most of the step.
+progress "kernel profile of the training step"
+first_shape=(${bench_shapes[0]})
+CUBECL_DEBUG_LOG="$work/profile.log" CUBECL_DEBUG_OPTION=profile \
+    "$bench" 8 16 "${first_shape[0]}" "${first_shape[1]}" --wgpu-only >/dev/null 2>"$work/profile.err" || true
+kernels=$(python3 - "$work/profile.log" <<'PY' 2>/dev/null || echo failed
+import collections, re, sys
+unit = {"ns": 1e-6, "µs": 1e-3, "us": 1e-3, "ms": 1.0, "s": 1e3}
+time, count = collections.Counter(), collections.Counter()
+for line in open(sys.argv[1], errors="replace"):
+    m = re.match(r"\|\s*([\d.]+)(ns|µs|us|ms|s)\s*\|\s*(\S+)", line)
+    if m:
+        time[m.group(3)] += float(m.group(1)) * unit[m.group(2)]
+        count[m.group(3)] += 1
+total = sum(time.values())
+print("; ".join(f"{k} {100 * v / total:.0f}% ({count[k]} launches)" for k, v in time.most_common(4))
+      + f"; {sum(count.values())} launches, {total:.0f} ms of GPU time in 9 steps")
+PY
+)
+[[ $kernels == failed ]] && kernels="failed: $(why "$work/profile.err")"
+echo "| ${sizes}kernel profile, batch ${first_shape[0]} x ${first_shape[1]} (largest shares) | $kernels |"
+
 for spheres in "${sphere_counts[@]}"; do
     progress "clamp record, $spheres spheres"
     json=$("$bin" record --backend wgpu --spheres "$spheres" --frames "$record_frames" \
@@ -206,10 +231,18 @@ for spheres in "${sphere_counts[@]}"; do
     fps=$(python3 - "$json" <<'PY'
 import json, sys
 d = json.loads(sys.argv[1])
-print(f"{d['frames'] / d['seconds']:.1f}" if d.get("seconds") else "failed")
+s = d.get("stage_seconds")
+if not s:
+    print("failed")
+else:
+    n = d["frames"]
+    ms = lambda k: 1e3 * s[k] / n
+    print(f"{d['frames_per_second']:.1f} frames/s; a frame: training {ms('training'):.1f} ms, "
+          f"embedding {ms('embedding'):.1f} ms, drawing and read-back {ms('drawing'):.1f} ms, "
+          f"PNG {ms('writing'):.1f} ms beside them ({ms('waiting_for_writing'):.1f} ms waited)")
 PY
 )
-    [[ $fps == failed ]] && fps="failed: $(why "$work/record.log")" || fps="$fps frames/s"
+    [[ $fps == failed ]] && fps="failed: $(why "$work/record.log")"
     echo "| ${sizes}clamp record, $spheres spheres at 960x540, one training step a frame | $fps |"
 done
 

@@ -89,6 +89,70 @@ pub fn write_png(path: &Path, image: &RgbaImage) -> Result<(), String> {
     write_atomically(path, &bytes)
 }
 
+/// Encodes and writes PNG frames on a thread of its own, in the order given, so that the next
+/// frame is trained and drawn meanwhile. At most two frames wait; the first error stops it and
+/// is returned by the next call.
+#[cfg(not(target_arch = "wasm32"))]
+pub struct FrameWriter {
+    frames: Option<std::sync::mpsc::SyncSender<(PathBuf, RgbaImage)>>,
+    thread: Option<std::thread::JoinHandle<Result<f64, String>>>,
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl FrameWriter {
+    pub fn spawn() -> Self {
+        let (frames, queue) = std::sync::mpsc::sync_channel::<(PathBuf, RgbaImage)>(2);
+        let thread = std::thread::Builder::new()
+            .name("clamp-frame-writer".into())
+            .spawn(move || {
+                let mut seconds = 0.0;
+                for (path, image) in queue {
+                    let started = web_time::Instant::now();
+                    write_png(&path, &image)?;
+                    seconds += started.elapsed().as_secs_f64();
+                }
+                Ok(seconds)
+            })
+            .expect("a thread for writing frames starts");
+        Self {
+            frames: Some(frames),
+            thread: Some(thread),
+        }
+    }
+
+    /// Queues `image` for `path`, waiting while two frames are queued.
+    pub fn write(&mut self, path: PathBuf, image: RgbaImage) -> Result<(), String> {
+        let sent = self
+            .frames
+            .as_ref()
+            .is_some_and(|frames| frames.send((path, image)).is_ok());
+        if sent {
+            Ok(())
+        } else {
+            // The thread stopped at an error: that error.
+            Err(self
+                .join()
+                .err()
+                .unwrap_or_else(|| "the frame writer stopped".into()))
+        }
+    }
+
+    /// Writes what is queued and returns the seconds spent encoding and writing.
+    pub fn finish(mut self) -> Result<f64, String> {
+        self.join()
+    }
+
+    fn join(&mut self) -> Result<f64, String> {
+        self.frames = None;
+        match self.thread.take() {
+            Some(thread) => thread
+                .join()
+                .unwrap_or_else(|_| Err("the frame writer panicked".into())),
+            None => Err("the frame writer already stopped".into()),
+        }
+    }
+}
+
 /// The PNG file of `image`.
 pub fn encode_png(image: &RgbaImage) -> Result<Vec<u8>, String> {
     let mut bytes = Vec::new();

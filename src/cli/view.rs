@@ -283,6 +283,8 @@ pub fn record(args: RecordArgs) -> Result<(), String> {
             "video": summary.video.as_ref().map(|p| p.display().to_string()),
             "steps": summary.steps,
             "seconds": summary.seconds,
+            "frames_per_second": summary.frames.len() as f64 / summary.stages.frames.max(1e-9),
+            "stage_seconds": summary.stages,
         })
     );
     Ok(())

@@ -1,7 +1,8 @@
 //! `clamp record`: trains and renders offscreen, with no window and no X server. The scene is the
 //! viewer's own (same plugins, same shader) drawn into an image that is read back after every
 //! frame; the trainer runs on this thread, K steps per frame, so the same config and seed give
-//! the same frames on the CPU backend.
+//! the same frames on the CPU backend. PNG files are encoded and written on a thread of their
+//! own while the next frame is trained and drawn, and the time of each stage is counted.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -91,6 +92,33 @@ pub struct RecordSummary {
     pub note: Option<String>,
     pub steps: usize,
     pub seconds: f64,
+    /// Where the frames' time went.
+    pub stages: StageSeconds,
+}
+
+/// Seconds spent in each stage of the frames: the profile of a recording.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct StageSeconds {
+    /// Training steps between frames.
+    pub training: f64,
+    /// Embedding the drawn images and reading their spheres back.
+    pub embedding: f64,
+    /// Drawing the scene and reading the picture back.
+    pub drawing: f64,
+    /// Encoding and writing PNG files, on a thread of its own beside the stages above.
+    pub writing: f64,
+    /// Waiting for that thread (the writing that the other stages did not hide).
+    pub waiting_for_writing: f64,
+    /// The frames' wall time, from the first frame's training to the last file written.
+    pub frames: f64,
+}
+
+/// Times `work` into `seconds`.
+fn timed<T>(seconds: &mut f64, work: impl FnOnce() -> T) -> T {
+    let started = web_time::Instant::now();
+    let value = work();
+    *seconds += started.elapsed().as_secs_f64();
+    value
 }
 
 /// Validates, prepares the output (before any training), then records.
@@ -163,18 +191,23 @@ impl BackendTask for RecordTask {
         }
         let mut written = Vec::with_capacity(frames);
         let mut progress = Progress::new("record", frames);
+        let mut stages = StageSeconds::default();
+        let mut writer = video::FrameWriter::spawn();
+        let frames_started = web_time::Instant::now();
         for index in 0..frames {
             if index > 0 {
-                for _ in 0..steps_per_frame {
-                    step_or_note(&mut trainer, &mut progress)?;
-                }
+                timed(&mut stages.training, || {
+                    (0..steps_per_frame).try_for_each(|_| step_or_note(&mut trainer, &mut progress))
+                })?;
             }
-            let snapshot = trainer.snapshot();
+            let snapshot = timed(&mut stages.embedding, || trainer.snapshot());
             let metrics = &snapshot.readout.metrics;
             let (step, params, dim) = (snapshot.step, snapshot.params, snapshot.readout.dim);
             let contacts = metrics.mean_contacts;
             let yaw = OrbitCamera::default().yaw + (orbit * index as f32 / fps as f32).to_radians();
-            let mut image = renderer.render(frame_of(snapshot), yaw)?;
+            let mut image = timed(&mut stages.drawing, || {
+                renderer.render(frame_of(snapshot), yaw)
+            })?;
             // The scene computed the purity of what it drew, as the viewer's does.
             let caption = format!(
                 "step {step}  r_s {:.2}  alpha {:.2}  Z {contacts:.1} (2d = {})  class purity {:.2}",
@@ -186,10 +219,15 @@ impl BackendTask for RecordTask {
             progress.set_message(&caption);
             video::draw_caption(&mut image, &caption);
             let path = video::frame_path(&dir, index);
-            video::write_png(&path, &image)?;
+            timed(&mut stages.waiting_for_writing, || {
+                writer.write(path.clone(), image)
+            })?;
             written.push(path);
             progress.set(index + 1);
         }
+        stages.writing = timed(&mut stages.waiting_for_writing, || writer.finish())?;
+        stages.frames = frames_started.elapsed().as_secs_f64();
+        stages.frames = frames_started.elapsed().as_secs_f64();
         progress.finish();
         let (video_path, note) = encode(&output, &written, fps)?;
         Ok(RecordSummary {
@@ -198,6 +236,7 @@ impl BackendTask for RecordTask {
             note,
             steps: trainer.step_count(),
             seconds: started.elapsed().as_secs_f64(),
+            stages,
         })
     }
 }
@@ -283,13 +322,18 @@ fn record_comparison<B: AutodiffBackend>(
     let narrow = super::camera::narrow_view_framing(Vec2::new(halves[0] as f32, height as f32));
     let mut written = Vec::with_capacity(frames);
     let mut progress = Progress::new("record both runs", frames);
+    let mut stages = StageSeconds::default();
+    let mut writer = video::FrameWriter::spawn();
+    let frames_started = web_time::Instant::now();
     for index in 0..frames {
         if index > 0 {
-            for _ in 0..steps_per_frame {
-                step_both(&mut runs, &mut progress)?;
-            }
+            timed(&mut stages.training, || {
+                (0..steps_per_frame).try_for_each(|_| step_both(&mut runs, &mut progress))
+            })?;
         }
-        let scenes = runs.each_ref().map(|trainer| frame_of(trainer.snapshot()));
+        let scenes = timed(&mut stages.embedding, || {
+            runs.each_ref().map(|trainer| frame_of(trainer.snapshot()))
+        });
         let reach = scenes.iter().map(frame_reach).fold(0.0, f32::max);
         let framing = super::camera::framing_for(reach) * narrow;
         let yaw = OrbitCamera::default().yaw + (orbit * index as f32 / fps as f32).to_radians();
@@ -297,7 +341,9 @@ fn record_comparison<B: AutodiffBackend>(
         let mut x0 = 0;
         for (run, (frame, renderer)) in scenes.into_iter().zip(&mut renderers).enumerate() {
             let (step, contacts, dim) = (frame.step, mean(&frame.contacts), frame.dim);
-            let mut half = renderer.render_framed(frame, yaw, framing)?;
+            let mut half = timed(&mut stages.drawing, || {
+                renderer.render_framed(frame, yaw, framing)
+            })?;
             let caption = format!(
                 "{}\nstep {step}  Z {contacts:.1} (2d = {})  purity {:.2}",
                 comparison.caption(run),
@@ -318,10 +364,14 @@ fn record_comparison<B: AutodiffBackend>(
         }
         progress.set_message(&comparison.legend());
         let path = video::frame_path(&dir, index);
-        video::write_png(&path, &image)?;
+        timed(&mut stages.waiting_for_writing, || {
+            writer.write(path.clone(), image)
+        })?;
         written.push(path);
         progress.set(index + 1);
     }
+    stages.writing = timed(&mut stages.waiting_for_writing, || writer.finish())?;
+    stages.frames = frames_started.elapsed().as_secs_f64();
     progress.finish();
     let (video_path, note) = encode(&output, &written, fps)?;
     Ok(RecordSummary {
@@ -330,6 +380,7 @@ fn record_comparison<B: AutodiffBackend>(
         note,
         steps: runs[0].step_count(),
         seconds: started.elapsed().as_secs_f64(),
+        stages,
     })
 }
 
