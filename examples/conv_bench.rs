@@ -108,7 +108,7 @@ fn main() {
             println!("| {name} | {path} | {f:.2} | {fb:.2} |");
         };
         row(
-            "wgpu, clamp's GEMM",
+            "wgpu, clamp's implicit GEMM",
             time::<WgpuBackend>(layer, batch, repeats, true),
         );
         if with_burn {

@@ -1114,3 +1114,78 @@ fn a_short_simclr_run_lowers_its_loss_and_beats_its_initial_encoder() {
         trained.linear_acc
     );
 }
+
+#[test]
+fn auto_times_a_few_steps_on_each_backend_and_trains_on_the_faster() {
+    use clamp::backend::{AdapterSummary, BackendChoice, BackendKind, resolve_with};
+    use clamp::train::choose::{Choice, StepTiming, TIME_BOX, faster_backend};
+    let adapter = probe_adapter()
+        .expect("no WGPU adapter: install mesa-vulkan-drivers (lavapipe) to run the WGPU backend");
+    // `auto` times both only with a hardware GPU; a software adapter is taken as one here, to
+    // run the timing on the adapter CI has.
+    let hardware = AdapterSummary {
+        software: false,
+        ..adapter
+    };
+    let backend = resolve_with(BackendChoice::Auto, Some(hardware.clone()));
+    assert!(backend.time_both && backend.kind == BackendKind::Wgpu);
+    let software = resolve_with(
+        BackendChoice::Auto,
+        Some(AdapterSummary {
+            software: true,
+            ..hardware
+        }),
+    );
+    assert!(
+        !software.time_both && software.kind == BackendKind::Cpu,
+        "a software adapter: the CPU, untimed"
+    );
+
+    let config = small_config();
+    let data = small_data(&config);
+    let (chosen, line) = faster_backend(backend, &config, &data).expect("both backends step");
+    println!("{line}");
+    // "auto timed both: wgpu 61.2 ms a step (15 steps), cpu 2.1 ms (15 steps): training on …"
+    let number_after = |word: &str| -> f64 {
+        let rest = &line[line.find(word).expect(word) + word.len()..];
+        rest.split_whitespace().next().unwrap().parse().unwrap()
+    };
+    let (wgpu_ms, cpu_ms) = (number_after("wgpu "), number_after("cpu "));
+    let faster = if cpu_ms < wgpu_ms {
+        BackendKind::Cpu
+    } else {
+        BackendKind::Wgpu
+    };
+    assert_eq!(chosen.kind, faster, "{line}");
+    assert!(!chosen.time_both, "timed once");
+    assert!(
+        chosen.description.contains(&line),
+        "the backend says both numbers"
+    );
+    // Each backend's timed steps fit its time box, give or take the step that crosses it.
+    let steps = |word: &str| -> f64 {
+        let rest = &line[line.find(word).expect(word)..];
+        let at = rest.find('(').unwrap() + 1;
+        rest[at..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    for (ms, n) in [(wgpu_ms, steps("wgpu ")), (cpu_ms, steps("cpu "))] {
+        assert!(n >= 1.0 && n <= 15.0, "{line}");
+        assert!(
+            ms * (n - 1.0) <= TIME_BOX.as_secs_f64() * 1e3 * 1.5 + ms,
+            "{line}"
+        );
+    }
+    // The rule itself: the smaller median wins, WGPU on a tie.
+    let t = |median_seconds| StepTiming {
+        median_seconds,
+        steps: 3,
+    };
+    assert_eq!(Choice::of(t(0.010), t(0.020)).chosen, BackendKind::Wgpu);
+    assert_eq!(Choice::of(t(0.020), t(0.010)).chosen, BackendKind::Cpu);
+    assert_eq!(Choice::of(t(0.010), t(0.010)).chosen, BackendKind::Wgpu);
+}
