@@ -1,10 +1,11 @@
-//! clamp's own kernels for burn's CPU training backend (`Autodiff<Flex>`): the layers of the
-//! small CNN, and the loss's pair distances, whose forward or backward burn runs there through
-//! generic fallbacks or broadcasts, several
-//! times slower than the arithmetic needs (docs/cpu-step.md has the profile). Each public
-//! function is generic over the backend: on the CPU training backend it records its own
-//! forward and backward in burn's autodiff graph; on every other backend (WGPU, inference on
-//! the CPU) it is burn's own layer.
+//! clamp's own kernels, where burn's would be several times slower than the arithmetic needs:
+//! for the CPU training backend (`Autodiff<Flex>`) the layers of the small CNN and the loss's
+//! pair distances, which burn runs there through generic fallbacks or broadcasts
+//! (docs/cpu-step.md has the profile); for WGPU ([`gpu`], with the `gpu` feature) the
+//! convolutions as implicit GEMMs and the block tails (batch norm, pool, ReLU), which burn runs
+//! with direct kernels (docs/gpu.md). Each public function is generic over the backend: on a
+//! backend with kernels of its own it records its own forward and backward in burn's autodiff
+//! graph; on every other backend (inference on the CPU) it is burn's own layer.
 
 /// Wraps a kernel's inner function so that it runs compiled for the widest vector unit the CPU
 /// has (AVX-512, AVX2, or the target's baseline), chosen at run time. The arithmetic is the

@@ -16,8 +16,9 @@ use super::same_type;
 use crate::backend::WgpuBackend;
 use crate::kernels::conv::ConvShape;
 
-/// `conv(x, weight) + bias` when `B` is a WGPU backend (training or inference), as GEMMs; `None`
-/// on every other backend.
+/// `conv(x, weight) + bias` when `B` is a WGPU backend (training or inference), as GEMMs; `x`
+/// handed back (`Err`) on every other backend, or for a shape the kernels do not take, so the
+/// caller runs burn's own layer.
 pub fn conv2d<B: Backend>(
     shape: ConvShape,
     x: Tensor<B, 4>,
