@@ -3,15 +3,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use common::files::temp_dir;
 use common::{clustered_embeddings, reference};
-
-fn scratch_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("clamp-analyze-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// A `.npy` written by hand (independent of the crate's writer): `descr`, shape text, payload.
 fn write_npy(path: &Path, descr: &str, fortran: bool, shape: &str, payload: &[u8]) {
@@ -52,7 +47,7 @@ fn json(stdout: &str) -> serde_json::Value {
 
 #[test]
 fn analyze_prints_the_reference_packing() {
-    let dir = scratch_dir("ok");
+    let dir = temp_dir("analyze-ok");
     let (m, b, d) = (4, 40, 16);
     let p = clustered_embeddings(m, b, d, 0.4, 11);
     let shape = format!("({m}, {b}, {d})");
@@ -153,7 +148,7 @@ fn rejects(args: &[&str], expected: &[&str]) {
 
 #[test]
 fn analyze_rejects_bad_files() {
-    let dir = scratch_dir("bad");
+    let dir = temp_dir("analyze-bad");
     let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
 
     rejects(

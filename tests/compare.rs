@@ -5,6 +5,8 @@
 use clamp::compare::{Comparison, SHARED_KEYS, differing_keys, parse_settings, setting};
 use clamp::config::{KEYS, LossKind, TrainConfig};
 
+mod common;
+
 fn base() -> TrainConfig {
     TrainConfig::viewer_default()
 }
@@ -154,128 +156,103 @@ fn settings_parse_in_order_and_keep_their_text() {
     assert_eq!(parse_settings(",alpha=3,").unwrap().len(), 1);
 }
 
-/// A small run on the bundled Fashion-MNIST: 512 training and 128 test images.
-fn small_config() -> TrainConfig {
-    TrainConfig {
-        batch: 32,
-        views: 4,
-        dim: 8,
-        width: 8,
-        projector_hidden: 32,
-        radius_scale: 3.0,
-        snapshot_images: 64,
-        steps: 20,
-        warmup_steps: 2,
-        backend: clamp::backend::BackendChoice::Cpu,
-        ..TrainConfig::default()
-    }
+/// What a run drawn by the viewer shows after its steps: each step's loss, and the newest
+/// snapshot's step, centers and radii, as bits.
+#[cfg(feature = "viewer")]
+#[derive(Debug, PartialEq)]
+struct Drawn {
+    losses: Vec<u64>,
+    step: usize,
+    centers: Vec<u32>,
+    radii: Vec<u32>,
 }
 
-fn small_data(config: &TrainConfig) -> std::sync::Arc<clamp::train::TrainingData> {
-    use clamp::data::{Split, load_fashion_mnist};
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/fashion-mnist");
-    let all = load_fashion_mnist(&dir, Split::Test).expect("bundled Fashion-MNIST");
-    let train = all.subset(&(0..512).collect::<Vec<_>>());
-    let test = all.subset(&(9000..9128).collect::<Vec<_>>());
-    let augment = clamp::augment::AugmentConfig {
-        crop_scale: (config.crop_min, config.crop_max),
-        ..Default::default()
-    };
-    std::sync::Arc::new(
-        clamp::train::TrainingData::new(train, test, "test subset".into(), augment, config)
-            .unwrap(),
-    )
-}
-
-/// Trains `configs` side by side on `data` (a session each, all stepping at once, as the
-/// viewer's comparison runs them), `steps` steps; each run's losses and final snapshot.
-fn train_side_by_side(
-    configs: &[TrainConfig],
-    data: &std::sync::Arc<clamp::train::TrainingData>,
+/// Opens the viewer's training (paused, one thread a run), with `comparison`'s second run
+/// beside it when given, and presses Step `steps` times, as the panel's button does; what each
+/// run drew.
+#[cfg(feature = "viewer")]
+fn step_in_the_viewer(
+    config: &TrainConfig,
+    comparison: Option<Comparison>,
     steps: usize,
-) -> Vec<(Vec<f64>, clamp::train::Snapshot)> {
-    use clamp::train::session::{Command, Event, SessionOptions, spawn_session};
-    use std::time::{Duration, Instant};
-    let backend = clamp::backend::resolve(clamp::backend::BackendChoice::Cpu);
-    let sessions: Vec<_> = configs
-        .iter()
-        .map(|config| {
-            let options = SessionOptions {
-                start_paused: true,
-                threads: Some(1),
-                ..Default::default()
-            };
-            spawn_session(&backend, config.clone(), data.clone(), options)
-        })
-        .collect();
-    let mut losses = vec![Vec::new(); configs.len()];
-    for _ in 0..steps {
-        for session in &sessions {
-            session.send(Command::Step);
-        }
-        for (session, losses) in sessions.iter().zip(&mut losses) {
-            loop {
-                match session.next_event(Duration::from_secs(120)) {
-                    Some(Event::Step(report)) => {
-                        losses.push(report.loss);
-                        break;
-                    }
-                    Some(Event::Error(e)) => panic!("training error: {e}"),
-                    Some(_) => continue,
-                    None => panic!("no step report within 120 s"),
-                }
-            }
-        }
+) -> Vec<Drawn> {
+    use bevy::prelude::*;
+    use clamp::viewer::compare::SecondRun;
+    use clamp::viewer::timeline::Timeline;
+    use clamp::viewer::training::{History, TrainingAction, TrainingStatus};
+    use common::app::{training_app, update_until};
+    use std::time::Duration;
+
+    let comparing = comparison.is_some();
+    let mut app = training_app(config, Some(1), true, comparison);
+    let steps_taken = |w: &World| {
+        let first = w.resource::<TrainingStatus>().step;
+        let second = w
+            .get_resource::<SecondRun>()
+            .map_or(first, |r| r.status.step);
+        first.min(second)
+    };
+    for step in 1..=steps {
+        app.world_mut().write_message(TrainingAction::Step);
+        update_until(
+            &mut app,
+            "a step of each run",
+            Duration::from_secs(120),
+            |w| steps_taken(w) >= step,
+        );
     }
-    sessions
-        .iter()
-        .zip(losses)
-        .map(|(session, losses)| {
-            // A paused session's single step ends with a snapshot, put after its report.
-            let started = Instant::now();
-            loop {
-                if let Some(snapshot) = session.take_snapshot()
-                    && snapshot.step == steps
-                {
-                    return (losses, snapshot);
-                }
-                assert!(started.elapsed() < Duration::from_secs(60), "no snapshot");
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        })
-        .collect()
+    // A single step's snapshot comes after its report.
+    let newest = |timeline: &Timeline| {
+        timeline
+            .entry(timeline.len().wrapping_sub(1))
+            .map(|e| e.step)
+    };
+    update_until(
+        &mut app,
+        "each run's snapshot",
+        Duration::from_secs(60),
+        |w| {
+            newest(w.resource::<Timeline>()) == Some(steps)
+                && w.get_resource::<SecondRun>()
+                    .is_none_or(|r| newest(&r.timeline) == Some(steps))
+        },
+    );
+    let world = app.world();
+    let drawn = |history: &History, timeline: &Timeline| {
+        let entry = timeline.entry(timeline.len() - 1).unwrap();
+        Drawn {
+            losses: history.loss.iter().map(|l| l.to_bits()).collect(),
+            step: entry.step,
+            centers: entry.centers.iter().map(|v| v.to_bits()).collect(),
+            radii: entry.radii.iter().map(|v| v.to_bits()).collect(),
+        }
+    };
+    let mut runs = vec![drawn(
+        world.resource::<History>(),
+        world.resource::<Timeline>(),
+    )];
+    if comparing {
+        let second = world.resource::<SecondRun>();
+        runs.push(drawn(&second.history, &second.timeline));
+    }
+    runs
 }
 
+/// Each run of a comparison, trained by the viewer's own plugins beside the other, is bit for
+/// bit the same run trained alone: losses, drawn centers and radii.
+#[cfg(feature = "viewer")]
 #[test]
-fn a_run_inside_a_comparison_is_bit_identical_to_the_same_run_alone() {
-    let config = small_config();
-    let data = small_data(&config);
+fn each_run_inside_a_comparison_is_bit_identical_to_the_same_run_alone() {
+    let config = common::runs::small_config();
     let comparison = Comparison::from_spec(&config, "alpha=2.5,radius_scale=2").unwrap();
     let steps = 4;
-    let (alone_losses, alone) =
-        train_side_by_side(&comparison.configs[..1], &data, steps).remove(0);
-    let mut pair = train_side_by_side(&comparison.configs, &data, steps);
-    let (second_losses, second) = pair.pop().unwrap();
-    let (first_losses, first) = pair.pop().unwrap();
-    let bits = |values: &[f32]| values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-    assert_eq!(
-        first_losses.iter().map(|l| l.to_bits()).collect::<Vec<_>>(),
-        alone_losses.iter().map(|l| l.to_bits()).collect::<Vec<_>>()
-    );
-    assert_eq!(bits(&first.readout.centers), bits(&alone.readout.centers));
-    assert_eq!(bits(&first.readout.radii), bits(&alone.readout.radii));
-    assert_eq!(first.pairs, alone.pairs);
-    assert_eq!(
-        (first.labels.clone(), first.images.clone()),
-        (alone.labels, alone.images)
-    );
-    // The second run shares the images and their order, and its own settings show: the first
-    // step is the same network on the same batch, so only the loss's parameters differ.
-    assert_eq!(
-        (&second.labels, &second.images),
-        (&first.labels, &first.images)
-    );
-    assert_eq!(second.params.alpha, 2.5);
-    assert_ne!(second_losses[0], first_losses[0]);
-    assert_ne!(bits(&second.readout.centers), bits(&first.readout.centers));
+    let pair = step_in_the_viewer(&config, Some(comparison.clone()), steps);
+    let first_alone = step_in_the_viewer(&comparison.configs[0], None, steps);
+    let second_alone = step_in_the_viewer(&comparison.configs[1], None, steps);
+    assert_eq!(pair[0].losses.len(), steps);
+    assert_eq!(pair[0], first_alone[0], "the first run");
+    assert_eq!(pair[1], second_alone[0], "the second run");
+    // And they are two runs: the second's settings change its loss from the first step on.
+    assert_ne!(pair[0].losses[0], pair[1].losses[0]);
+    assert_ne!(pair[0].radii, pair[1].radii);
 }

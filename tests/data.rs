@@ -1,24 +1,12 @@
 //! Dataset readers: exact round trips through hand-written files, every corrupt case, and the
 //! bundled Fashion-MNIST test split checked against independently computed values.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clamp::data::*;
 
-/// A fresh, empty directory under the system temp dir, unique to this process and test.
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("clamp-data-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    encoder.write_all(bytes).unwrap();
-    encoder.finish().unwrap()
-}
+mod common;
+use common::files::{gzip, temp_dir};
 
 /// IDX image file bytes, built by hand: magic 0x00000803, count, rows, cols (big-endian), pixels.
 fn idx_images(count: u32, rows: u32, cols: u32, pixels: &[u8]) -> Vec<u8> {

@@ -6,6 +6,7 @@
 //! same inputs. Bounded for CI (64 cases a reader); `PROPTEST_CASES=N` runs more.
 
 mod common;
+use common::files::gzip;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -41,14 +42,10 @@ fn settings() -> ProptestConfig {
 fn scratch(name: &str) -> PathBuf {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "clamp-fuzz-{name}-{}-{}",
-        std::process::id(),
+    common::files::temp_dir(&format!(
+        "fuzz-{name}-{}",
         NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    ))
 }
 
 /// Damage to a valid file: bytes replaced at chosen places, then perhaps a cut.
@@ -95,13 +92,6 @@ fn arbitrary_bytes() -> impl Strategy<Value = Vec<u8>> {
 /// An error must say which file.
 fn names(error: &str, path: &Path) -> bool {
     error.contains(&path.display().to_string())
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    encoder.write_all(bytes).unwrap();
-    encoder.finish().unwrap()
 }
 
 fn valid_npy() -> Vec<u8> {

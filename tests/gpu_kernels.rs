@@ -8,11 +8,9 @@ use burn::backend::Wgpu;
 use burn::backend::wgpu::{CubeTensor, WgpuRuntime};
 use burn::module::Param;
 use burn::nn::BatchNormConfig;
-use burn::nn::PaddingConfig2d;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
+
 use burn::tensor::activation::relu;
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData, TensorPrimitive};
 use clamp::backend::{CpuBackend, WgpuBackend, probe_adapter};
 use clamp::kernels::conv::{self as cpu_conv, ConvShape};
@@ -24,10 +22,8 @@ use clamp::kernels::max_pool_2x2;
 use clamp::model::{batch_norm, batch_norm_relu};
 
 mod common;
-use common::tensors::{assert_close, random};
+use common::tensors::{Case, assert_close, layer, random};
 
-/// (batch, channels, height, width, filters, kernel, stride, padding, bias)
-type Case = (usize, usize, usize, usize, usize, usize, usize, usize, bool);
 const CASES: &[Case] = &[
     (5, 1, 28, 28, 16, 3, 1, 1, true), // the small CNN's first block, an odd batch
     (3, 16, 14, 14, 32, 3, 1, 1, false), // its second
@@ -38,22 +34,6 @@ const CASES: &[Case] = &[
     (2, 3, 6, 5, 4, 3, 1, 0, true),    // no padding
     (2, 2, 5, 5, 3, 5, 1, 2, true),    // a 5x5 kernel
 ];
-
-fn layer<B: Backend>(case: Case, device: &B::Device) -> Conv2d<B> {
-    let (_, channels, _, _, filters, kernel, stride, padding, bias) = case;
-    let mut conv = Conv2dConfig::new([channels, filters], [kernel, kernel])
-        .with_stride([stride, stride])
-        .with_padding(PaddingConfig2d::Explicit(
-            padding, padding, padding, padding,
-        ))
-        .with_bias(bias)
-        .init::<B>(device);
-    conv.weight = Param::from_data(random([filters, channels, kernel, kernel], 7), device);
-    if bias {
-        conv.bias = Some(Param::from_data(random([filters], 8), device));
-    }
-    conv
-}
 
 /// The output, then the input, weight and bias gradients of `sum(conv(x) * r)` for a random
 /// `r`, on backend `B`.

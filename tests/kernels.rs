@@ -7,8 +7,6 @@
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::{Autodiff, Flex};
 use burn::module::{Module, Param};
-use burn::nn::PaddingConfig2d;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::module::adaptive_avg_pool2d;
@@ -21,10 +19,8 @@ use clamp::kernels::{adaptive_avg_pool, conv_pool_relu, conv2d, max_pool_2x2, pa
 use clamp::model::{batch_norm, batch_norm_relu};
 
 mod common;
-use common::tensors::{assert_close, random};
+use common::tensors::{Case, assert_close, layer, random};
 
-/// (batch, channels, height, width, filters, kernel, stride, padding, bias)
-type Case = (usize, usize, usize, usize, usize, usize, usize, usize, bool);
 const CASES: &[Case] = &[
     (5, 1, 28, 28, 16, 3, 1, 1, true),   // the small CNN's first block
     (6, 16, 14, 14, 32, 3, 1, 1, false), // its second
@@ -34,25 +30,6 @@ const CASES: &[Case] = &[
     (2, 3, 6, 5, 4, 3, 1, 0, true),      // no padding
     (2, 2, 5, 5, 3, 5, 1, 2, true),      // a 5x5 kernel
 ];
-
-fn layer<B: burn::tensor::backend::Backend>(
-    case: (usize, usize, usize, usize, usize, usize, usize, usize, bool),
-    device: &B::Device,
-) -> Conv2d<B> {
-    let (_, channels, _, _, filters, kernel, stride, padding, bias) = case;
-    let mut conv = Conv2dConfig::new([channels, filters], [kernel, kernel])
-        .with_stride([stride, stride])
-        .with_padding(PaddingConfig2d::Explicit(
-            padding, padding, padding, padding,
-        ))
-        .with_bias(bias)
-        .init::<B>(device);
-    conv.weight = Param::from_data(random([filters, channels, kernel, kernel], 7), device);
-    if bias {
-        conv.bias = Some(Param::from_data(random([filters], 8), device));
-    }
-    conv
-}
 
 #[test]
 fn forward_and_gradients_match_burns_convolution() {
@@ -162,6 +139,97 @@ fn gradients_match_finite_differences_of_the_definition() {
         shape(5, [1, 1], 2),
     ] {
         check_against_definition(&shape);
+    }
+}
+
+/// Enough images that every task of the CPU kernels holds two or three of them and the last
+/// one fewer (a task is a quarter of one thread's share of the batch), on any core count.
+fn batch_of_full_tasks() -> usize {
+    8 * rayon::current_num_threads().max(1) + 3
+}
+
+/// The tasks reuse their buffers from image to image and sum the weight gradient over their
+/// images: with several images a task, each image's output and input gradient must be the
+/// bits it gets alone (nothing left over from the image before), the weight and bias gradients
+/// the sum of every image's own, and a second run the same bits.
+#[test]
+fn tasks_of_several_images_give_each_image_its_own_bits() {
+    let batch = batch_of_full_tasks();
+    let shape = |channels, size: [usize; 2], filters, kernel: usize, stride, padding| ConvShape {
+        batch,
+        channels,
+        height: size[0],
+        width: size[1],
+        filters,
+        kernel: [kernel, kernel],
+        stride: [stride, stride],
+        padding: [padding, padding],
+    };
+    for shape in [
+        shape(16, [14, 14], 32, 3, 1, 1), // the small CNN's second block (shifted planes)
+        shape(32, [7, 7], 64, 3, 1, 1),   // its third (two products of 32 filters)
+        shape(8, [9, 11], 12, 3, 2, 1),   // ResNet's strided 3x3 (the general path)
+        shape(8, [9, 11], 12, 1, 2, 0),   // its projection shortcut
+    ] {
+        let one = ConvShape { batch: 1, ..shape };
+        let image_len = shape.channels * shape.height * shape.width;
+        let out_len = shape.filters * shape.out_height() * shape.out_width();
+        let [kh, kw] = shape.kernel;
+        let x = random([batch, shape.channels, shape.height, shape.width], 71)
+            .to_vec::<f32>()
+            .unwrap();
+        let w = random([shape.filters, shape.channels, kh, kw], 72)
+            .to_vec::<f32>()
+            .unwrap();
+        let b = random([shape.filters], 73).to_vec::<f32>().unwrap();
+        let r = random([batch * out_len], 74).to_vec::<f32>().unwrap();
+
+        let y = forward(&shape, &x, &w, Some(&b));
+        let grads = backward(&shape, &x, &w, &r, true, true);
+        let dx = grads.x.as_ref().unwrap();
+        let mut weight_sum = vec![0.0f64; w.len()];
+        let mut bias_sum = vec![0.0f64; b.len()];
+        for n in 0..batch {
+            let image = &x[n * image_len..(n + 1) * image_len];
+            let upstream = &r[n * out_len..(n + 1) * out_len];
+            assert_eq!(
+                &y[n * out_len..(n + 1) * out_len],
+                &forward(&one, image, &w, Some(&b))[..],
+                "{shape:?}: image {n}'s output"
+            );
+            let alone = backward(&one, image, &w, upstream, true, true);
+            assert_eq!(
+                &dx[n * image_len..(n + 1) * image_len],
+                &alone.x.unwrap()[..],
+                "{shape:?}: image {n}'s input gradient"
+            );
+            for (sum, g) in weight_sum.iter_mut().zip(&alone.weight) {
+                *sum += *g as f64;
+            }
+            for (sum, g) in bias_sum.iter_mut().zip(&alone.bias) {
+                *sum += *g as f64;
+            }
+        }
+        let narrow = |v: Vec<f64>| v.into_iter().map(|v| v as f32).collect::<Vec<_>>();
+        assert_close(
+            &format!("{shape:?} weight gradient"),
+            &grads.weight,
+            &narrow(weight_sum),
+        );
+        assert_close(
+            &format!("{shape:?} bias gradient"),
+            &grads.bias,
+            &narrow(bias_sum),
+        );
+        // The tasks' sums are added in the tasks' order, not as they finish: the same bits on
+        // every run (what lets a resumed run repeat the uninterrupted one).
+        let again = backward(&shape, &x, &w, &r, true, true);
+        assert_eq!(
+            again.weight, grads.weight,
+            "{shape:?}: weight gradient rerun"
+        );
+        assert_eq!(again.bias, grads.bias, "{shape:?}: bias gradient rerun");
+        assert_eq!(again.x, grads.x, "{shape:?}: input gradient rerun");
     }
 }
 

@@ -3,7 +3,7 @@
 //! classes visible (class purity of the drawn spheres above the raw-pixel PCA baseline), the
 //! timeline replays exactly what was drawn, and lessons load over the viewer's defaults.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bevy::prelude::*;
 use clamp::backend::BackendChoice;
@@ -11,11 +11,13 @@ use clamp::config::TrainConfig;
 use clamp::eval::{PURITY_K, class_purity};
 use clamp::model::EncoderKind;
 use clamp::train::TrainingData;
-use clamp::train::session::TrainingPriority;
 use clamp::viewer::preset;
-use clamp::viewer::scene::{Scene, ScenePlugin};
-use clamp::viewer::timeline::{Timeline, TimelinePlugin};
-use clamp::viewer::training::{Controls, History, TrainingLink, TrainingPlugin, TrainingStatus};
+use clamp::viewer::scene::Scene;
+use clamp::viewer::timeline::Timeline;
+use clamp::viewer::training::{Controls, History, TrainingLink, TrainingStatus};
+
+mod common;
+use common::app::{training_app, update_until};
 
 #[test]
 fn class_purity_on_hand_computed_cases() {
@@ -140,34 +142,11 @@ fn pixel_purity_by_hand(set: &clamp::data::ImageSet, indices: &[usize]) -> f64 {
     same as f64 / (n * PURITY_K) as f64
 }
 
-/// Runs the app's schedule until `done` holds (or fails after `limit`).
-fn update_until(app: &mut App, what: &str, limit: Duration, done: impl Fn(&World) -> bool) {
-    let started = Instant::now();
-    while !done(app.world()) {
-        assert!(started.elapsed() < limit, "timed out waiting for {what}");
-        app.update();
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
 #[test]
 fn the_viewers_training_separates_classes_and_the_timeline_replays_what_was_drawn() {
     let config = viewer_config();
-    let mut app = App::new();
-    app.add_plugins(MinimalPlugins)
-        .add_plugins(
-            // Paused, so that the first picture is the untrained one however slow the machine.
-            TrainingPlugin::start(&config, Some(2), TrainingPriority::Normal, true)
-                .expect("Fashion-MNIST loads"),
-        )
-        .add_plugins((
-            TimelinePlugin,
-            // Drawn positions jump to each frame, so they can be compared exactly.
-            ScenePlugin {
-                ease_in_real_time: false,
-                ..Default::default()
-            },
-        ));
+    // Paused, so that the first picture is the untrained one however slow the machine.
+    let mut app = training_app(&config, Some(2), true, None);
 
     let baseline = app
         .world()
@@ -385,51 +364,56 @@ fn every_shipped_lesson_loads_over_the_viewer_defaults() {
 #[test]
 fn a_comparisons_second_run_trains_beside_the_first_and_scrubs_with_it() {
     use clamp::compare::Comparison;
-    use clamp::viewer::compare::{ComparisonPlugin, SecondRun};
+    use clamp::viewer::compare::SecondRun;
     let config = viewer_config();
     let comparison = Comparison::from_spec(&config, "radius_scale=2").unwrap();
-    let mut app = App::new();
-    app.add_plugins(MinimalPlugins)
-        .add_plugins(
-            TrainingPlugin::start(&config, Some(1), TrainingPriority::Normal, false)
-                .expect("Fashion-MNIST loads"),
-        )
-        .add_plugins((
-            TimelinePlugin,
-            ScenePlugin {
-                ease_in_real_time: false,
-                ..Default::default()
-            },
-            ComparisonPlugin {
-                initial: Some(comparison),
-            },
-        ));
+    let mut app = training_app(&config, Some(1), false, Some(comparison));
     update_until(
         &mut app,
         "five snapshots of each run",
         Duration::from_secs(300),
         |w| w.resource::<Timeline>().len() >= 5 && w.resource::<SecondRun>().timeline.len() >= 5,
     );
-    // Each run draws its own spheres: the same images, radii by its own r_s.
+    // Each run draws its own spheres, radii by its own r_s. Their first snapshots come before
+    // any training (same seed, same weights, same images): sphere by sphere, r_s = 2 draws radii
+    // 2 / 0.75 times those of r_s = 0.75.
     let world = app.world();
     let (first, second) = (
-        world.resource::<Scene>(),
-        &world.resource::<SecondRun>().scene,
+        world.resource::<Timeline>().entry(0).unwrap().clone(),
+        world
+            .resource::<SecondRun>()
+            .timeline
+            .entry(0)
+            .unwrap()
+            .clone(),
     );
-    assert_eq!(first.frame.images, second.frame.images);
-    let mean = |r: &[f32]| r.iter().sum::<f32>() / r.len() as f32;
-    let ratio = mean(&second.frame.radii) / mean(&first.frame.radii);
-    assert!(
-        ratio > 1.5,
-        "r_s 2 against 0.75: radii {ratio} times as large"
+    assert_eq!(
+        (first.step, second.step),
+        (0, 0),
+        "untrained pictures first"
     );
+    assert_eq!(
+        world.resource::<Scene>().frame.images,
+        world.resource::<SecondRun>().scene.frame.images
+    );
+    for (i, (a, b)) in first.radii.iter().zip(&second.radii).enumerate() {
+        let ratio = b / a;
+        assert!(
+            (ratio / (2.0 / 0.75) - 1.0).abs() < 1e-4,
+            "sphere {i}: r_s 2 against 0.75 draws radii {ratio} times as large"
+        );
+    }
     assert!(world.resource::<SecondRun>().status.step > 0);
 
-    // Scrubbing the first run's timeline shows the second run at the same moment: its last
-    // snapshot at or before the step shown.
-    app.world_mut().resource_mut::<Controls>().running = false;
+    // Scrubbing the first run's timeline pauses training (as the panel's slider does) and
+    // shows the second run at the same moment: its last snapshot at or before the step shown.
+    assert!(app.world().resource::<Controls>().running);
     app.world_mut().resource_mut::<Timeline>().scrub_to(2);
     app.update();
+    assert!(
+        !app.world().resource::<Controls>().running,
+        "scrubbing back pauses training"
+    );
     let world = app.world();
     let shown = world.resource::<Timeline>().cursor_step().unwrap();
     assert_eq!(world.resource::<Scene>().frame.step, shown);
@@ -439,15 +423,29 @@ fn a_comparisons_second_run_trains_beside_the_first_and_scrubs_with_it() {
     assert!(entry.step <= shown || k == 0, "{} for {shown}", entry.step);
     assert_eq!(second.scene.frame.step, entry.step);
     assert_eq!(second.scene.radii, entry.radii);
-    // Paused with the first (the scrubber pauses training): the second run stops too.
-    let stopped_at = second.status.step;
+    // Both trainers say they paused (reports sent before that are drained first); after that
+    // not one more step comes from either.
+    update_until(
+        &mut app,
+        "both runs to pause",
+        Duration::from_secs(60),
+        |w| w.resource::<TrainingStatus>().paused && w.resource::<SecondRun>().status.paused,
+    );
+    let stopped_at = (
+        app.world().resource::<TrainingStatus>().step,
+        app.world().resource::<SecondRun>().status.step,
+    );
     for _ in 0..50 {
         app.update();
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert!(
-        app.world().resource::<SecondRun>().status.step <= stopped_at + 1,
-        "the second run pauses with the first"
+    assert_eq!(
+        (
+            app.world().resource::<TrainingStatus>().step,
+            app.world().resource::<SecondRun>().status.step,
+        ),
+        stopped_at,
+        "both runs stay paused"
     );
     // Live again: the newest picture of each.
     app.world_mut().resource_mut::<Timeline>().go_live();

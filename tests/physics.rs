@@ -6,9 +6,8 @@ use clamp::physics::{
     find_jammed_packing, find_jamming, fit_power_law, log_grid, sweep_above_jamming,
 };
 
-fn max_abs(v: impl IntoIterator<Item = f64>) -> f64 {
-    v.into_iter().fold(0.0, |m, x| m.max(x.abs()))
-}
+mod common;
+use common::max_abs;
 
 #[test]
 fn forces_are_the_negative_energy_gradient() {
@@ -117,21 +116,27 @@ fn cell_list_matches_all_pairs() {
     }
 }
 
+/// The squared distance of particles i and j by the minimum image in the periodic box, computed
+/// here from the positions alone.
+fn squared_distance(packing: &Packing, i: usize, j: usize) -> f64 {
+    let (x, dim) = (packing.positions(), packing.dim());
+    let box_len = packing.box_len().expect("a periodic box");
+    (0..dim)
+        .map(|k| {
+            let mut d = x[i * dim + k] - x[j * dim + k];
+            d -= box_len * (d / box_len).round();
+            d * d
+        })
+        .sum()
+}
+
 /// Largest overlap 1 - d / sigma_ij over all pairs (minimum image).
 fn worst_overlap(packing: &Packing) -> f64 {
-    let (n, dim) = (packing.n(), packing.dim());
-    let (x, sigma) = (packing.positions(), packing.diameters());
-    let box_len = packing.box_len().unwrap();
+    let (n, sigma) = (packing.n(), packing.diameters());
     let mut worst: f64 = 0.0;
     for i in 0..n {
         for j in i + 1..n {
-            let d2: f64 = (0..dim)
-                .map(|k| {
-                    let mut d = x[i * dim + k] - x[j * dim + k];
-                    d -= box_len * (d / box_len).round();
-                    d * d
-                })
-                .sum();
+            let d2 = squared_distance(packing, i, j);
             worst = worst.max(1.0 - d2.sqrt() / (0.5 * (sigma[i] + sigma[j])));
         }
     }
@@ -161,19 +166,11 @@ fn fire_reaches_zero_energy_below_jamming() {
 /// (minimum image in the periodic box; rattlers, with fewer than d + 1 contacts, removed until
 /// none is left): an independent count to hold the simulator's against.
 fn non_rattler_contacts(packing: &Packing) -> f64 {
-    let (n, dim) = (packing.n(), packing.dim());
-    let (x, sigma) = (packing.positions(), packing.diameters());
-    let box_len = packing.box_len().expect("a periodic box");
+    let (n, dim, sigma) = (packing.n(), packing.dim(), packing.diameters());
     let mut neighbours = vec![Vec::new(); n];
     for i in 0..n {
         for j in i + 1..n {
-            let d2: f64 = (0..dim)
-                .map(|k| {
-                    let mut d = x[i * dim + k] - x[j * dim + k];
-                    d -= box_len * (d / box_len).round();
-                    d * d
-                })
-                .sum();
+            let d2 = squared_distance(packing, i, j);
             let touch = 0.5 * (sigma[i] + sigma[j]);
             if d2 < touch * touch {
                 neighbours[i].push(j);

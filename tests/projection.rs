@@ -138,32 +138,9 @@ fn raw_mode_draws_the_first_three_coordinates_as_they_are() {
         projector.project(&rows),
         vec![[0.1, -0.2, 0.3], [0.5, 0.5, -0.7]]
     );
-    let bad = Projector::fit(
-        &[
-            1.0,
-            f32::NAN,
-            0.0,
-            1.0,
-            2.0,
-            3.0,
-            4.0,
-            5.0,
-            6.0,
-            7.0,
-            8.0,
-            9.0,
-            1.0,
-            2.0,
-            3.0,
-            4.0,
-            5.0,
-            6.0,
-            7.0,
-            8.0,
-        ],
-        4,
-        ProjectionMode::Pca,
-        None,
-    );
+    // Five rows of d = 4, one value of them NaN.
+    let mut rows: Vec<f32> = (0..20).map(|i| (i % 10) as f32).collect();
+    rows[1] = f32::NAN;
+    let bad = Projector::fit(&rows, 4, ProjectionMode::Pca, None);
     assert!(bad.unwrap_err().contains("NaN"));
 }

@@ -5,10 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use burn::tensor::{Tensor, TensorData};
-use clamp::augment::AugmentConfig;
 use clamp::backend::{CpuBackend, probe_adapter};
 use clamp::config::TrainConfig;
-use clamp::data::{Split, load_fashion_mnist};
 use clamp::eval::{Features, LinearProbe, ProbeSettings, knn_accuracy, linear_probe_accuracy};
 use clamp::loss::PackingParams;
 use clamp::optim::{OptimizerKind, scheduled_lr};
@@ -17,35 +15,8 @@ use clamp::train::agreement::compare_one_step;
 use clamp::train::session::{Command, Event, Session, SessionOptions};
 use clamp::train::{Trainer, TrainingData, checkpoint};
 
-/// A small run on the bundled Fashion-MNIST: 512 training and 128 test images.
-fn small_config() -> TrainConfig {
-    TrainConfig {
-        batch: 32,
-        views: 4,
-        dim: 8,
-        width: 8,
-        projector_hidden: 32,
-        radius_scale: 3.0,
-        snapshot_images: 64,
-        probe_train_images: 256,
-        probe_test_images: 128,
-        steps: 20,
-        warmup_steps: 2,
-        ..TrainConfig::default()
-    }
-}
-
-fn small_data(config: &TrainConfig) -> Arc<TrainingData> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/fashion-mnist");
-    let all = load_fashion_mnist(&dir, Split::Test).expect("bundled Fashion-MNIST");
-    let train = all.subset(&(0..512).collect::<Vec<_>>());
-    let test = all.subset(&(9000..9128).collect::<Vec<_>>());
-    let augment = AugmentConfig {
-        crop_scale: (config.crop_min, config.crop_max),
-        ..AugmentConfig::default()
-    };
-    Arc::new(TrainingData::new(train, test, "test subset".into(), augment, config).unwrap())
-}
+mod common;
+use common::runs::{bundled_data, small_config, small_data};
 
 fn next_step(session: &Session) -> clamp::train::StepReport {
     loop {
@@ -102,7 +73,7 @@ fn alpha_command_changes_the_loss_at_the_next_step() {
     // r_s too, and a bad value is refused with a message naming it.
     session.send(Command::SetRadiusScale(-1.0));
     let mut refused = false;
-    while let Some(event) = session.next_event(Duration::from_secs(5)) {
+    while let Some(event) = session.next_event(Duration::from_secs(120)) {
         if let Event::Error(message) = event {
             assert!(message.contains("radius_scale"), "{message}");
             refused = true;
@@ -449,7 +420,7 @@ fn three_non_finite_steps_in_a_row_are_fatal_and_the_session_reports_each() {
         "{skipped:?}"
     );
     assert!(error.contains("3 steps in a row (steps 4-6)"), "{error}");
-    let paused = std::iter::from_fn(|| session.next_event(Duration::from_secs(5)))
+    let paused = std::iter::from_fn(|| session.next_event(Duration::from_secs(120)))
         .any(|e| matches!(e, Event::Paused(true)));
     assert!(paused, "a fatal run pauses");
 }
@@ -1032,16 +1003,7 @@ fn learn(
     clamp::train::ProbeReport,
     clamp::train::ProbeReport,
 ) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/fashion-mnist");
-    let all = load_fashion_mnist(&dir, Split::Test).expect("bundled Fashion-MNIST");
-    let train = all.subset(&(0..4000).collect::<Vec<_>>());
-    let test = all.subset(&(9000..10_000).collect::<Vec<_>>());
-    let augment = AugmentConfig {
-        crop_scale: (config.crop_min, config.crop_max),
-        ..AugmentConfig::default()
-    };
-    let data =
-        Arc::new(TrainingData::new(train, test, "4,000 bundled".into(), augment, &config).unwrap());
+    let data = bundled_data(&config, 4000, 1000);
     let mut trainer = Trainer::<CpuBackend>::new(config, data, Default::default());
     let initial = trainer.probe();
     let losses: Vec<f64> = (0..trainer.total_steps())
@@ -1075,44 +1037,39 @@ fn learning_config(loss: clamp::config::LossKind) -> TrainConfig {
 
 const LEARNING_STEPS: usize = 300;
 
+/// A short run of `loss` lowers its loss by `fall` and raises the probes by these gains.
+fn assert_learns(loss: clamp::config::LossKind, fall: f64, knn_gain: f64, linear_gain: f64) {
+    let (first, last, initial, trained) = learn(learning_config(loss));
+    assert!(last < first - fall, "{loss:?}: loss {first} -> {last}");
+    let gains = [
+        ("kNN", initial.knn_acc, trained.knn_acc, knn_gain),
+        (
+            "linear",
+            initial.linear_acc,
+            trained.linear_acc,
+            linear_gain,
+        ),
+    ];
+    for (probe, before, after, gain) in gains {
+        assert!(
+            after >= before + gain,
+            "{loss:?}: {probe} {before} -> {after}"
+        );
+    }
+}
+
 #[test]
 fn a_short_clamp_run_lowers_its_loss_and_beats_its_initial_encoder() {
     // Measured here: loss 6.54 -> 5.37, kNN 0.713 -> 0.754 (+0.041), linear 0.769 -> 0.793
     // (+0.024) on 1,000 held-out images; asked: about three quarters of each gain.
-    let (first, last, initial, trained) = learn(learning_config(clamp::config::LossKind::Clamp));
-    assert!(last < first - 0.8, "loss {first} -> {last}");
-    assert!(
-        trained.knn_acc >= initial.knn_acc + 0.03,
-        "kNN {} -> {}",
-        initial.knn_acc,
-        trained.knn_acc
-    );
-    assert!(
-        trained.linear_acc >= initial.linear_acc + 0.015,
-        "linear {} -> {}",
-        initial.linear_acc,
-        trained.linear_acc
-    );
+    assert_learns(clamp::config::LossKind::Clamp, 0.8, 0.03, 0.015);
 }
 
 #[test]
 fn a_short_simclr_run_lowers_its_loss_and_beats_its_initial_encoder() {
     // Measured here: loss 5.10 -> 4.16, kNN 0.713 -> 0.738 (+0.025), linear 0.769 -> 0.787
     // (+0.018); asked: about three quarters of each gain.
-    let (first, last, initial, trained) = learn(learning_config(clamp::config::LossKind::Simclr));
-    assert!(last < first - 0.7, "loss {first} -> {last}");
-    assert!(
-        trained.knn_acc >= initial.knn_acc + 0.018,
-        "kNN {} -> {}",
-        initial.knn_acc,
-        trained.knn_acc
-    );
-    assert!(
-        trained.linear_acc >= initial.linear_acc + 0.013,
-        "linear {} -> {}",
-        initial.linear_acc,
-        trained.linear_acc
-    );
+    assert_learns(clamp::config::LossKind::Simclr, 0.7, 0.018, 0.013);
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! The viewer's schedule, driven headlessly (no window, no GPU): moving the alpha control sends
 //! a command that the training thread applies at the very next step.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bevy::prelude::*;
 use clamp::backend::BackendChoice;
@@ -12,6 +12,11 @@ use clamp::loss::PackingParams;
 use clamp::train::session::TrainingPriority;
 use clamp::train::{Trainer, TrainingData};
 use clamp::viewer::training::{Controls, TrainingAction, TrainingPlugin, TrainingStatus};
+
+mod common;
+use common::app::update_until;
+
+const MINUTE: Duration = Duration::from_secs(60);
 
 fn toy_config() -> TrainConfig {
     TrainConfig {
@@ -27,19 +32,6 @@ fn toy_config() -> TrainConfig {
     }
 }
 
-/// Runs the app's schedule until `done` holds (or fails after a minute).
-fn update_until(app: &mut App, what: &str, done: impl Fn(&TrainingStatus) -> bool) {
-    let started = Instant::now();
-    while !done(app.world().resource::<TrainingStatus>()) {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "timed out waiting for {what}"
-        );
-        app.update();
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 #[test]
 fn the_alpha_control_changes_the_loss_at_the_next_step() {
     let config = toy_config();
@@ -50,7 +42,9 @@ fn the_alpha_control_changes_the_loss_at_the_next_step() {
     );
 
     app.world_mut().write_message(TrainingAction::Step);
-    update_until(&mut app, "step 1", |s| s.step >= 1);
+    update_until(&mut app, "step 1", MINUTE, |w| {
+        w.resource::<TrainingStatus>().step >= 1
+    });
     let first = app
         .world()
         .resource::<TrainingStatus>()
@@ -62,7 +56,9 @@ fn the_alpha_control_changes_the_loss_at_the_next_step() {
     // The panel's slider writes the control; the schedule sends it before the next step.
     app.world_mut().resource_mut::<Controls>().alpha = 3.0;
     app.world_mut().write_message(TrainingAction::Step);
-    update_until(&mut app, "step 2", |s| s.step >= 2);
+    update_until(&mut app, "step 2", MINUTE, |w| {
+        w.resource::<TrainingStatus>().step >= 2
+    });
     let second = app
         .world()
         .resource::<TrainingStatus>()

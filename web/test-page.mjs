@@ -71,7 +71,10 @@ let navigatedAt = Date.now();
 const sinceStart = () => ((Date.now() - navigatedAt) / 1000).toFixed(1);
 page.on("console", (m) => {
   console_lines.push(`${m.type()}: ${m.text()}`);
-  if (/CONTEXT_LOST|context lost|device lost/i.test(m.text())) troubles.push(`${sinceStart()} s: ${m.text()}`);
+  // Bevy's log reaches the console as `log` lines with the level inside (`%cERROR%c`); the
+  // browser's own errors come as `error` lines.
+  const failed = m.type() === "error" || /%cERROR%c/.test(m.text());
+  if (failed || /CONTEXT_LOST|context lost|device lost/i.test(m.text())) troubles.push(`${sinceStart()} s: ${m.text()}`);
 });
 page.on("pageerror", (e) => {
   console_lines.push(`pageerror: ${e.message}`);

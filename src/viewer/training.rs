@@ -678,6 +678,11 @@ fn pump_training(
     if (back_to_training && timeline.is_live()) || back_to_live {
         incoming.0 = last_frame.clone();
     }
+    // Scrubbing back into the timeline pauses training, so the history shown stays put; Live
+    // (or Play) resumes it.
+    if *was_live && !timeline.is_live() {
+        controls.running = false;
+    }
     *was_live = timeline.is_live();
     *last_mode = Some(*mode);
     absorb_events(

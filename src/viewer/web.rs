@@ -9,8 +9,8 @@
 //! [`start`] reads the address ([`crate::page::parse_address`]), fetches the bundled
 //! Fashion-MNIST test split from the page's own folder, and starts the app; anything that goes
 //! wrong is written on the page, not only to the console. What the page has done is published
-//! as `window.clampStats` (path, steps, first and last loss, frames and steps per second, class
-//! purity), for `scripts/test-web.sh` and for anyone curious in the console.
+//! as `window.clampStats` (path, steps, first and last loss and the means of five at either end,
+//! frames and steps per second, class purity, the training's error), for `scripts/test-web.sh` and for anyone curious in the console.
 
 use std::sync::Arc;
 
@@ -350,6 +350,16 @@ fn publish_stats(
             "loss_last",
             history.loss.last().copied().map_or(JsValue::NULL, number),
         ),
+        // Means over a few steps: one step's loss swings with its batch, so a test that
+        // compares single steps passes an optimizer that never moves about half the time.
+        (
+            "loss_head",
+            mean_of(history.loss.iter().take(LOSS_WINDOW)).map_or(JsValue::NULL, number),
+        ),
+        (
+            "loss_tail",
+            mean_of(history.loss.iter().rev().take(LOSS_WINDOW)).map_or(JsValue::NULL, number),
+        ),
         ("fps", number(stats.frames as f64 / stats.elapsed.max(1e-9))),
         ("frames", JsValue::from_f64(stats.frames as f64)),
         ("steps_per_sec", number(status.steps_per_sec)),
@@ -406,6 +416,14 @@ fn publish_stats(
     if let Some(window) = web_sys::window() {
         let _ = js_sys::Reflect::set(&window, &JsValue::from_str("clampStats"), &record);
     }
+}
+
+/// How many losses `loss_head` and `loss_tail` average.
+const LOSS_WINDOW: usize = 5;
+
+fn mean_of<'a>(values: impl Iterator<Item = &'a f64>) -> Option<f64> {
+    let (sum, count) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    (count > 0).then(|| sum / count as f64)
 }
 
 /// The bytes at `url` (relative to the page, or absolute), fetched by the page or a worker.

@@ -4,6 +4,10 @@
 // Index loops, so that each line reads like its formula.
 #![allow(clippy::needless_range_loop)]
 
+#[cfg(feature = "viewer")]
+pub mod app;
+pub mod files;
+pub mod runs;
 pub mod tensors;
 
 use rand::SeedableRng;
@@ -168,6 +172,13 @@ pub fn reference(
         radii,
         centers,
     }
+}
+
+/// The largest magnitude among `values` (0 for none).
+pub fn max_abs<T: Into<f64>>(values: impl IntoIterator<Item = T>) -> f64 {
+    values
+        .into_iter()
+        .fold(0.0f64, |m, v| m.max(v.into().abs()))
 }
 
 fn mean_std(x: &[f64]) -> (f64, f64) {

@@ -1,6 +1,30 @@
 //! Test tensors and their comparison, shared by the kernel tests.
 
+use burn::module::Param;
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::tensor::TensorData;
+use burn::tensor::backend::Backend;
+
+/// A convolution: (batch, channels, height, width, filters, kernel, stride, padding, bias).
+pub type Case = (usize, usize, usize, usize, usize, usize, usize, usize, bool);
+
+/// `case`'s convolution layer with random weights (and bias), the same for every backend.
+pub fn layer<B: Backend>(case: Case, device: &B::Device) -> Conv2d<B> {
+    let (_, channels, _, _, filters, kernel, stride, padding, bias) = case;
+    let mut conv = Conv2dConfig::new([channels, filters], [kernel, kernel])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(
+            padding, padding, padding, padding,
+        ))
+        .with_bias(bias)
+        .init::<B>(device);
+    conv.weight = Param::from_data(random([filters, channels, kernel, kernel], 7), device);
+    if bias {
+        conv.bias = Some(Param::from_data(random([filters], 8), device));
+    }
+    conv
+}
 
 /// `dims` values uniform in [-1, 1), the same for the same seed (xorshift).
 pub fn random<const D: usize>(dims: [usize; D], seed: u64) -> TensorData {
@@ -17,15 +41,11 @@ pub fn random<const D: usize>(dims: [usize; D], seed: u64) -> TensorData {
     TensorData::new(values, dims)
 }
 
-pub fn max_abs(values: &[f32]) -> f32 {
-    values.iter().fold(0.0f32, |m, v| m.max(v.abs()))
-}
-
 /// The largest difference between `ours` and `reference`, as a share of the reference's largest
 /// value (a NaN anywhere counts as infinite).
 pub fn relative_difference(what: &str, ours: &[f32], reference: &[f32]) -> f32 {
     assert_eq!(ours.len(), reference.len(), "{what}: length");
-    let scale = max_abs(reference);
+    let scale = super::max_abs(reference.iter().copied()) as f32;
     // A wrong answer of the right size (zeros, a transposed kernel) must be told from the
     // reference: it must not be trivially zero itself.
     assert!(scale > 1e-3, "{what}: the reference is all zeros");

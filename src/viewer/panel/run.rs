@@ -115,11 +115,11 @@ pub(super) fn timeline_controls(
                 None => "live".into(),
             }),
     );
-    // Dragging within the live end stays live; anywhere else shows that snapshot.
+    // Dragging within the live end stays live; anywhere else shows that snapshot (and
+    // training pauses: the training plugin sees the timeline leave its live end).
     if response.changed() && !(position == last && timeline.is_live()) {
         timeline.scrub_to(position);
         timeline.replaying = false;
-        controls.running = false;
     }
     ui.horizontal(|ui| {
         let live = timeline.is_live();
@@ -244,17 +244,22 @@ pub(super) fn priority_label(priority: TrainingPriority) -> &'static str {
 
 pub(super) fn packing_controls(ui: &mut egui::Ui, controls: &mut Controls, teaching: bool) {
     ui.label(RichText::new("packing (applied at the next step)").strong());
+    // The sliders span what is worth dragging through; a run's config may hold a value beyond
+    // them (`--lr 1e-7`, `--alpha 5`), which must stay as it is until the slider is moved.
+    let keep = egui::SliderClamping::Edits;
     ui.add(
         egui::Slider::new(
             &mut controls.radius_scale,
             ranges::RADIUS_SCALE.0..=ranges::RADIUS_SCALE.1,
         )
         .logarithmic(true)
+        .clamping(keep)
         .text("radius scale r_s"),
     );
     ui.add(
         egui::Slider::new(&mut controls.alpha, ranges::ALPHA.0..=ranges::ALPHA.1)
             .step_by(0.05)
+            .clamping(keep)
             .text("exponent alpha"),
     );
     ui.horizontal(|ui| {
@@ -272,6 +277,7 @@ pub(super) fn packing_controls(ui: &mut egui::Ui, controls: &mut Controls, teach
             ranges::LEARNING_RATE.0..=ranges::LEARNING_RATE.1,
         )
         .logarithmic(true)
+        .clamping(keep)
         .text("learning rate"),
     );
     if !teaching {
@@ -281,6 +287,7 @@ pub(super) fn packing_controls(ui: &mut egui::Ui, controls: &mut Controls, teach
                 ranges::WEIGHT_DECAY.0..=ranges::WEIGHT_DECAY.1,
             )
             .logarithmic(true)
+            .clamping(keep)
             .text("weight decay"),
         );
     }
