@@ -18,9 +18,8 @@
 
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::flex::FlexTensor;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
@@ -29,31 +28,13 @@ use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
 use rayon::prelude::*;
 
-use super::{flex_tensor, from_cpu, images_per_task, on_cpu_training, to_cpu, values};
+use super::{flex_tensor, from_cpu, images_per_task, on_cpu_training, record_conv, to_cpu, values};
 use crate::backend::CpuBackend;
 
-/// The sizes of one convolution (NCHW input, `[O, C, kh, kw]` weight, symmetric zero padding).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConvShape {
-    pub batch: usize,
-    pub channels: usize,
-    pub height: usize,
-    pub width: usize,
-    pub filters: usize,
-    pub kernel: [usize; 2],
-    pub stride: [usize; 2],
-    pub padding: [usize; 2],
-}
+pub use super::shape::ConvShape;
 
+// The CPU path's layout of a convolution: the column matrix and its padding.
 impl ConvShape {
-    pub fn out_height(&self) -> usize {
-        (self.height + 2 * self.padding[0] - self.kernel[0]) / self.stride[0] + 1
-    }
-
-    pub fn out_width(&self) -> usize {
-        (self.width + 2 * self.padding[1] - self.kernel[1]) / self.stride[1] + 1
-    }
-
     /// Rows of the column matrix: one per weight of a filter (`C kh kw`).
     fn patch(&self) -> usize {
         self.channels * self.kernel[0] * self.kernel[1]
@@ -654,23 +635,5 @@ fn tracked_conv(
             ],
         )
     };
-    let state = (x.primitive.clone(), weight.primitive.clone());
-    match bias {
-        Some(bias) => match (ConvBackward { shape })
-            .prepare::<NoCheckpointing>([x.node.clone(), weight.node.clone(), bias.node.clone()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish(state, output),
-            OpsKind::UnTracked(prep) => prep.finish(output),
-        },
-        None => match (ConvBackward { shape })
-            .prepare::<NoCheckpointing>([x.node.clone(), weight.node.clone()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish(state, output),
-            OpsKind::UnTracked(prep) => prep.finish(output),
-        },
-    }
+    record_conv(ConvBackward { shape }, &x, &weight, bias.as_ref(), output)
 }

@@ -81,10 +81,14 @@ pub mod gpu;
 pub mod norm;
 pub mod norm_pool;
 pub mod pool;
+pub mod shape;
 
 use std::any::{Any, TypeId};
 use std::borrow::Cow;
 
+use burn::backend::Autodiff;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::ops::{Backward, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
@@ -143,4 +147,42 @@ fn values(tensor: &FlexTensor) -> Cow<'_, [f32]> {
 
 fn flex_tensor(values: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+/// Records a convolution's `output` in burn's autodiff graph with `op` as its backward: the
+/// input, the weight and (when there is one) the bias as its parents, the input and the weight
+/// kept for the backward step. Untracked inputs record nothing.
+pub(crate) fn record_conv<B, O>(
+    op: O,
+    x: &FloatTensor<Autodiff<B>>,
+    weight: &FloatTensor<Autodiff<B>>,
+    bias: Option<&FloatTensor<Autodiff<B>>>,
+    output: B::FloatTensorPrimitive,
+) -> FloatTensor<Autodiff<B>>
+where
+    B: Backend,
+    O: Backward<B, 2, State = (B::FloatTensorPrimitive, B::FloatTensorPrimitive)>
+        + Backward<B, 3, State = (B::FloatTensorPrimitive, B::FloatTensorPrimitive)>,
+{
+    let state = (x.primitive.clone(), weight.primitive.clone());
+    let parents = (x.node.clone(), weight.node.clone());
+    match bias {
+        Some(bias) => match Backward::<B, 3>::prepare::<NoCheckpointing>(
+            op,
+            [parents.0, parents.1, bias.node.clone()],
+        )
+        .compute_bound()
+        .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(state, output),
+            OpsKind::UnTracked(prep) => prep.finish(output),
+        },
+        None => match Backward::<B, 2>::prepare::<NoCheckpointing>(op, [parents.0, parents.1])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(state, output),
+            OpsKind::UnTracked(prep) => prep.finish(output),
+        },
+    }
 }

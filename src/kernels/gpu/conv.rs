@@ -15,16 +15,16 @@
 
 use burn::backend::Wgpu;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::wgpu::{CubeTensor, WgpuRuntime};
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::{Tensor, TensorPrimitive};
 
 use super::implicit::{self, Tiles};
 use crate::backend::WgpuBackend;
-use crate::kernels::conv::ConvShape;
+use crate::kernels::record_conv;
+use crate::kernels::shape::ConvShape;
 
 type Raw = CubeTensor<WgpuRuntime>;
 
@@ -132,23 +132,5 @@ pub fn tracked_conv(
         weight.primitive.clone(),
         bias.as_ref().map(|b| b.primitive.clone()),
     );
-    let state = (x.primitive.clone(), weight.primitive.clone());
-    match bias {
-        Some(bias) => match (ConvBackward { shape })
-            .prepare::<NoCheckpointing>([x.node.clone(), weight.node.clone(), bias.node.clone()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish(state, output),
-            OpsKind::UnTracked(prep) => prep.finish(output),
-        },
-        None => match (ConvBackward { shape })
-            .prepare::<NoCheckpointing>([x.node.clone(), weight.node.clone()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish(state, output),
-            OpsKind::UnTracked(prep) => prep.finish(output),
-        },
-    }
+    record_conv(ConvBackward { shape }, &x, &weight, bias.as_ref(), output)
 }

@@ -26,7 +26,7 @@ use burn::tensor::{DType, Shape};
 use cubecl::prelude::*;
 use cubecl::{CubeLaunch, CubeType};
 
-use crate::kernels::conv::ConvShape;
+use crate::kernels::shape::ConvShape;
 
 /// The sizes the kernels read at run time.
 #[derive(CubeLaunch, CubeType)]

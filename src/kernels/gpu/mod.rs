@@ -14,7 +14,7 @@ use burn::tensor::backend::Backend;
 
 use super::same_type;
 use crate::backend::WgpuBackend;
-use crate::kernels::conv::ConvShape;
+use crate::kernels::shape::ConvShape;
 
 /// `conv(x, weight) + bias` when `B` is a WGPU backend (training or inference), as GEMMs; `x`
 /// handed back (`Err`) on every other backend, or for a shape the kernels do not take, so the
