@@ -225,6 +225,10 @@ fn the_viewers_training_separates_classes_and_the_timeline_replays_what_was_draw
     };
     app.world_mut().resource_mut::<Timeline>().scrub_to(k);
     app.update();
+    assert!(
+        !app.world().resource::<Controls>().running,
+        "scrubbing back pauses training"
+    );
     let scene = app.world().resource::<Scene>();
     assert_eq!(scene.frame.step, entry.step);
     let drawn: Vec<f32> = scene.drawn.iter().flat_map(|p| p.to_array()).collect();
@@ -264,8 +268,9 @@ fn the_viewers_training_separates_classes_and_the_timeline_replays_what_was_draw
     let newest = app.world().resource::<Scene>().frame.step;
     assert!(newest > entry.step, "live again: step {newest}");
 
-    // The radius scale acts at the next snapshot: up re-jams the drawn spheres (Z above
-    // 2d = 6), down unjams them. Radii scale with r_s, so the picture shows it at once.
+    // Scrubbing paused training, and a paused run still redraws when r_s moves: up re-jams the
+    // drawn spheres (Z above 2d = 6), down unjams them. Radii scale with r_s, so the picture
+    // shows it at once.
     let radius_at = |world: &World| world.resource::<History>().pictures.last().unwrap().radius;
     let before = radius_at(app.world());
     app.world_mut().resource_mut::<Controls>().radius_scale = 4.0;

@@ -29,6 +29,18 @@ fn next_step(session: &Session) -> clamp::train::StepReport {
     }
 }
 
+/// The session's next picture of `step` (older ones are skipped).
+fn snapshot_at(session: &Session, step: usize) -> clamp::train::Snapshot {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(snapshot) = session.take_snapshot().filter(|s| s.step == step) {
+            return snapshot;
+        }
+        assert!(std::time::Instant::now() < deadline, "no snapshot within 120 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 #[test]
 fn alpha_command_changes_the_loss_at_the_next_step() {
     let config = small_config();
@@ -70,6 +82,19 @@ fn alpha_command_changes_the_loss_at_the_next_step() {
         report.loss
     );
 
+    // Paused, a new r_s redraws the spheres at once: a picture of the same step, every radius
+    // scaled by the ratio of the radius scales (r_i = r_s x the views' RMS spread).
+    let before = snapshot_at(&session, 2);
+    session.send(Command::SetRadiusScale(2.5 * config.radius_scale));
+    // (Taken while paused: no step comes between the two pictures.)
+    let after = snapshot_at(&session, 2);
+    for (r_before, r_after) in before.readout.radii.iter().zip(&after.readout.radii) {
+        assert!(
+            (r_after / r_before - 2.5).abs() < 1e-5,
+            "{r_before} -> {r_after}"
+        );
+    }
+
     // r_s too, and a bad value is refused with a message naming it.
     session.send(Command::SetRadiusScale(-1.0));
     let mut refused = false;
@@ -81,10 +106,9 @@ fn alpha_command_changes_the_loss_at_the_next_step() {
         }
     }
     assert!(refused, "a negative r_s must be refused");
-    let snapshot = session
-        .take_snapshot()
-        .expect("a snapshot after a single step");
-    assert_eq!(snapshot.readout.radii.len(), 64);
+    // The refused value left the radii as they were.
+    let snapshot = snapshot_at(&session, 2);
+    assert_eq!(snapshot.readout.radii, after.readout.radii);
 }
 
 #[test]

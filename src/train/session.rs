@@ -371,15 +371,22 @@ async fn run<B: AutodiffBackend>(
     snapshots.put(trainer.snapshot_async().await);
     emit(&events, Event::Paused(paused));
 
+    // A paused run whose radius scale or exponent moved owes the viewer a picture with the new
+    // radii (drawn once the pending commands are applied, so a dragged slider costs one).
+    let mut picture_stale = false;
     loop {
         // Apply every pending command; when there is nothing to do, wait for one.
-        let idle = paused && single_steps == 0;
+        let idle = paused && single_steps == 0 && !picture_stale;
         match pace.receive(&commands, idle).await {
             Ok(Command::SetStepDelay(delay)) => {
                 step_delay = delay;
                 continue;
             }
             Ok(command) => {
+                picture_stale |= matches!(
+                    command,
+                    Command::SetAlpha(_) | Command::SetRadiusScale(_)
+                );
                 if !apply(
                     &mut trainer,
                     command,
@@ -397,6 +404,13 @@ async fn run<B: AutodiffBackend>(
             }
             Err(TryRecvError::Disconnected) => return,
             Err(TryRecvError::Empty) => {}
+        }
+        if picture_stale {
+            picture_stale = false;
+            if paused && single_steps == 0 {
+                snapshots.put(trainer.snapshot_async().await);
+                continue;
+            }
         }
 
         match trainer.step_async().await {
