@@ -31,6 +31,19 @@ step() { echo "claims: $*" >&2; }
 step "the viewer for 120 s"
 xvfb-run -a -s "-screen 0 1280x720x24" "$clamp" view --seconds 120 --stats 2>/dev/null | tail -1 >"$m/view.json"
 
+step "one run, then four side by side (900 frames each)"
+sweep=(--compare radius_scale=1.5 --compare radius_scale=2.5 --compare radius_scale=4)
+xvfb-run -a "$clamp" view --frames 900 --stats 2>/dev/null | tail -1 >"$m/one.json"
+xvfb-run -a "$clamp" view "${sweep[@]}" --frames 900 --stats 2>/dev/null | tail -1 >"$m/four.json"
+
+step "clamp record of four runs twice (the same bytes?)"
+for run in a b; do
+    "$clamp" record "${sweep[@]}" --frames 3 --steps-per-frame 2 --size 320x240 --backend cpu \
+        --out "$work/grid-$run/" >/dev/null 2>&1
+done
+(cd "$work/grid-a" && sha256sum -- *.png) >"$m/grid-a.sums"
+(cd "$work/grid-b" && sha256sum -- *.png) >"$m/grid-b.sums"
+
 step "clamp record twice (the same bytes?)"
 for run in a b; do
     "$clamp" record --frames 6 --steps-per-frame 4 --size 320x240 --backend cpu \
@@ -125,6 +138,23 @@ claim("while training steps/s", "43-51 (AVX-512), 24-37 (EPYC); floor 20",
 claim("class purity after 120 s", "0.58-0.62", view.get("class_purity"), within(0.55, 0.65))
 claim("raw pixels' purity (PCA to 3-D)", "0.48", view.get("pixel_pca_purity"),
       within(0.475, 0.485))
+
+one, four = json_of("one.json"), json_of("four.json")
+runs = four.get("runs") or []
+if one.get("fps") and four.get("fps") and len(runs) == 4:
+    ratio = four["fps"] / one["fps"]
+    claim("four runs side by side draw, against one run", "0.89x (35 / 40 frames/s); floor 0.75x",
+          ratio, at_least(0.75), f"{ratio:.2f}x ({four['fps']:.1f} / {one['fps']:.1f})")
+    slowest = min(r["train_steps_per_sec"] for r in runs) / one["train_steps_per_sec"]
+    claim("each of four runs trains, against one run", "0.23x (9.5 / 42 steps/s); floor 0.2x",
+          slowest, at_least(0.2), f"{slowest:.2f}x")
+else:
+    claim("four runs side by side draw, against one run", "0.89x", None, at_least(0.75))
+
+grid_a, grid_b = read("grid-a.sums"), read("grid-b.sums")
+claim("`clamp record` of four runs: the same frames, byte for byte", "identical",
+      len(grid_a.splitlines()) if grid_a else None, lambda n: n == 3 and grid_a == grid_b,
+      f"{len(grid_a.splitlines())} frames, {'identical' if grid_a == grid_b else 'different'}")
 
 a, b = read("record-a.sums"), read("record-b.sums")
 frames = len(a.splitlines())

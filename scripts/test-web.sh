@@ -7,8 +7,8 @@
 # first_step_s, wasm_gz_bytes, ...) and must train CLAMP_WEB_STEPS (20) steps with the mean of
 # the last five losses 0.5 below the first five's, without an error on the page (a trap in the
 # app, an error logged, a lost drawing context) or in training; the CPU page must also draw 4
-# frames/s, train 2 steps/s and reach class purity 0.3 (CLAMP_WEB_SECONDS gives it time). Then two
-# cheap checks of the loader: on a software WebGPU adapter it picks the CPU
+# frames/s, train 2 steps/s and reach class purity 0.3 (CLAMP_WEB_SECONDS gives it time). The CPU
+# page with two `compare=` must train three runs. Then two cheap checks of the loader: on a software WebGPU adapter it picks the CPU
 # build, and with neither WebGPU nor WebGL2 the page says what is missing.
 #
 #   scripts/build-web.sh && scripts/test-web.sh web-shot.png
@@ -111,6 +111,24 @@ if problems:
 PY
 done
 
+# Runs side by side in a page: two `compare=` in the address train three runs (three workers).
+if [[ " ${paths[*]} " == *" cpu "* ]]; then
+  line=$(node web/test-page.mjs "$base?compare=radius_scale=1.5&compare=radius_scale=4" \
+    "${shot%.png}-compare.png" --webgpu off --steps 8 --timeout "${CLAMP_WEB_TIMEOUT:-300}")
+  python3 - "$line" <<'PY'
+import json, sys
+stats = json.loads(sys.argv[1])
+if "message" in stats:
+    sys.exit(f"test-web: the page comparing three runs says: {stats['message']}")
+runs = stats.get("run_steps") or []
+print(json.dumps({"path": "cpu, three runs", "run_steps": runs, "fps": stats.get("fps"),
+                  "error": stats.get("error"), "troubles": stats.get("troubles")}))
+if len(runs) != 3 or min(runs) < 2:
+    sys.exit(f"test-web: with two compare= the page trained {runs} steps: not three runs")
+if stats.get("error") or stats.get("troubles"):
+    sys.exit(f"test-web: three runs: {stats.get('error')}, {stats.get('troubles')} errors on the page")
+PY
+fi
 # The loader: a software WebGPU adapter is passed over for the CPU build.
 choice=$(node web/test-page.mjs "$base" "${shot%.png}-loader.png" --webgpu swiftshader --loader-only --timeout 60)
 echo "$choice"

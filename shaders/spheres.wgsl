@@ -14,6 +14,9 @@ struct Vertex {
     @location(2) color: vec4<f32>,
     // x: radius, y: highlight (0 plain, 1 hovered, 2 pinned, 3 touching the pinned, 4 dimmed).
     @location(3) sphere: vec2<f32>,
+    // The run's cell of the picture, (s, ox, oy, hx): clip (x, y, w) goes to
+    // (x s + ox w, y s + oy w), and the cell spans ox +- hx across and oy +- s down.
+    @location(4) cell: vec4<f32>,
 };
 
 struct VertexOutput {
@@ -27,6 +30,8 @@ struct VertexOutput {
     @location(3) @interpolate(flat) edge: vec4<f32>,
     // x: radius, y: 1 / radius.
     @location(4) @interpolate(flat) radius: vec2<f32>,
+    // The cell's part of the picture: left, top, right, bottom, as fractions (y down).
+    @location(5) @interpolate(flat) bounds: vec4<f32>,
 };
 
 struct FragmentOutput {
@@ -45,7 +50,16 @@ fn vertex(v: Vertex) -> VertexOutput {
     let half_size = radius * min(grow, 8.0) * 1.02;
     let point = center + vec3<f32>(v.corner * half_size, 0.0);
     var out: VertexOutput;
-    out.clip_position = view.clip_from_view * vec4<f32>(point, 1.0);
+    // Into the run's cell: a shift (and for quarters a halving) in clip space, so each cell
+    // shows what a camera of the cell's own aspect would.
+    let clip = view.clip_from_view * vec4<f32>(point, 1.0);
+    out.clip_position = vec4<f32>(clip.xy * v.cell.x + v.cell.yz * clip.w, clip.zw);
+    out.bounds = vec4<f32>(
+        (v.cell.y - v.cell.w + 1.0) * 0.5,
+        (1.0 - (v.cell.z + v.cell.x)) * 0.5,
+        (v.cell.y + v.cell.w + 1.0) * 0.5,
+        (1.0 - (v.cell.z - v.cell.x)) * 0.5,
+    );
     out.view_point = point;
     out.view_center = center;
     out.radius = vec2<f32>(radius, 1.0 / radius);
@@ -93,7 +107,9 @@ fn fragment(in: VertexOutput) -> FragmentOutput {
     // need every pixel of the quad).
     let reach = sqrt(max(disc, 0.0));
     let coverage = clamp(reach / max(fwidth(reach), 1e-6), 0.0, 1.0);
-    if (disc <= 0.0) {
+    // Outside the silhouette, or outside the run's cell: nothing.
+    let uv = (in.clip_position.xy - view.viewport.xy) / view.viewport.zw;
+    if (disc <= 0.0 || any(uv < in.bounds.xy) || any(uv > in.bounds.zw)) {
         discard;
     }
     let hit = dir * max(b - reach, 0.0);

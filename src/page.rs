@@ -70,7 +70,8 @@ pub struct PageAddress {
     /// The CPU page trains in a worker (another core); `worker=false` keeps training on the
     /// page's own thread, between frames (to compare, or where workers are refused).
     pub worker: bool,
-    /// A second run beside the first (`compare=alpha=2.5`, settings as `--compare` takes them).
+    /// Runs beside the first, one a `compare=` (`compare=alpha=2.5&compare=alpha=3`, settings
+    /// as `--compare` takes them).
     pub compare: Option<crate::compare::Comparison>,
 }
 
@@ -97,7 +98,7 @@ const DESKTOP_ONLY: &[(&str, &str)] = &[
 pub fn parse_address(query: &str, path: PagePath) -> Result<PageAddress, AddressError> {
     let mut config = path.default_config();
     let mut worker = true;
-    let mut compare: Option<String> = None;
+    let mut compare: Vec<String> = Vec::new();
     let query = query.strip_prefix('?').unwrap_or(query);
     for pair in query.split('&').filter(|pair| !pair.is_empty()) {
         let (raw_key, raw_value) = pair.split_once('=').unwrap_or((pair, "true"));
@@ -134,7 +135,7 @@ pub fn parse_address(query: &str, path: PagePath) -> Result<PageAddress, Address
         }
         if key == "compare" {
             // (Checked against the whole run, once every setting is read.)
-            compare = Some(value);
+            compare.push(value);
             continue;
         }
         if key == "worker" {
@@ -158,8 +159,8 @@ pub fn parse_address(query: &str, path: PagePath) -> Result<PageAddress, Address
             })?;
     }
     config.backend = path.backend();
-    let compare = compare
-        .map(|spec| crate::compare::Comparison::from_spec(&config, &spec))
+    let compare = (!compare.is_empty())
+        .then(|| crate::compare::Comparison::from_specs(&config, &compare))
         .transpose()
         .map_err(|message| AddressError {
             key: "compare".into(),

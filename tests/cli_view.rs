@@ -481,12 +481,16 @@ fn record_writes_moving_frames_without_a_display_and_repeats_them_exactly() {
 }
 
 #[test]
-fn record_compare_draws_both_runs_side_by_side_and_repeats_them_exactly() {
+fn record_compare_draws_four_runs_in_a_grid_and_repeats_them_exactly() {
     let args = [
+        "--compare",
+        "radius_scale=1.5",
+        "--compare",
+        "radius_scale=2.5",
         "--compare",
         "radius_scale=4",
         "--size",
-        "320x160",
+        "320x240",
         "--orbit",
         "0",
     ];
@@ -496,40 +500,63 @@ fn record_compare_draws_both_runs_side_by_side_and_repeats_them_exactly() {
     assert!(stdout.contains("\"frames\":3"), "{stdout}");
     let frames = frames_in(&first);
     assert_eq!(frames.len(), 3);
+    // The quarters, row by row: r_s = 0.75, 1.5, 2.5, 4.
+    let quarters = [(0, 0), (160, 0), (0, 120), (160, 120)];
     for path in &frames {
         let image = image::open(path).unwrap().to_rgba8();
-        assert_eq!(image.dimensions(), (320, 160));
-        // Below the two-line captions, each half shows its run's spheres, at one scale: those
-        // of r_s = 4 cover far more of the right half than those of r_s = 0.75 of the left.
-        let covered = |x0: u32| {
+        assert_eq!(image.dimensions(), (320, 240));
+        // Below the two-line captions, each quarter shows its run's spheres, at one scale:
+        // the larger r_s, the more of its quarter they cover.
+        let covered = |(x0, y0): (u32, u32)| {
             let mut covered = 0usize;
-            for y in 50..160 {
-                for x in x0..x0 + 150 {
+            for y in y0 + 45..y0 + 118 {
+                for x in x0 + 3..x0 + 157 {
                     let p = image.get_pixel(x, y).0;
                     covered += (0..3).any(|c| p[c].abs_diff(BACKGROUND[c]) > 12) as usize;
                 }
             }
-            covered as f64 / (110.0 * 150.0)
+            covered as f64 / (73.0 * 154.0)
         };
-        let (left, right) = (covered(5), covered(165));
+        let shares: Vec<f64> = quarters.iter().map(|&q| covered(q)).collect();
         assert!(
-            left > 0.02 && right > left + 0.15,
-            "{}: the halves cover {left:.2} and {right:.2}",
+            shares[0] > 0.02 && shares.windows(2).all(|w| w[1] > w[0]),
+            "{}: the quarters cover {shares:.2?}",
             path.display()
         );
-        // Each half is captioned: the band darkens the top-left of both halves.
-        for x0 in [0, 160] {
+        assert!(shares[3] > shares[0] + 0.15, "{}: {shares:.2?}", path.display());
+        // Each quarter is captioned: the band darkens its top-left corner.
+        for (x0, y0) in quarters {
             assert!(
-                image.get_pixel(x0 + 2, 2).0[..3]
+                image.get_pixel(x0 + 2, y0 + 2).0[..3]
                     .iter()
                     .all(|&v| v < BACKGROUND[2]),
-                "{}: no caption band at x = {x0}",
+                "{}: no caption band at ({x0}, {y0})",
                 path.display()
             );
         }
     }
     // The same seed gives the same frames, byte for byte.
     rerun_writes_the_same_frames("record-compare-b", &args, &frames);
+}
+
+#[test]
+fn more_than_four_runs_are_refused_by_name() {
+    let (code, _, stderr) = clamp(&[
+        "view",
+        "--compare",
+        "alpha=2.5",
+        "--compare",
+        "alpha=3",
+        "--compare",
+        "alpha=3.5",
+        "--compare",
+        "alpha=4",
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("--compare") && stderr.contains("at most 4"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -39,8 +39,8 @@ fn the_second_run_differs_in_exactly_the_named_settings() {
     );
 
     // Its settings as --compare takes them give the same comparison again.
-    assert_eq!(two.spec(), "views=8,radius_scale=4");
-    assert_eq!(Comparison::from_spec(&base, &two.spec()).unwrap(), two);
+    assert_eq!(two.spec(1), "views=8,radius_scale=4");
+    assert_eq!(Comparison::from_spec(&base, &two.spec(1)).unwrap(), two);
 
     let simclr = Comparison::from_spec(&base, "loss=simclr").unwrap();
     assert_eq!(simclr.configs[1].loss, LossKind::Simclr);
@@ -156,8 +156,8 @@ fn settings_parse_in_order_and_keep_their_text() {
     assert_eq!(parse_settings(",alpha=3,").unwrap().len(), 1);
 }
 
-/// What a run drawn by the viewer shows after its steps: each step's loss, and the newest
-/// snapshot's step, centers and radii, as bits.
+/// What a run drawn by the viewer shows after its steps: each step's loss, the newest
+/// snapshot's step, centers and radii, as bits, and the contacts of the picture drawn.
 #[cfg(feature = "viewer")]
 #[derive(Debug, PartialEq)]
 struct Drawn {
@@ -165,9 +165,11 @@ struct Drawn {
     step: usize,
     centers: Vec<u32>,
     radii: Vec<u32>,
+    /// The drawn picture's contact numbers.
+    contacts: Vec<u32>,
 }
 
-/// Opens the viewer's training (paused, one thread a run), with `comparison`'s second run
+/// Opens the viewer's training (paused, one thread a run), with `comparison`'s other runs
 /// beside it when given, and presses Step `steps` times, as the panel's button does; what each
 /// run drew.
 #[cfg(feature = "viewer")]
@@ -177,20 +179,20 @@ fn step_in_the_viewer(
     steps: usize,
 ) -> Vec<Drawn> {
     use bevy::prelude::*;
-    use clamp::viewer::compare::SecondRun;
-    use clamp::viewer::timeline::Timeline;
-    use clamp::viewer::training::{History, TrainingAction, TrainingStatus};
-    use common::app::{training_app, update_until};
+    use clamp::viewer::runs::{Run, TrainingAction};
+    use common::app::{runs, training_app, update_until};
     use std::time::Duration;
 
-    let comparing = comparison.is_some();
+    let expected = comparison.as_ref().map_or(1, Comparison::len);
     let mut app = training_app(config, Some(1), true, comparison);
+    assert_eq!(runs(app.world()).len(), expected, "every run started");
     let steps_taken = |w: &World| {
-        let first = w.resource::<TrainingStatus>().step;
-        let second = w
-            .get_resource::<SecondRun>()
-            .map_or(first, |r| r.status.step);
-        first.min(second)
+        runs(w)
+            .list
+            .iter()
+            .map(|run| run.status.step)
+            .min()
+            .unwrap_or(0)
     };
     for step in 1..=steps {
         app.world_mut().write_message(TrainingAction::Step);
@@ -202,7 +204,8 @@ fn step_in_the_viewer(
         );
     }
     // A single step's snapshot comes after its report.
-    let newest = |timeline: &Timeline| {
+    let newest = |run: &Run| {
+        let timeline = &run.timeline;
         timeline
             .entry(timeline.len().wrapping_sub(1))
             .map(|e| e.step)
@@ -211,48 +214,89 @@ fn step_in_the_viewer(
         &mut app,
         "each run's snapshot",
         Duration::from_secs(60),
-        |w| {
-            newest(w.resource::<Timeline>()) == Some(steps)
-                && w.get_resource::<SecondRun>()
-                    .is_none_or(|r| newest(&r.timeline) == Some(steps))
-        },
+        |w| runs(w).list.iter().all(|run| newest(run) == Some(steps)),
     );
-    let world = app.world();
-    let drawn = |history: &History, timeline: &Timeline| {
-        let entry = timeline.entry(timeline.len() - 1).unwrap();
-        Drawn {
-            losses: history.loss.iter().map(|l| l.to_bits()).collect(),
-            step: entry.step,
-            centers: entry.centers.iter().map(|v| v.to_bits()).collect(),
-            radii: entry.radii.iter().map(|v| v.to_bits()).collect(),
-        }
-    };
-    let mut runs = vec![drawn(
-        world.resource::<History>(),
-        world.resource::<Timeline>(),
-    )];
-    if comparing {
-        let second = world.resource::<SecondRun>();
-        runs.push(drawn(&second.history, &second.timeline));
-    }
-    runs
+    runs(app.world())
+        .list
+        .iter()
+        .map(|run| {
+            let timeline = &run.timeline;
+            let entry = timeline.entry(timeline.len() - 1).unwrap();
+            Drawn {
+                losses: run.history.loss.iter().map(|l| l.to_bits()).collect(),
+                step: entry.step,
+                centers: entry.centers.iter().map(|v| v.to_bits()).collect(),
+                radii: entry.radii.iter().map(|v| v.to_bits()).collect(),
+                contacts: run.scene.frame.contacts.clone(),
+            }
+        })
+        .collect()
 }
 
-/// Each run of a comparison, trained by the viewer's own plugins beside the other, is bit for
-/// bit the same run trained alone: losses, drawn centers and radii.
+/// Each run of a four-run comparison, trained by the viewer's own plugins beside the others,
+/// is bit for bit the same run trained alone: losses, drawn centers, radii and contacts.
 #[cfg(feature = "viewer")]
 #[test]
 fn each_run_inside_a_comparison_is_bit_identical_to_the_same_run_alone() {
     let config = common::runs::small_config();
-    let comparison = Comparison::from_spec(&config, "alpha=2.5,radius_scale=2").unwrap();
-    let steps = 4;
-    let pair = step_in_the_viewer(&config, Some(comparison.clone()), steps);
-    let first_alone = step_in_the_viewer(&comparison.configs[0], None, steps);
-    let second_alone = step_in_the_viewer(&comparison.configs[1], None, steps);
-    assert_eq!(pair[0].losses.len(), steps);
-    assert_eq!(pair[0], first_alone[0], "the first run");
-    assert_eq!(pair[1], second_alone[0], "the second run");
-    // And they are two runs: the second's settings change its loss from the first step on.
-    assert_ne!(pair[0].losses[0], pair[1].losses[0]);
-    assert_ne!(pair[0].radii, pair[1].radii);
+    let comparison = Comparison::from_specs(
+        &config,
+        &["alpha=2.5,radius_scale=2", "radius_scale=4", "loss=simclr"],
+    )
+    .unwrap();
+    assert_eq!(comparison.len(), 4);
+    let steps = 3;
+    let together = step_in_the_viewer(&config, Some(comparison.clone()), steps);
+    assert_eq!(together.len(), 4);
+    for (k, config) in comparison.configs.iter().enumerate() {
+        let alone = step_in_the_viewer(config, None, steps);
+        assert_eq!(together[k].losses.len(), steps);
+        assert!(!together[k].contacts.is_empty(), "run {k} drew a picture");
+        assert_eq!(together[k], alone[0], "run {k}: {}", comparison.caption(k));
+    }
+    // And they are four runs: each one's settings change its loss from the first step on.
+    for a in 0..4 {
+        for b in a + 1..4 {
+            assert_ne!(together[a].losses[0], together[b].losses[0], "runs {a} and {b}");
+        }
+    }
+    assert_ne!(together[0].radii, together[2].radii);
+}
+
+#[test]
+fn up_to_four_runs_each_with_its_caption_and_spec() {
+    let base = base();
+    let sweep = Comparison::from_specs(
+        &base,
+        &["radius_scale=1.5", "radius_scale=2.5", "radius_scale=4"],
+    )
+    .unwrap();
+    assert_eq!(sweep.len(), 4);
+    assert_eq!(sweep.keys, ["radius_scale"]);
+    assert_eq!(
+        sweep.legend(),
+        "radius_scale = 0.75 | radius_scale = 1.5 | radius_scale = 2.5 | radius_scale = 4"
+    );
+    let radii: Vec<f64> = sweep.configs.iter().map(|c| c.radius_scale).collect();
+    assert_eq!(radii, [0.75, 1.5, 2.5, 4.0]);
+    // Each run's spec gives it back over the same first run.
+    assert_eq!(Comparison::from_specs(&base, &sweep.specs()).unwrap(), sweep);
+
+    // Runs that differ in different settings: every caption names them all, each spec only
+    // its own difference.
+    let mixed = Comparison::from_specs(&base, &["alpha=2.5", "radius_scale=4"]).unwrap();
+    assert_eq!(mixed.keys, ["alpha", "radius_scale"]);
+    assert_eq!(mixed.caption(0), "alpha = 2, radius_scale = 0.75");
+    assert_eq!(mixed.caption(1), "alpha = 2.5, radius_scale = 0.75");
+    assert_eq!(mixed.caption(2), "alpha = 2, radius_scale = 4");
+    assert_eq!(mixed.specs(), ["alpha=2.5", "radius_scale=4"]);
+
+    // A fifth run, a run repeated, and a bad spec among good ones are refused by name.
+    let five = Comparison::from_specs(&base, &["alpha=2.5", "alpha=3", "alpha=3.5", "alpha=4"])
+        .unwrap_err();
+    assert!(five.contains("5 runs") && five.contains("at most 4"), "{five}");
+    let repeated = Comparison::from_specs(&base, &["alpha=2.5", "alpha=2.5"]).unwrap_err();
+    assert!(repeated.contains("run 3 is the same as run 2"), "{repeated}");
+    let bad = Comparison::from_specs(&base, &["alpha=2.5", "alpha=99"]).unwrap_err();
+    assert!(bad.starts_with("alpha=99") && bad.contains("out of range"), "{bad}");
 }

@@ -12,12 +12,10 @@ use clamp::eval::{PURITY_K, class_purity};
 use clamp::model::EncoderKind;
 use clamp::train::TrainingData;
 use clamp::viewer::preset;
-use clamp::viewer::scene::Scene;
-use clamp::viewer::timeline::Timeline;
-use clamp::viewer::training::{Controls, History, TrainingLink, TrainingStatus};
+use clamp::viewer::runs::Runs;
 
 mod common;
-use common::app::{training_app, update_until};
+use common::app::{run, run_mut, runs, training_app, update_until};
 
 #[test]
 fn class_purity_on_hand_computed_cases() {
@@ -148,9 +146,10 @@ fn the_viewers_training_separates_classes_and_the_timeline_replays_what_was_draw
     // Paused, so that the first picture is the untrained one however slow the machine.
     let mut app = training_app(&config, Some(2), true, None);
 
-    let baseline = app
-        .world()
-        .resource::<TrainingLink>()
+    let baseline = run(app.world(), 0)
+        .link
+        .as_ref()
+        .unwrap()
         .pixel_purity
         .expect("the raw-pixel baseline is computed at start");
     // Independent check of the baseline: the same images' pixels, projected on their top
@@ -173,9 +172,9 @@ fn the_viewers_training_separates_classes_and_the_timeline_replays_what_was_draw
         &mut app,
         "the untrained picture",
         Duration::from_secs(120),
-        |w| !w.resource::<History>().pictures.is_empty(),
+        |w| !run(w, 0).history.pictures.is_empty(),
     );
-    let first = app.world().resource::<History>().pictures[0];
+    let first = run(app.world(), 0).history.pictures[0];
     assert_eq!(first.step, 0);
     assert!(
         first.purity < baseline,
@@ -183,21 +182,21 @@ fn the_viewers_training_separates_classes_and_the_timeline_replays_what_was_draw
         first.purity
     );
     // Play, as the panel's button does.
-    app.world_mut().resource_mut::<Controls>().running = true;
+    app.world_mut().resource_mut::<Runs>().set_running(true);
 
     update_until(&mut app, "1,000 steps", Duration::from_secs(900), |w| {
-        w.resource::<TrainingStatus>().step >= 1000
+        run(w, 0).status.step >= 1000
     });
     // The newest picture after the trainer has passed step 1,000.
-    let target = app.world().resource::<TrainingStatus>().step;
+    let target = run(app.world(), 0).status.step;
     update_until(
         &mut app,
         "a picture after step 1,000",
         Duration::from_secs(120),
-        |w| w.resource::<Scene>().frame.step >= target,
+        |w| run(w, 0).scene.frame.step >= target,
     );
 
-    let history = app.world().resource::<History>();
+    let history = &run(app.world(), 0).history;
     let last = *history.pictures.last().unwrap();
     // README: seed 0's picture at step 1,000 has class purity 0.54 (0.539 to 0.564 from step
     // 900 to 1,100 in `examples/live_bench.rs`: the picture jitters by 0.025 from snapshot to
@@ -209,7 +208,7 @@ fn the_viewers_training_separates_classes_and_the_timeline_replays_what_was_draw
         last.purity
     );
     // The scene's number is the core's class purity of the drawn positions.
-    let scene = app.world().resource::<Scene>();
+    let scene = &run(app.world(), 0).scene;
     let drawn: Vec<f32> = scene.drawn.iter().flat_map(|p| p.to_array()).collect();
     assert_eq!(
         scene.purity.unwrap(),
@@ -218,18 +217,18 @@ fn the_viewers_training_separates_classes_and_the_timeline_replays_what_was_draw
 
     // Scrub back to an early snapshot: the scene draws exactly its stored positions and radii.
     let (k, entry) = {
-        let timeline = app.world().resource::<Timeline>();
+        let timeline = &run(app.world(), 0).timeline;
         assert!(timeline.len() >= 3, "snapshots were stored");
         let k = timeline.len() / 3;
         (k, timeline.entry(k).unwrap().clone())
     };
-    app.world_mut().resource_mut::<Timeline>().scrub_to(k);
+    run_mut(&mut app, 0).timeline.scrub_to(k);
     app.update();
     assert!(
-        !app.world().resource::<Controls>().running,
+        !runs(app.world()).running(),
         "scrubbing back pauses training"
     );
-    let scene = app.world().resource::<Scene>();
+    let scene = &run(app.world(), 0).scene;
     assert_eq!(scene.frame.step, entry.step);
     let drawn: Vec<f32> = scene.drawn.iter().flat_map(|p| p.to_array()).collect();
     assert_eq!(
@@ -263,37 +262,37 @@ fn the_viewers_training_separates_classes_and_the_timeline_replays_what_was_draw
     assert_eq!(scene.frame.contacts, by_hand);
 
     // Back to live: the newest live picture again.
-    app.world_mut().resource_mut::<Timeline>().go_live();
+    run_mut(&mut app, 0).timeline.go_live();
     app.update();
-    let newest = app.world().resource::<Scene>().frame.step;
+    let newest = run(app.world(), 0).scene.frame.step;
     assert!(newest > entry.step, "live again: step {newest}");
 
     // Scrubbing paused training, and a paused run still redraws when r_s moves: up re-jams the
     // drawn spheres (Z above 2d = 6), down unjams them. Radii scale with r_s, so the picture
     // shows it at once.
-    let radius_at = |world: &World| world.resource::<History>().pictures.last().unwrap().radius;
+    let radius_at = |world: &World| run(world, 0).history.pictures.last().unwrap().radius;
     let before = radius_at(app.world());
-    app.world_mut().resource_mut::<Controls>().radius_scale = 4.0;
+    run_mut(&mut app, 0).controls.radius_scale = 4.0;
     update_until(
         &mut app,
         "a picture at r_s = 4",
         Duration::from_secs(60),
         |w| radius_at(w) > 3.0 * before,
     );
-    let jammed = *app.world().resource::<History>().pictures.last().unwrap();
+    let jammed = *run(app.world(), 0).history.pictures.last().unwrap();
     assert!(
         jammed.contacts > 6.0,
         "r_s = 4 re-jams: Z = {}",
         jammed.contacts
     );
-    app.world_mut().resource_mut::<Controls>().radius_scale = 0.2;
+    run_mut(&mut app, 0).controls.radius_scale = 0.2;
     update_until(
         &mut app,
         "a picture at r_s = 0.2",
         Duration::from_secs(60),
         |w| radius_at(w) < 0.5 * before,
     );
-    let loose = *app.world().resource::<History>().pictures.last().unwrap();
+    let loose = *run(app.world(), 0).history.pictures.last().unwrap();
     assert!(
         loose.contacts < 6.0,
         "r_s = 0.2 unjams: Z = {}",
@@ -330,8 +329,8 @@ fn every_shipped_lesson_loads_over_the_viewer_defaults() {
         .config
         .alpha;
     assert_eq!(alpha, 2.5);
-    // The first four are single runs; the last three compare two runs that differ in the one
-    // setting their title names.
+    // The first four are single runs; the next three compare two runs that differ in the one
+    // setting their title names; the radius sweep compares four.
     let compared = |i: usize| preset::parse(preset::LESSONS[i].1, &base).unwrap().compare;
     for i in 0..4 {
         assert_eq!(compared(i), None, "{}", preset::LESSONS[i].0);
@@ -351,6 +350,12 @@ fn every_shipped_lesson_loads_over_the_viewer_defaults() {
             "the left run is the lesson's own"
         );
     }
+    let sweep = compared(7).expect("the radius sweep compares");
+    assert_eq!(sweep.keys, ["radius_scale"]);
+    assert_eq!(
+        sweep.legend(),
+        "radius_scale = 0.75 | radius_scale = 1.5 | radius_scale = 2.5 | radius_scale = 4"
+    );
     // A misspelt key is refused with its name, in [compare] too.
     let error = preset::parse("radius_scael = 1.0", &base).unwrap_err();
     assert!(error.contains("radius_scael"), "{error}");
@@ -364,99 +369,94 @@ fn every_shipped_lesson_loads_over_the_viewer_defaults() {
         error.contains("[compare]") && error.contains("setting"),
         "{error}"
     );
+    let error = preset::parse(
+        "[[compare]]\nsettings = \"alpha=3\"\n[[compare]]\nsettings = \"alpha=3\"",
+        &base,
+    )
+    .unwrap_err();
+    assert!(
+        error.contains("[[compare]]") && error.contains("run 3 is the same as run 2"),
+        "{error}"
+    );
 }
 
 #[test]
-fn a_comparisons_second_run_trains_beside_the_first_and_scrubs_with_it() {
+fn a_comparisons_runs_train_beside_the_first_and_scrub_with_it() {
     use clamp::compare::Comparison;
-    use clamp::viewer::compare::SecondRun;
     let config = viewer_config();
-    let comparison = Comparison::from_spec(&config, "radius_scale=2").unwrap();
+    let comparison =
+        Comparison::from_specs(&config, &["radius_scale=2", "radius_scale=4"]).unwrap();
     let mut app = training_app(&config, Some(1), false, Some(comparison));
+    assert_eq!(runs(app.world()).len(), 3);
     update_until(
         &mut app,
         "five snapshots of each run",
         Duration::from_secs(300),
-        |w| w.resource::<Timeline>().len() >= 5 && w.resource::<SecondRun>().timeline.len() >= 5,
+        |w| runs(w).list.iter().all(|run| run.timeline.len() >= 5),
     );
     // Each run draws its own spheres, radii by its own r_s. Their first snapshots come before
-    // any training (same seed, same weights, same images): sphere by sphere, r_s = 2 draws radii
-    // 2 / 0.75 times those of r_s = 0.75.
+    // any training (same seed, same weights, same images): sphere by sphere, r_s = 2 and 4 draw
+    // radii 2 / 0.75 and 4 / 0.75 times those of r_s = 0.75.
     let world = app.world();
-    let (first, second) = (
-        world.resource::<Timeline>().entry(0).unwrap().clone(),
-        world
-            .resource::<SecondRun>()
-            .timeline
-            .entry(0)
-            .unwrap()
-            .clone(),
-    );
-    assert_eq!(
-        (first.step, second.step),
-        (0, 0),
-        "untrained pictures first"
-    );
-    assert_eq!(
-        world.resource::<Scene>().frame.images,
-        world.resource::<SecondRun>().scene.frame.images
-    );
-    for (i, (a, b)) in first.radii.iter().zip(&second.radii).enumerate() {
-        let ratio = b / a;
-        assert!(
-            (ratio / (2.0 / 0.75) - 1.0).abs() < 1e-4,
-            "sphere {i}: r_s 2 against 0.75 draws radii {ratio} times as large"
-        );
+    let first = run(world, 0).timeline.entry(0).unwrap().clone();
+    assert_eq!(first.step, 0, "untrained pictures first");
+    for (k, r_s) in [(1, 2.0f32), (2, 4.0)] {
+        let other = run(world, k).timeline.entry(0).unwrap().clone();
+        assert_eq!(other.step, 0, "run {k}: untrained first");
+        assert_eq!(run(world, 0).scene.frame.images, run(world, k).scene.frame.images);
+        for (i, (a, b)) in first.radii.iter().zip(&other.radii).enumerate() {
+            let ratio = b / a;
+            assert!(
+                (ratio / (r_s / 0.75) - 1.0).abs() < 1e-4,
+                "run {k}, sphere {i}: r_s {r_s} against 0.75 draws radii {ratio} times as large"
+            );
+        }
+        assert!(run(world, k).status.step > 0);
     }
-    assert!(world.resource::<SecondRun>().status.step > 0);
 
     // Scrubbing the first run's timeline pauses training (as the panel's slider does) and
-    // shows the second run at the same moment: its last snapshot at or before the step shown.
-    assert!(app.world().resource::<Controls>().running);
-    app.world_mut().resource_mut::<Timeline>().scrub_to(2);
+    // shows every other run at the same moment: its last snapshot at or before the step shown.
+    assert!(runs(app.world()).list.iter().all(|run| run.controls.running));
+    run_mut(&mut app, 0).timeline.scrub_to(2);
     app.update();
     assert!(
-        !app.world().resource::<Controls>().running,
-        "scrubbing back pauses training"
+        runs(app.world()).list.iter().all(|run| !run.controls.running),
+        "scrubbing back pauses every run"
     );
     let world = app.world();
-    let shown = world.resource::<Timeline>().cursor_step().unwrap();
-    assert_eq!(world.resource::<Scene>().frame.step, shown);
-    let second = world.resource::<SecondRun>();
-    let k = second.timeline.entry_at_step(shown).unwrap();
-    let entry = second.timeline.entry(k).unwrap().clone();
-    assert!(entry.step <= shown || k == 0, "{} for {shown}", entry.step);
-    assert_eq!(second.scene.frame.step, entry.step);
-    assert_eq!(second.scene.radii, entry.radii);
-    // Both trainers say they paused (reports sent before that are drained first); after that
-    // not one more step comes from either.
+    let shown = run(world, 0).timeline.cursor_step().unwrap();
+    assert_eq!(run(world, 0).scene.frame.step, shown);
+    let mut entries = Vec::new();
+    for k in 1..3 {
+        let other = run(world, k);
+        let entry_index = other.timeline.entry_at_step(shown).unwrap();
+        let entry = other.timeline.entry(entry_index).unwrap().clone();
+        assert!(entry.step <= shown || entry_index == 0, "{} for {shown}", entry.step);
+        assert_eq!(other.scene.frame.step, entry.step, "run {k}");
+        assert_eq!(other.scene.radii, entry.radii, "run {k}");
+        entries.push(entry);
+    }
+    // Every trainer says it paused (reports sent before that are drained first); after that
+    // not one more step comes from any.
     update_until(
         &mut app,
-        "both runs to pause",
+        "every run to pause",
         Duration::from_secs(60),
-        |w| w.resource::<TrainingStatus>().paused && w.resource::<SecondRun>().status.paused,
+        |w| runs(w).list.iter().all(|run| run.status.paused),
     );
-    let stopped_at = (
-        app.world().resource::<TrainingStatus>().step,
-        app.world().resource::<SecondRun>().status.step,
-    );
+    let steps = |w: &World| -> Vec<usize> { runs(w).list.iter().map(|r| r.status.step).collect() };
+    let stopped_at = steps(app.world());
     for _ in 0..50 {
         app.update();
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert_eq!(
-        (
-            app.world().resource::<TrainingStatus>().step,
-            app.world().resource::<SecondRun>().status.step,
-        ),
-        stopped_at,
-        "both runs stay paused"
-    );
+    assert_eq!(steps(app.world()), stopped_at, "every run stays paused");
     // Live again: the newest picture of each.
-    app.world_mut().resource_mut::<Timeline>().go_live();
+    run_mut(&mut app, 0).timeline.go_live();
     app.update();
-    let second = app.world().resource::<SecondRun>();
-    assert!(second.scene.frame.step >= entry.step);
+    for (k, entry) in (1..3).zip(&entries) {
+        assert!(run(app.world(), k).scene.frame.step >= entry.step);
+    }
 }
 
 #[test]
@@ -474,7 +474,8 @@ fn a_saved_preset_reads_back_the_same_run_view_and_comparison() {
         ..Default::default()
     };
     let comparison = Comparison::from_spec(&config, "loss=simclr,alpha=3").unwrap();
-    for compare in [None, Some(&comparison)] {
+    let three = Comparison::from_specs(&config, &["alpha=3", "radius_scale=2"]).unwrap();
+    for compare in [None, Some(&comparison), Some(&three)] {
         let text = preset::to_toml(&config, &view, compare).unwrap();
         let read = preset::parse(&text, &base).unwrap();
         assert_eq!(read.config, config, "{text}");

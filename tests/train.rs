@@ -1170,3 +1170,33 @@ fn auto_times_a_few_steps_on_each_backend_and_trains_on_the_faster() {
     assert_eq!(Choice::of(t(0.020), t(0.010)).chosen, BackendKind::Cpu);
     assert_eq!(Choice::of(t(0.010), t(0.010)).chosen, BackendKind::Wgpu);
 }
+
+#[test]
+fn runs_side_by_side_take_turns_at_the_training_cores() {
+    use clamp::train::session::Turns;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    for permits in [1usize, 2] {
+        let turns = Turns::new(permits);
+        let inside = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let done: Vec<_> = (0..4)
+            .map(|_| {
+                let (turns, inside, most) = (turns.clone(), inside.clone(), most.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..50 {
+                        let _turn = turns.take();
+                        let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_micros(200));
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        for thread in done {
+            thread.join().expect("every run gets its turns");
+        }
+        // Never more at the cores than the permits; with several waiting, all of them used.
+        assert_eq!(most.load(Ordering::SeqCst), permits, "{permits} permits");
+    }
+}

@@ -11,10 +11,10 @@ use clamp::config::TrainConfig;
 use clamp::loss::PackingParams;
 use clamp::train::session::TrainingPriority;
 use clamp::train::{Trainer, TrainingData};
-use clamp::viewer::training::{Controls, TrainingAction, TrainingPlugin, TrainingStatus};
+use clamp::viewer::runs::{RunsPlugin, TrainingAction};
 
 mod common;
-use common::app::update_until;
+use common::app::{run, run_mut, update_until};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -37,31 +37,29 @@ fn the_alpha_control_changes_the_loss_at_the_next_step() {
     let config = toy_config();
     let mut app = App::new();
     app.add_plugins(MinimalPlugins).add_plugins(
-        TrainingPlugin::start(&config, Some(1), TrainingPriority::Normal, true)
+        RunsPlugin::start(&config, Some(1), TrainingPriority::Normal, true)
             .expect("toy data loads"),
     );
 
     app.world_mut().write_message(TrainingAction::Step);
     update_until(&mut app, "step 1", MINUTE, |w| {
-        w.resource::<TrainingStatus>().step >= 1
+        run(w, 0).status.step >= 1
     });
-    let first = app
-        .world()
-        .resource::<TrainingStatus>()
+    let first = run(app.world(), 0)
+        .status
         .last
         .clone()
         .unwrap();
     assert_eq!(first.alpha, 2.0);
 
     // The panel's slider writes the control; the schedule sends it before the next step.
-    app.world_mut().resource_mut::<Controls>().alpha = 3.0;
+    run_mut(&mut app, 0).controls.alpha = 3.0;
     app.world_mut().write_message(TrainingAction::Step);
     update_until(&mut app, "step 2", MINUTE, |w| {
-        w.resource::<TrainingStatus>().step >= 2
+        run(w, 0).status.step >= 2
     });
-    let second = app
-        .world()
-        .resource::<TrainingStatus>()
+    let second = run(app.world(), 0)
+        .status
         .last
         .clone()
         .unwrap();

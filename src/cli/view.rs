@@ -65,49 +65,47 @@ pub struct ViewArgs {
     pub compare: CompareFlags,
 }
 
-/// The comparison asked for by `--compare` or `--compare-config`, against `config`; else the
-/// `[compare]` of the lesson given as `--config`, applied over the command line's run (with
-/// its --backend, say).
+/// The comparison asked for by `--compare` and `--compare-config` (a run beside the first for
+/// each, in that order), against `config`; else the `[[compare]]` runs of the lesson given as
+/// `--config`, applied over the command line's run (with its --backend, say).
 fn comparison(
     config: &TrainConfig,
     flags: &CompareFlags,
     lesson: Option<&std::path::Path>,
 ) -> Result<Option<crate::compare::Comparison>, String> {
-    let (spec, file) = (flags.compare.as_deref(), flags.compare_config.as_deref());
-    if let Some(spec) = spec {
-        return crate::compare::Comparison::from_spec(config, spec)
-            .map(Some)
-            .map_err(|e| format!("--compare {spec}: {e}"));
+    use crate::compare::{Comparison, other_from_spec};
+    let mut others = Vec::new();
+    for spec in &flags.compare {
+        others.push(other_from_spec(config, spec).map_err(|e| format!("--compare {spec}: {e}"))?);
     }
-    if let Some(file) = file {
-        let other = preset::load(file, config)?.config;
-        return crate::compare::Comparison::from_configs(config, &other)
+    for file in &flags.compare_config {
+        others.push(preset::load(file, config)?.config);
+    }
+    if !others.is_empty() {
+        return Comparison::of_runs(config, others)
             .map(Some)
-            .map_err(|e| format!("--compare-config {}: {e}", file.display()));
+            .map_err(|e| format!("--compare: {e}"));
     }
     let Some(path) = lesson else { return Ok(None) };
     preset::load(path, &TrainConfig::viewer_default())?
         .compare
-        .map(|lesson| crate::compare::Comparison::from_spec(config, &lesson.spec()))
+        .map(|lesson| Comparison::from_specs(config, &lesson.specs()))
         .transpose()
-        .map_err(|e| format!("{}: [compare]: {e}", path.display()))
+        .map_err(|e| format!("{}: [[compare]]: {e}", path.display()))
 }
 
-/// A second run beside the first (`view` draws both side by side, `record` films both).
+/// Runs beside the first (`view` draws them side by side, `record` films them).
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct CompareFlags {
-    /// Train a second run beside the first, differing only in these settings, and show both
-    /// side by side, each captioned (e.g. alpha=2.5 or radius_scale=4,views=8).
-    #[arg(
-        long,
-        value_name = "KEY=VALUE[,...]",
-        conflicts_with = "compare_config"
-    )]
-    pub compare: Option<String>,
-    /// Like --compare, with the second run's whole configuration from a file (it may differ in
-    /// anything but dataset, seed, backend and out).
+    /// Train a run beside the first, differing only in these settings, and show them side by
+    /// side, each captioned (e.g. alpha=2.5 or radius_scale=4,views=8). Repeat it for up to
+    /// three runs beside the first (a 2 x 2 grid).
+    #[arg(long, value_name = "KEY=VALUE[,...]")]
+    pub compare: Vec<String>,
+    /// Like --compare, with a run's whole configuration from a file (it may differ in anything
+    /// but dataset, seed, backend and out). Repeatable, with --compare or alone.
     #[arg(long, value_name = "B.toml")]
-    pub compare_config: Option<PathBuf>,
+    pub compare_config: Vec<PathBuf>,
 }
 
 /// `clamp record`.
@@ -228,13 +226,8 @@ pub fn view(args: ViewArgs) -> Result<(), String> {
         }
         options.window = Some((w, h));
     }
-    // Two runs share the training cores.
-    let runs = if compare.is_some() { 2 } else { 1 };
-    options.train_threads = Some(
-        args.train_threads
-            .unwrap_or_else(|| default_train_threads() / runs)
-            .max(1),
-    );
+    // Runs side by side take turns at the same training cores.
+    options.train_threads = Some(args.train_threads.unwrap_or_else(default_train_threads).max(1));
     options.compare = compare;
     options.view = view;
     if let Some(scale) = args.render_scale {

@@ -90,6 +90,56 @@ pub struct SessionOptions {
     pub step_events: usize,
     /// A fault to inject on purpose (`CLAMP_FAULT`), kept across resets.
     pub fault: Option<super::Fault>,
+    /// Turns at the training cores shared with other sessions (runs side by side): a step
+    /// (and its snapshot) is taken only in this session's turn.
+    pub turns: Option<Arc<Turns>>,
+}
+
+/// Turns at the training cores for sessions side by side: at most `permits` of them step at
+/// once, first come first served, so several runs together use the cores one run would (and
+/// leave the renderer what one run leaves it). A paused session takes no turn.
+#[derive(Debug)]
+pub struct Turns {
+    permits: u64,
+    /// (tickets handed out, turns finished).
+    count: std::sync::Mutex<(u64, u64)>,
+    finished: std::sync::Condvar,
+}
+
+impl Turns {
+    pub fn new(permits: usize) -> Arc<Self> {
+        Arc::new(Self {
+            permits: permits.max(1) as u64,
+            count: std::sync::Mutex::new((0, 0)),
+            finished: std::sync::Condvar::new(),
+        })
+    }
+
+    /// Waits for this caller's turn (tickets are served in the order taken); the turn lasts
+    /// until the returned guard is dropped.
+    pub fn take(&self) -> Turn<'_> {
+        let mut count = self.count.lock().unwrap_or_else(|e| e.into_inner());
+        let ticket = count.0;
+        count.0 += 1;
+        while ticket >= count.1 + self.permits {
+            count = self
+                .finished
+                .wait(count)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        Turn(self)
+    }
+}
+
+/// A session's turn at the training cores; it ends when dropped.
+pub struct Turn<'a>(&'a Turns);
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let mut count = self.0.count.lock().unwrap_or_else(|e| e.into_inner());
+        count.1 += 1;
+        self.0.finished.notify_all();
+    }
 }
 
 impl Default for SessionOptions {
@@ -103,6 +153,7 @@ impl Default for SessionOptions {
             priority: TrainingPriority::Normal,
             step_events: 1024,
             fault: None,
+            turns: None,
         }
     }
 }
@@ -413,6 +464,7 @@ async fn run<B: AutodiffBackend>(
             }
         }
 
+        let mut turn = options.turns.as_ref().map(|turns| turns.take());
         match trainer.step_async().await {
             Ok(report) => {
                 let step = report.step;
@@ -423,6 +475,8 @@ async fn run<B: AutodiffBackend>(
                     snapshots.put(trainer.snapshot_async().await);
                     last_snapshot = Some(Instant::now());
                 }
+                // (A probe takes seconds: the other runs step meanwhile.)
+                drop(turn.take());
                 if options.probe_every > 0 && step % options.probe_every == 0 {
                     emit(&events, probe(&trainer, &pace).await);
                 }
@@ -438,6 +492,7 @@ async fn run<B: AutodiffBackend>(
                 emit(&events, Event::Paused(true));
             }
         }
+        drop(turn);
         pace.pause(step_delay).await;
     }
 }

@@ -1,18 +1,27 @@
-//! An orbit camera: left-drag turns, right-drag (or shift + left-drag) pans, the wheel zooms,
-//! and auto-rotate turns the scene slowly for demos and recordings. Input over the egui panels
-//! is left to egui.
+//! One orbit camera for every run's view: left-drag turns, right-drag (or shift + left-drag)
+//! pans, the wheel zooms, and auto-rotate turns the scene slowly for demos and recordings. Input
+//! over the egui panels is left to egui.
+//!
+//! One camera draws every run into one picture ([`SceneView`]): each run has a cell of it
+//! ([`view_cells`]: the whole, a half, or a quarter of a 2 x 2 grid), and the sphere and line
+//! shaders move the run's clip-space positions into its cell and cut what strays out. A cell
+//! shows what a camera of its own aspect would, so the runs look as if each had its own camera,
+//! at the cost of one camera (on a software rasterizer each camera costs milliseconds a frame
+//! whatever it draws).
 
 use bevy::camera::RenderTarget;
 use bevy::input::mouse::{AccumulatedMouseMotion, AccumulatedMouseScroll, MouseScrollUnit};
+use bevy::mesh::MeshVertexAttribute;
 use bevy::prelude::*;
-use bevy::render::render_resource::{Extent3d, TextureFormat, TextureUsages};
+use bevy::render::render_resource::{Extent3d, TextureFormat, TextureUsages, VertexFormat};
 use bevy::window::PrimaryWindow;
 use bevy_egui::{EguiGlobalSettings, PrimaryEguiContext};
 
 use super::palette;
+use super::runs::Runs;
 
-/// Where the camera looks from, in spherical coordinates around `focus`.
-#[derive(Component, Clone, Debug, PartialEq)]
+/// Where every view's camera looks from, in spherical coordinates around `focus`.
+#[derive(Resource, Clone, Debug, PartialEq)]
 pub struct OrbitCamera {
     pub focus: Vec3,
     pub distance: f32,
@@ -73,25 +82,91 @@ impl OrbitCamera {
     }
 }
 
-/// The offscreen picture of the scene, shown by the panel in the middle of the window. Drawing
-/// the spheres at a fraction of the window's resolution is what keeps a software rasterizer
-/// interactive: their cost is per covered pixel.
+/// The picture every run is drawn into, shown by the panel in the middle of the window.
+/// Drawing the spheres at a fraction of the window's resolution is what keeps a software
+/// rasterizer interactive: their cost is per covered pixel.
 #[derive(Resource, Clone, Debug)]
 pub struct SceneView {
     pub image: Handle<Image>,
     /// Where the panel shows it, in logical window pixels.
     pub rect: Option<Rect>,
-    /// The pointer is over the picture (not over a panel).
-    pub hovered: bool,
-    /// Rendered pixels per physical window pixel.
+    /// Rendered pixels per physical window pixel, as drawn now (the panel's render scale times
+    /// the frame pacing's factor).
     pub render_scale: f32,
 }
 
-impl SceneView {
-    /// A cursor position in the window to pixels of the rendered image.
-    pub fn to_image(&self, cursor: Vec2, image_size: UVec2) -> Option<Vec2> {
-        image_point(self.rect?, cursor, image_size)
+/// The camera that draws the runs into the picture.
+#[derive(Component, Clone, Copy, Debug)]
+pub struct SceneCamera;
+
+/// Per-vertex map of the run's cell of the picture (see [`view_cells`]), for the sphere
+/// and line shaders.
+pub const ATTRIBUTE_CELL: MeshVertexAttribute =
+    MeshVertexAttribute::new("ViewCell", 0x5EED_C1A3_0002, VertexFormat::Float32x4);
+
+/// The cell of a view alone: the whole picture.
+pub const WHOLE_PICTURE: Vec4 = Vec4::new(1.0, 0.0, 0.0, 1.0);
+
+/// Where each of `n` views goes in the picture: `(s, ox, oy, hx)` moves a point at clip
+/// `(x, y, w)` of the whole picture to `(x s + ox w, y s + oy w)`, and the cell spans
+/// `ox - hx ..= ox + hx` across and `oy - s ..= oy + s` down, in normalized device coordinates.
+/// One view fills the picture; two split it left and right; three or four make a 2 x 2 grid,
+/// row by row. The scale is one over the rows (a cell is as tall as the picture over the rows,
+/// with the same vertical field of view), so each cell shows what a camera of the cell's own
+/// aspect would.
+pub fn view_cells(n: usize) -> Vec<Vec4> {
+    match n {
+        0 => Vec::new(),
+        1 => vec![WHOLE_PICTURE],
+        2 => vec![
+            Vec4::new(1.0, -0.5, 0.0, 0.5),
+            Vec4::new(1.0, 0.5, 0.0, 0.5),
+        ],
+        _ => [
+            Vec4::new(0.5, -0.5, 0.5, 0.5),
+            Vec4::new(0.5, 0.5, 0.5, 0.5),
+            Vec4::new(0.5, -0.5, -0.5, 0.5),
+            Vec4::new(0.5, 0.5, -0.5, 0.5),
+        ]
+        .into_iter()
+        .take(n.min(4))
+        .collect(),
     }
+}
+
+/// How many runs the picture shows: every run, or in the physics sandbox the first.
+pub fn shown_runs(runs: &Runs, mode: Option<&super::scene::ViewerMode>) -> usize {
+    if mode.is_some_and(|m| *m == super::scene::ViewerMode::Physics) {
+        runs.len().min(1)
+    } else {
+        runs.len()
+    }
+}
+
+/// A cell's part of the picture as `(left, top, right, bottom)` fractions (y down): what the
+/// shaders keep of the run's drawing.
+pub fn cell_bounds(cell: Vec4) -> Vec4 {
+    let (s, ox, oy, hx) = (cell.x, cell.y, cell.z, cell.w);
+    Vec4::new(
+        (ox - hx + 1.0) / 2.0,
+        (1.0 - (oy + s)) / 2.0,
+        (ox + hx + 1.0) / 2.0,
+        (1.0 - (oy - s)) / 2.0,
+    )
+}
+
+/// The part of `whole` that `cell` covers.
+pub fn cell_rect(whole: Rect, cell: Vec4) -> Rect {
+    let b = cell_bounds(cell);
+    let at = |u: f32, v: f32| whole.min + Vec2::new(u, v) * whole.size();
+    Rect::from_corners(at(b.x, b.y), at(b.z, b.w))
+}
+
+/// Where a point at normalized device coordinates `ndc` of the whole picture is drawn in
+/// `cell`, in pixels of a picture of `size`.
+pub fn cell_pixel(ndc: Vec2, cell: Vec4, size: Vec2) -> Vec2 {
+    let moved = ndc * cell.x + Vec2::new(cell.y, cell.z);
+    Vec2::new((moved.x + 1.0) / 2.0, (1.0 - moved.y) / 2.0) * size
 }
 
 /// A cursor position in the window to pixels of an image of `image_size` shown in `rect`.
@@ -107,7 +182,7 @@ pub fn image_point(rect: Rect, cursor: Vec2, image_size: UVec2) -> Option<Vec2> 
 #[derive(SystemSet, Debug, Clone, PartialEq, Eq, Hash)]
 pub struct OrbitUpdate;
 
-/// The window's camera (egui) and the scene's orbiting camera.
+/// The window's camera (egui), the orbit, and the camera that draws the runs.
 pub struct OrbitCameraPlugin {
     /// Auto-rotation at start, in degrees per second.
     pub auto_rotate: f32,
@@ -124,19 +199,14 @@ impl Default for OrbitCameraPlugin {
     }
 }
 
-/// What the cameras start with (from the plugin).
-#[derive(Resource, Clone, Copy, Debug)]
-struct CameraStart {
-    auto_rotate: f32,
-    render_scale: f32,
-}
-
 impl Plugin for OrbitCameraPlugin {
     fn build(&self, app: &mut App) {
-        app.insert_resource(CameraStart {
+        app.insert_resource(OrbitCamera {
             auto_rotate: self.auto_rotate,
-            render_scale: self.render_scale,
+            ..default()
         })
+        .insert_resource(StartScale(self.render_scale))
+        .init_resource::<Runs>()
         .add_systems(Startup, spawn_cameras)
         .add_systems(
             Update,
@@ -170,14 +240,19 @@ pub fn scene_target(size: UVec2) -> Image {
     image
 }
 
+/// The render scale at start (from the plugin).
+#[derive(Resource, Clone, Copy, Debug)]
+struct StartScale(f32);
+
 fn spawn_cameras(
     mut commands: Commands,
-    start: Res<CameraStart>,
+    start: Res<StartScale>,
+    orbit: Res<OrbitCamera>,
     mut images: ResMut<Assets<Image>>,
     mut egui_settings: ResMut<EguiGlobalSettings>,
 ) {
-    // The window camera draws only egui (which shows the scene picture); the scene camera
-    // draws the spheres into that picture.
+    // The window camera draws only egui (which shows the picture); the scene camera draws the
+    // runs into the picture.
     egui_settings.auto_create_primary_context = false;
     commands.spawn((
         Camera2d,
@@ -191,26 +266,21 @@ fn spawn_cameras(
         bevy::core_pipeline::tonemapping::DebandDither::Disabled,
     ));
     let image = images.add(scene_target(UVec2::new(640, 480)));
-    let orbit = OrbitCamera {
-        auto_rotate: start.auto_rotate,
-        ..default()
-    };
-    commands.spawn(scene_camera(image.clone(), orbit, -1));
+    commands.spawn(scene_camera(image.clone(), orbit.transform(), -1));
     commands.insert_resource(SceneView {
         image,
         rect: None,
-        hovered: false,
-        render_scale: start.render_scale,
+        render_scale: start.0,
     });
 }
 
-/// The camera that draws the spheres into `image` (shared by the viewer and the recorder).
-pub fn scene_camera(image: Handle<Image>, orbit: OrbitCamera, order: isize) -> impl Bundle {
-    (scene_view_camera(image, orbit.transform(), order), orbit)
+/// The camera that draws the runs into `image` from `place` (shared by the viewer and the
+/// recorder).
+pub fn scene_camera(image: Handle<Image>, place: Transform, order: isize) -> impl Bundle {
+    (scene_view_camera(image, place, order), SceneCamera)
 }
 
-/// A camera that draws spheres into `image` from `place` (the orbit's, or a second view's that
-/// follows it).
+/// A camera that draws spheres into `image` from `place` (the orbit's).
 pub fn scene_view_camera(image: Handle<Image>, place: Transform, order: isize) -> impl Bundle {
     (
         Camera3d::default(),
@@ -234,12 +304,12 @@ fn orbit_input(
     keys: Res<ButtonInput<KeyCode>>,
     motion: Res<AccumulatedMouseMotion>,
     scroll: Res<AccumulatedMouseScroll>,
-    view: Option<Res<SceneView>>,
-    mut cameras: Query<&mut OrbitCamera>,
+    runs: Res<Runs>,
+    mut orbit: ResMut<OrbitCamera>,
     mut dragging: Local<bool>,
 ) {
-    // Drags that start on the picture keep turning it even if the pointer leaves it.
-    let hovered = view.is_some_and(|v| v.hovered);
+    // Drags that start on a picture keep turning it even if the pointer leaves it.
+    let hovered = runs.list.iter().any(|run| run.view.hovered);
     if mouse.just_pressed(MouseButton::Left) || mouse.just_pressed(MouseButton::Right) {
         *dragging = hovered;
     }
@@ -249,9 +319,6 @@ fn orbit_input(
     if !hovered && !*dragging {
         return;
     }
-    let Ok(mut orbit) = cameras.single_mut() else {
-        return;
-    };
     let delta = motion.delta;
     let shift = keys.pressed(KeyCode::ShiftLeft) || keys.pressed(KeyCode::ShiftRight);
     let panning = mouse.pressed(MouseButton::Right) || (shift && mouse.pressed(MouseButton::Left));
@@ -279,41 +346,33 @@ fn orbit_input(
     }
 }
 
-fn auto_rotate(time: Res<Time>, mut cameras: Query<&mut OrbitCamera>) {
-    for mut orbit in &mut cameras {
-        if orbit.auto_rotate != 0.0 {
-            orbit.yaw += orbit.auto_rotate.to_radians() * time.delta_secs();
-        }
+fn auto_rotate(time: Res<Time>, mut orbit: ResMut<OrbitCamera>) {
+    if orbit.auto_rotate != 0.0 {
+        orbit.yaw += orbit.auto_rotate.to_radians() * time.delta_secs();
     }
 }
 
 /// Steps the camera back while the drawn spheres reach beyond the usual view, or while the
-/// view is narrower than tall (side by side), where the sides would cut them.
-fn frame_scene(
-    scene: Option<Res<super::scene::Scene>>,
-    view: Option<Res<SceneView>>,
-    second: Option<Res<super::compare::SecondRun>>,
-    mut cameras: Query<&mut OrbitCamera>,
-) {
-    let Some(scene) = scene else { return };
-    let narrow = view
-        .and_then(|v| v.rect)
+/// views are narrower than tall (side by side), where the sides would cut them. One camera
+/// frames every run: the same scale in every view.
+fn frame_scene(runs: Res<Runs>, mut orbit: ResMut<OrbitCamera>) {
+    let narrow = runs
+        .list
+        .iter()
+        .find_map(|run| run.view.rect)
         .map_or(1.0, |rect| narrow_view_framing(rect.size()));
-    // In a comparison the one camera frames both runs: the same scale on both sides.
-    let Some(reach) = [Some(&*scene), second.as_ref().map(|s| &s.scene)]
-        .into_iter()
-        .flatten()
-        .filter_map(scene_reach)
+    let Some(reach) = runs
+        .list
+        .iter()
+        .filter_map(|run| scene_reach(&run.scene))
         .reduce(f32::max)
     else {
         return;
     };
     let framing = framing_for(reach) * narrow;
-    for mut orbit in &mut cameras {
-        // Only real changes count, so the transform is not rebuilt every frame.
-        if (orbit.framing - framing).abs() > 0.005 * orbit.framing {
-            orbit.framing = framing;
-        }
+    // Only real changes count, so the cameras are not moved every frame.
+    if (orbit.framing - framing).abs() > 0.005 * orbit.framing {
+        orbit.framing = framing;
     }
 }
 
@@ -333,13 +392,17 @@ fn scene_reach(scene: &super::scene::Scene) -> Option<f32> {
     Some(*reach.select_nth_unstable_by(k, f32::total_cmp).1)
 }
 
-fn apply_orbit(mut cameras: Query<(&OrbitCamera, &mut Transform), Changed<OrbitCamera>>) {
-    for (orbit, mut transform) in &mut cameras {
-        *transform = orbit.transform();
+/// The scene camera where the orbit says.
+pub fn apply_orbit(orbit: Res<OrbitCamera>, mut cameras: Query<&mut Transform, With<SceneCamera>>) {
+    let place = orbit.transform();
+    for mut transform in &mut cameras {
+        if *transform != place {
+            *transform = place;
+        }
     }
 }
 
-/// Keeps the scene picture at the panel's size times the render scale.
+/// Keeps the picture at the panel's size times the render scale.
 fn fit_scene_image(
     view: Option<ResMut<SceneView>>,
     settings: Res<super::scene::SceneSettings>,
@@ -388,6 +451,40 @@ mod tests {
         assert_eq!(framing_for(2.5), 2.0);
         assert_eq!(framing_for(f32::NAN), 1.0);
         assert_eq!(framing_for(f32::INFINITY), 1.0);
+    }
+
+    #[test]
+    fn the_cells_tile_the_picture_and_show_what_a_camera_of_their_own_would() {
+        use super::{cell_bounds, cell_pixel, view_cells};
+        use bevy::math::{Vec2, Vec4};
+        // Bounds (left, top, right, bottom) tile the picture: whole, halves, quarters.
+        let bounds = |n| -> Vec<Vec4> { view_cells(n).into_iter().map(cell_bounds).collect() };
+        assert_eq!(bounds(1), [Vec4::new(0.0, 0.0, 1.0, 1.0)]);
+        assert_eq!(
+            bounds(2),
+            [Vec4::new(0.0, 0.0, 0.5, 1.0), Vec4::new(0.5, 0.0, 1.0, 1.0)]
+        );
+        assert_eq!(
+            bounds(4),
+            [
+                Vec4::new(0.0, 0.0, 0.5, 0.5),
+                Vec4::new(0.5, 0.0, 1.0, 0.5),
+                Vec4::new(0.0, 0.5, 0.5, 1.0),
+                Vec4::new(0.5, 0.5, 1.0, 1.0),
+            ]
+        );
+        assert_eq!(bounds(3).len(), 3);
+        // The picture's center goes to each cell's center; in a 2 x 2 grid a point at the
+        // whole picture's corner lands at the cell's corner (the cell has the same aspect), and
+        // beside another a half keeps the scale: a point 0.25 of the width right of center is
+        // 0.25 of the width right of its half's center.
+        let size = Vec2::new(800.0, 400.0);
+        let quarters = view_cells(4);
+        assert_eq!(cell_pixel(Vec2::ZERO, quarters[3], size), Vec2::new(600.0, 300.0));
+        assert_eq!(cell_pixel(Vec2::new(1.0, 1.0), quarters[0], size), Vec2::new(400.0, 0.0));
+        let halves = view_cells(2);
+        assert_eq!(cell_pixel(Vec2::new(0.5, 0.0), halves[0], size), Vec2::new(400.0, 200.0));
+        assert_eq!(cell_pixel(Vec2::ZERO, halves[1], size), Vec2::new(600.0, 200.0));
     }
 
     #[test]

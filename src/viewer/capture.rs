@@ -9,8 +9,8 @@ use bevy::prelude::*;
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
 use bevy::time::Real;
 
-use super::scene::Scene;
-use super::training::TrainingStatus;
+use super::camera::SceneView;
+use super::runs::{Run, Runs};
 use crate::video::{self, VideoOutput};
 
 #[derive(Message, Clone, Debug)]
@@ -51,10 +51,10 @@ struct FrameBudget {
     frame_seconds: Vec<f32>,
     /// Sum over the measured frames of the scene's render scale (dynamic resolution moves it).
     render_scale_sum: f64,
-    /// Training step and time at the first measured frame, for the steps per second.
-    first_measured: Option<(usize, web_time::Instant)>,
-    /// The second run's step at the first measured frame (a comparison).
-    second_first_step: usize,
+    /// Each run's training step at the first measured frame, and its time, for the steps per
+    /// second.
+    first_steps: Vec<usize>,
+    measured_since: Option<web_time::Instant>,
 }
 
 pub struct CapturePlugin {
@@ -81,8 +81,8 @@ impl Plugin for CapturePlugin {
                 saved: Arc::new(AtomicBool::new(false)),
                 frame_seconds: Vec::new(),
                 render_scale_sum: 0.0,
-                first_measured: None,
-                second_first_step: 0,
+                first_steps: Vec::new(),
+                measured_since: None,
             })
             .add_systems(
                 Update,
@@ -214,31 +214,26 @@ fn frame_budget(
     mut commands: Commands,
     mut budget: ResMut<FrameBudget>,
     recording: Res<Recording>,
-    scene: Res<Scene>,
-    status: Option<Res<TrainingStatus>>,
-    history: Option<Res<super::training::History>>,
-    link: Option<Res<super::training::TrainingLink>>,
-    view: Option<Res<super::camera::SceneView>>,
+    runs: Res<Runs>,
+    view: Option<Res<SceneView>>,
     time: Res<Time<Real>>,
     mut exit: MessageWriter<AppExit>,
-    second: Option<Res<super::compare::SecondRun>>,
 ) {
     // Frames count from the first picture with spheres in it.
-    if scene.version == 0 {
+    let Some(first) = runs.list.first().filter(|run| run.scene.version > 0) else {
         return;
-    }
+    };
     budget.counted += 1;
     if budget.counted == 1 {
-        info!("first picture: {} spheres", scene.len());
+        info!("first picture: {} spheres", first.scene.len());
         budget.started = Some(web_time::Instant::now());
     }
     if budget.counted.is_multiple_of(100) {
         debug!("frame {}", budget.counted);
     }
     if budget.stats && budget.counted == 1 {
-        let step = status.as_ref().map_or(0, |s| s.step);
-        budget.first_measured = Some((step, web_time::Instant::now()));
-        budget.second_first_step = second.as_ref().map_or(0, |s| s.status.step);
+        budget.first_steps = runs.list.iter().map(|run| run.status.step).collect();
+        budget.measured_since = Some(web_time::Instant::now());
     }
     if budget.stats && budget.counted > 1 {
         let dt = time.delta_secs();
@@ -252,10 +247,12 @@ fn frame_budget(
     });
     // --frames and --until-step must both be met when both are given; --seconds caps the wait.
     let frames_done = budget.frames.is_none_or(|frames| budget.counted >= frames);
-    // (In a comparison, both runs.)
+    // (In a comparison, every run.)
     let steps_done = budget.until_step.is_none_or(|steps| {
-        status.as_ref().is_some_and(|s| s.step >= steps)
-            && second.as_ref().is_none_or(|s| s.status.step >= steps)
+        runs.list
+            .iter()
+            .filter(|run| run.link.is_some())
+            .all(|run| run.status.step >= steps)
     });
     let counted_out =
         (budget.frames.is_some() || budget.until_step.is_some()) && frames_done && steps_done;
@@ -282,38 +279,25 @@ fn frame_budget(
             }
         }
         if budget.stats {
-            let training = status.as_deref().map(|status| {
-                let (first_step, since) = budget
-                    .first_measured
-                    .unwrap_or((0, web_time::Instant::now()));
-                TrainingStats {
-                    status,
-                    steps_per_sec: status.step.saturating_sub(first_step) as f64
-                        / since.elapsed().as_secs_f64().max(1e-9),
-                    history: history.as_deref(),
-                    pixel_purity: link.as_ref().and_then(|l| l.pixel_purity),
-                    classes: link
-                        .as_ref()
-                        .map_or(scene.classes, |l| l.data.test.num_classes()),
-                    backend: link.as_ref().map_or("", |l| l.backend.description.as_str()),
-                }
-            });
             let seconds = budget
-                .first_measured
-                .map_or(1e-9, |(_, since)| since.elapsed().as_secs_f64().max(1e-9));
-            let second = second.as_deref().map(|run| SecondRunStats {
-                run,
-                steps_per_sec: run.status.step.saturating_sub(budget.second_first_step) as f64
-                    / seconds,
-            });
+                .measured_since
+                .map_or(1e-9, |since| since.elapsed().as_secs_f64().max(1e-9));
+            let steps_per_sec: Vec<f64> = runs
+                .list
+                .iter()
+                .enumerate()
+                .map(|(k, run)| {
+                    let first_step = budget.first_steps.get(k).copied().unwrap_or(0);
+                    run.status.step.saturating_sub(first_step) as f64 / seconds
+                })
+                .collect();
             println!(
                 "{}",
                 frame_stats_json(
                     &budget.frame_seconds,
                     budget.render_scale_sum,
-                    &scene,
-                    training.as_ref(),
-                    second.as_ref(),
+                    &runs,
+                    &steps_per_sec,
                 )
             );
         }
@@ -326,70 +310,45 @@ fn frame_budget(
     }
 }
 
-/// What `--stats` reports of training besides the frames.
-pub struct TrainingStats<'a> {
-    pub status: &'a TrainingStatus,
-    /// Training steps per second over the measured frames.
-    pub steps_per_sec: f64,
-    pub history: Option<&'a super::training::History>,
-    pub pixel_purity: Option<f64>,
-    pub classes: usize,
-    /// Where training runs, as the panel says it.
-    pub backend: &'a str,
-}
-
-/// What `--stats` reports of a comparison's second run.
-pub struct SecondRunStats<'a> {
-    pub run: &'a super::compare::SecondRun,
-    /// Its training steps per second over the measured frames.
-    pub steps_per_sec: f64,
-}
-
-/// One run's line of a comparison: its settings, pace and picture.
-fn run_json(
-    settings: String,
-    step: usize,
-    steps_per_sec: f64,
-    scene: &Scene,
-    history: Option<&super::training::History>,
-) -> serde_json::Value {
+/// One run's line: its settings, pace and picture, and what its trainer reported.
+fn run_json(run: &Run, steps_per_sec: f64) -> serde_json::Value {
+    let scene = &run.scene;
     let frame = &scene.frame;
     let n = frame.radii.len().max(1) as f64;
+    let history = &run.history;
+    let link = run.link.as_ref();
     serde_json::json!({
-        "settings": settings,
-        "train_step": step,
+        "settings": run.caption,
+        "train_step": run.status.step,
         "train_steps_per_sec": steps_per_sec,
         "picture_step": frame.step,
+        "spheres": scene.len(),
         "class_purity": scene.purity,
-        "best_class_purity": history
-            .and_then(|h| h.pictures.iter().map(|p| p.purity).reduce(f64::max)),
+        "best_class_purity": history.pictures.iter().map(|p| p.purity).reduce(f64::max),
+        "pixel_pca_purity": link.and_then(|l| l.pixel_purity),
+        "chance_purity": link.map(|l| 1.0 / l.data.test.num_classes().max(1) as f64),
         "drawn_contacts": frame.contacts.iter().map(|&c| c as f64).sum::<f64>() / n,
         "isostatic_contacts": 2 * frame.dim,
         "drawn_mean_radius": frame.radii.iter().map(|&r| r as f64).sum::<f64>() / n,
-        "spheres": scene.len(),
+        "batch_contacts": run.status.last.as_ref().map(|r| r.packing.mean_contacts),
+        "backend": link.map(|l| l.backend.description.as_str()),
+        // The first step plotted, and its loss: what a backend's agreement is checked on.
+        "first_step": history.steps.first().copied(),
+        "first_step_loss": history.loss.first().copied(),
     })
 }
 
 /// Frames per second, mean and 99th-percentile frame time, the mean render scale, and what the
-/// picture shows at the end: class purity of the drawn spheres (with the raw-pixel baseline
-/// and chance beside it), their contacts and radius, and the batch's contacts. In a
-/// comparison, `runs` holds both runs' own lines (the top-level fields are the first run's).
+/// pictures show at the end: per run (`runs`, one entry a run) its settings, steps per second,
+/// the class purity of its drawn spheres (with the raw-pixel baseline and chance beside it),
+/// their contacts and radius, and the batch's contacts. The first run's fields are also at the
+/// top level.
 pub fn frame_stats_json(
     seconds: &[f32],
     render_scale_sum: f64,
-    scene: &Scene,
-    training: Option<&TrainingStats>,
-    second: Option<&SecondRunStats>,
+    runs: &Runs,
+    steps_per_sec: &[f64],
 ) -> String {
-    let spheres = scene.len();
-    let frame = &scene.frame;
-    let n = frame.radii.len().max(1) as f64;
-    let drawn_contacts = frame.contacts.iter().map(|&c| c as f64).sum::<f64>() / n;
-    let drawn_radius = frame.radii.iter().map(|&r| r as f64).sum::<f64>() / n;
-    let status = training.map(|t| t.status);
-    let best_purity = training
-        .and_then(|t| t.history)
-        .and_then(|h| h.pictures.iter().map(|p| p.purity).reduce(f64::max));
     let mut sorted: Vec<f64> = seconds.iter().map(|&s| s as f64).collect();
     sorted.sort_by(f64::total_cmp);
     let n = sorted.len().max(1);
@@ -402,48 +361,28 @@ pub fn frame_stats_json(
         )
         .copied()
         .unwrap_or(f64::NAN);
-    let runs = second.map(|second| {
-        let run = second.run;
-        vec![
-            run_json(
-                run.caption(0),
-                status.map_or(0, |s| s.step),
-                training.map_or(0.0, |t| t.steps_per_sec),
-                scene,
-                training.and_then(|t| t.history),
-            ),
-            run_json(
-                run.caption(1),
-                run.status.step,
-                second.steps_per_sec,
-                &run.scene,
-                Some(&run.history),
-            ),
-        ]
-    });
-    serde_json::json!({
-        "runs": runs,
+    let lines: Vec<serde_json::Value> = runs
+        .list
+        .iter()
+        .enumerate()
+        .map(|(k, run)| run_json(run, steps_per_sec.get(k).copied().unwrap_or(0.0)))
+        .collect();
+    let mut stats = serde_json::json!({
         "frames": sorted.len(),
         "fps": if mean > 0.0 { 1.0 / mean } else { f64::NAN },
         "mean_frame_ms": mean * 1e3,
         "p99_frame_ms": p99 * 1e3,
         "mean_render_scale": render_scale_sum / n as f64,
-        "spheres": spheres,
-        "train_step": status.map(|s| s.step).unwrap_or(0),
-        "train_steps_per_sec": training.map(|t| t.steps_per_sec).unwrap_or(0.0),
-        "picture_step": frame.step,
-        "class_purity": scene.purity,
-        "best_class_purity": best_purity,
-        "pixel_pca_purity": training.and_then(|t| t.pixel_purity),
-        "chance_purity": training.map(|t| 1.0 / t.classes.max(1) as f64),
-        "drawn_contacts": drawn_contacts,
-        "isostatic_contacts": 2 * frame.dim,
-        "drawn_mean_radius": drawn_radius,
-        "batch_contacts": status.and_then(|s| s.last.as_ref()).map(|r| r.packing.mean_contacts),
-        "backend": training.map(|t| t.backend),
-        // The first step plotted, and its loss: what a backend's agreement is checked on.
-        "first_step": training.and_then(|t| t.history).and_then(|h| h.steps.first().copied()),
-        "first_step_loss": training.and_then(|t| t.history).and_then(|h| h.loss.first().copied()),
-    })
-    .to_string()
+    });
+    if let (Some(object), Some(serde_json::Value::Object(first))) =
+        (stats.as_object_mut(), lines.first())
+    {
+        for (key, value) in first {
+            if key != "settings" {
+                object.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    stats["runs"] = serde_json::Value::Array(lines);
+    stats.to_string()
 }

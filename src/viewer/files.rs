@@ -1,6 +1,7 @@
-//! Where the viewer's files go: under the working directory on the desktop (written whole,
-//! atomically), and as a download from a browser's page, which has no directory of its own.
-//! The clipboard (a page's "copy link") is here too.
+//! The platform's seam: where the viewer's files go (under the working directory on the
+//! desktop, written whole and atomically; as a download from a browser's page, which has no
+//! directory of its own), the clipboard and the page's address (a page's "copy link"), and a
+//! page's fetches. Training and the panels use the platform through this module only.
 
 use std::path::Path;
 
@@ -64,3 +65,68 @@ pub fn copy_to_clipboard(text: &str) {
     // The promise settles later; a refusal only leaves the link in `window.clampLink`.
     let _ = window.navigator().clipboard().write_text(text);
 }
+
+/// The page build this is (WebGPU or CPU).
+#[cfg(all(target_arch = "wasm32", feature = "web-wgpu"))]
+pub const PAGE_PATH: crate::page::PagePath = crate::page::PagePath::Gpu;
+#[cfg(all(target_arch = "wasm32", not(feature = "web-wgpu")))]
+pub const PAGE_PATH: crate::page::PagePath = crate::page::PagePath::Cpu;
+
+/// The page's address with `config` and `comparison`'s runs in it (a `compare=` a run beside
+/// the first), for a class or a colleague.
+#[cfg(target_arch = "wasm32")]
+pub fn settings_link(
+    config: &crate::config::TrainConfig,
+    comparison: Option<&crate::compare::Comparison>,
+) -> String {
+    let location = web_sys::window().map(|w| w.location());
+    let base = location
+        .and_then(|l| Some(format!("{}{}", l.origin().ok()?, l.pathname().ok()?)))
+        .unwrap_or_default();
+    let compare: String = comparison
+        .map(|c| c.specs())
+        .unwrap_or_default()
+        .iter()
+        .map(|spec| format!("&compare={}", crate::page::encode_component(spec)))
+        .collect();
+    format!(
+        "{base}{}{compare}",
+        crate::page::settings_query(config, PAGE_PATH)
+    )
+}
+
+/// The bytes at `url` (relative to the page, or to the worker's script), or what went wrong.
+#[cfg(target_arch = "wasm32")]
+pub async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
+    let failed = |what: &str, error: JsValue| format!("{url}: {what} ({error:?})");
+    use wasm_bindgen::JsCast;
+    let global = js_sys::global();
+    let request = match global.dyn_ref::<web_sys::Window>() {
+        Some(window) => window.fetch_with_str(url),
+        None => global
+            .unchecked_ref::<web_sys::WorkerGlobalScope>()
+            .fetch_with_str(url),
+    };
+    let response = wasm_bindgen_futures::JsFuture::from(request)
+        .await
+        .map_err(|e| failed("could not be fetched", e))?;
+    let response: web_sys::Response = response
+        .dyn_into()
+        .map_err(|e| failed("is not a response", e))?;
+    if !response.ok() {
+        return Err(format!(
+            "{url}: the server answered {} {} (build the page with scripts/build-web.sh, \
+             which copies the dataset next to it)",
+            response.status(),
+            response.status_text()
+        ));
+    }
+    let buffer = response
+        .array_buffer()
+        .map_err(|e| failed("could not be read", e))?;
+    let buffer = wasm_bindgen_futures::JsFuture::from(buffer)
+        .await
+        .map_err(|e| failed("could not be read", e))?;
+    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+}
+

@@ -10,7 +10,7 @@ use bevy::render::renderer::{
 };
 use burn::backend::wgpu::{RuntimeOptions, WgpuDevice, WgpuSetup, init_device};
 
-use super::training::TrainingLink;
+use super::runs::Runs;
 
 /// Gives the training the renderer's device. Add it after `DefaultPlugins` and the training
 /// plugin: it acts in `cleanup`, when every plugin has finished and the renderer exists.
@@ -20,10 +20,11 @@ impl Plugin for SharedDevicePlugin {
     fn build(&self, _app: &mut App) {}
 
     fn cleanup(&self, app: &mut App) {
-        let awaiting = app
-            .world()
-            .get_resource::<TrainingLink>()
-            .is_some_and(TrainingLink::awaits_renderer_device);
+        let awaiting = app.world().get_resource::<Runs>().is_some_and(|runs| {
+            runs.list
+                .iter()
+                .any(|run| run.link.as_ref().is_some_and(|l| l.awaits_renderer_device()))
+        });
         if !awaiting {
             return;
         }
@@ -33,16 +34,13 @@ impl Plugin for SharedDevicePlugin {
             warn!("training on a WGPU device of its own: {reason}");
             (WgpuDevice::default(), "its own device".into())
         });
-        if let Some(mut link) = app.world_mut().get_resource_mut::<TrainingLink>() {
-            link.share_renderer_device(device.clone(), &adapter);
-        }
-        // A comparison's second run trains on the same device.
-        if let Some(mut second) = app
-            .world_mut()
-            .get_resource_mut::<super::compare::SecondRun>()
-            && second.link.awaits_renderer_device()
-        {
-            second.link.share_renderer_device(device, &adapter);
+        // Every run trains on the same device.
+        if let Some(mut runs) = app.world_mut().get_resource_mut::<Runs>() {
+            for run in &mut runs.list {
+                if let Some(link) = run.link.as_mut().filter(|l| l.awaits_renderer_device()) {
+                    link.share_renderer_device(device.clone(), &adapter);
+                }
+            }
         }
     }
 }

@@ -1,33 +1,39 @@
-//! The live viewer: a Bevy app of small plugins around the bevy-free core.
+//! The live viewer: a Bevy app of small plugins around the bevy-free core, built around a list
+//! of runs.
 //!
-//! * [`training`] owns the training [`Session`](crate::train::session::Session): it turns the
-//!   trainer's events into plot histories and its snapshots into [`SceneFrame`]s, and turns the
-//!   panel's [`Controls`](training::Controls) into commands. Nothing else talks to the trainer.
+//! * [`runs`] holds the viewer's unit, the [`Run`](runs::Run): its trainer's link, status, plot
+//!   history, live controls, projected scene, timeline and view. [`Runs`](runs::Runs) is one run,
+//!   or two to four side by side; every system and panel iterates over them, none special.
+//! * [`training`] is a run's link to its [`Session`](crate::train::session::Session): starting
+//!   and restarting it, its events folded into status and plots, its snapshots turned into
+//!   [`SceneFrame`]s, the controls turned into commands. Nothing else talks to a trainer.
 //! * [`physics_mode`] is the other source of frames: plain soft spheres being compressed to
-//!   jamming, with the same pair energy.
-//! * [`timeline`] keeps the run's snapshots in bounded memory and replays them on the scrubber.
+//!   jamming, with the same pair energy, drawn in the first view.
+//! * [`timeline`] keeps a run's snapshots in bounded memory and replays them on the scrubber.
 //! * [`scene`] projects each frame to 3-D (PCA aligned by Procrustes) and eases positions.
-//! * [`spheres`] draws every sphere in one mesh of camera-facing quads with the impostor shader
-//!   `shaders/spheres.wgsl`, plus contact lines and the unit-sphere wireframe; [`picture`]
-//!   shows the scene's image in the panel's central area.
-//! * [`camera`] orbits; [`panel`] is the egui side panel, plots, legend and hover card;
-//!   [`picking`] finds the sphere under the pointer; [`pacing`] adapts the resolution to the
-//!   frame rate; [`capture`] takes screenshots, records videos and measures frame times.
+//! * [`spheres`] draws each run's spheres in one mesh of camera-facing quads with the impostor
+//!   shader `shaders/spheres.wgsl`, and [`lines`] its contact lines and the unit-sphere
+//!   wireframe, each run into its cell of the one picture; [`picture`] shows the picture in the
+//!   panel's central area.
+//! * [`camera`] orbits, and lays the runs out in cells of the picture (one camera draws them
+//!   all); [`panel`] is the egui side panel, plots, legend and hover card; [`picking`] finds the sphere under the pointer; [`pacing`] adapts the
+//!   resolution to the frame rate; [`capture`] takes screenshots, records videos and measures
+//!   frame times.
 //! * [`offscreen`] draws the same scene into an image with no window; [`record`] (`clamp
 //!   record`) trains and renders a video with it.
 //! * [`preset`] reads and writes presets and lessons; [`ranges`] holds every slider's range.
-//! * [`compare`] trains a second run beside the first (`--compare`) and draws it in a second
-//!   view of the same camera.
+//! * [`files`] is the platform's seam: files saved or downloaded, the clipboard, the page's
+//!   address and fetches; [`web`] and [`worker`] are the page's platform behind it.
 //!
 //! Every plugin only reads resources and sends commands, so the render loop never waits on the
-//! training thread.
+//! training threads.
 
 pub mod camera;
 pub mod capture;
-pub mod compare;
 pub mod files;
 #[cfg(feature = "gpu")]
 pub mod gpu;
+pub mod lines;
 // Drawing without a window (`clamp record`): the desktop's.
 #[cfg(not(target_arch = "wasm32"))]
 pub mod offscreen;
@@ -41,6 +47,7 @@ pub mod preset;
 pub mod ranges;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod record;
+pub mod runs;
 pub mod scene;
 pub mod spheres;
 pub mod timeline;
@@ -64,37 +71,7 @@ pub const TITLE: &str = "clamp: contrastive learning as manifold packing";
 /// What the log shows unless `CLAMP_LOG` says otherwise: clamp's own lines and others' warnings.
 pub const LOG_FILTER: &str = "warn,clamp=info,wgpu=error,naga=warn";
 
-/// One picture's worth of spheres, from the trainer or from the physics sandbox.
-#[derive(Clone, Debug, Default)]
-pub struct SceneFrame {
-    /// Training step (or minimisation step in physics mode).
-    pub step: usize,
-    /// Coordinates per center.
-    pub dim: usize,
-    /// Centers `[n, dim]`, row-major.
-    pub centers: Vec<f32>,
-    pub radii: Vec<f32>,
-    pub labels: Vec<u16>,
-    pub contacts: Vec<u32>,
-    /// Touching pairs `(i, j)`, `i < j`.
-    pub pairs: Vec<[u32; 2]>,
-    /// Index of each sphere's image in the test split (empty in physics mode).
-    pub images: Vec<usize>,
-    /// The centers live inside the unit sphere (CLAMP's embedding), so `Raw` mode draws it.
-    pub unit_sphere: bool,
-}
-
-/// The newest frame not yet taken by the scene.
-#[derive(Resource, Default)]
-pub struct IncomingFrame(pub Option<SceneFrame>);
-
-/// What fills the picture.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Resource)]
-pub enum ViewerMode {
-    #[default]
-    Training,
-    Physics,
-}
+pub use scene::{SceneFrame, ViewerMode};
 
 /// Command-line choices for `clamp view`.
 #[derive(Clone, Debug)]
@@ -129,7 +106,7 @@ pub struct ViewerOptions {
     pub render_scale: Option<f32>,
     /// Lower the resolution when frames run long (None: on a software adapter).
     pub adaptive_resolution: Option<bool>,
-    /// A second run beside the first, differing in the named settings.
+    /// Runs beside the first (one to three), differing in the named settings.
     pub compare: Option<crate::compare::Comparison>,
 }
 
@@ -295,7 +272,7 @@ pub fn run(options: ViewerOptions) -> Result<(), String> {
     } else {
         TrainingPriority::Normal
     });
-    let training = training::TrainingPlugin::start_on_renderer_device(
+    let training = runs::RunsPlugin::start_on_renderer_device(
         &options.config,
         options.train_threads,
         priority,
@@ -353,24 +330,18 @@ pub fn run(options: ViewerOptions) -> Result<(), String> {
 pub fn add_viewer_plugins(
     app: &mut App,
     options: &ViewerOptions,
-    training: training::TrainingPlugin,
+    training: runs::RunsPlugin,
     render_scale: f32,
     software: bool,
 ) {
     app.add_plugins(bevy_egui::EguiPlugin::default())
-        .add_plugins(training);
+        .add_plugins(training.comparing(options.compare.clone()));
     // The renderer's device handed to training (not in a build that trains on the CPU only).
     #[cfg(feature = "gpu")]
     app.add_plugins(gpu::SharedDevicePlugin);
     app.add_plugins((
-        compare::ComparisonPlugin {
-            initial: options.compare.clone(),
-        },
-        compare::SecondViewPlugin,
-    ));
-    app.add_plugins(timeline::TimelinePlugin).add_plugins((
         physics_mode::PhysicsModePlugin { mode: options.mode },
-        scene::ScenePlugin {
+        runs::ScenePlugin {
             settings: scene::SceneSettings {
                 render_scale,
                 ..scene::SceneSettings::from_preset(options.view.as_ref())
@@ -378,6 +349,7 @@ pub fn add_viewer_plugins(
             ease_in_real_time: true,
         },
         spheres::SphereRenderPlugin,
+        lines::LinesPlugin,
         picture::PicturePlugin,
         camera::OrbitCameraPlugin {
             auto_rotate: options.view.as_ref().map(|v| v.auto_rotate).unwrap_or(6.0),

@@ -10,11 +10,12 @@ use bevy::render::RenderPlugin;
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
 use bevy::window::ExitCondition;
 
-use super::camera::{OrbitCamera, scene_camera, scene_target};
-use super::picking::Selection;
-use super::scene::{ScenePlugin, SceneSettings};
+use super::camera::{OrbitCamera, apply_orbit, scene_camera, scene_target};
+use super::palette;
+use super::runs::{Run, Runs, ScenePlugin};
+use super::scene::{SceneSettings, SceneUpdate};
+use super::lines::LinesPlugin;
 use super::spheres::SphereRenderPlugin;
-use super::{IncomingFrame, palette};
 
 /// The viewer's scene rendered into an image, one frame per call.
 pub struct OffscreenRenderer {
@@ -48,26 +49,29 @@ impl OffscreenRenderer {
                 }),
         )
         .insert_resource(ClearColor(palette::BACKGROUND))
-        .init_resource::<Selection>()
-        .init_resource::<IncomingFrame>()
         .add_plugins((
             ScenePlugin {
                 ease_in_real_time: false,
                 ..default()
             },
             SphereRenderPlugin,
-        ));
+            LinesPlugin,
+        ))
+        .insert_resource(OrbitCamera {
+            auto_rotate: 0.0,
+            ..default()
+        })
+        .add_systems(Update, apply_orbit.before(SceneUpdate));
+        // One run, given its frames; its camera draws into the target.
+        app.world_mut().resource_mut::<Runs>().list = vec![Run::drawn()];
 
         let target = app
             .world_mut()
             .resource_mut::<Assets<Image>>()
             .add(scene_target(UVec2::new(width, height)));
-        let orbit = OrbitCamera {
-            auto_rotate: 0.0,
-            ..default()
-        };
+        let place = app.world().resource::<OrbitCamera>().transform();
         app.world_mut()
-            .spawn(scene_camera(target.clone(), orbit, 0));
+            .spawn(scene_camera(target.clone(), place, 0));
         while app.plugins_state() == PluginsState::Adding {
             bevy::tasks::tick_global_task_pools_on_main_thread();
         }
@@ -82,13 +86,13 @@ impl OffscreenRenderer {
 
     /// Class purity of the spheres last rendered, in their drawn positions.
     pub fn purity(&self) -> Option<f64> {
-        self.app.world().resource::<super::scene::Scene>().purity
+        self.app.world().resource::<Runs>().list[0].scene.purity
     }
 
     /// Shows `frame` from orbit angle `yaw` and reads the picture back.
     pub fn render(
         &mut self,
-        frame: super::SceneFrame,
+        frame: super::scene::SceneFrame,
         yaw: f32,
     ) -> Result<image::RgbaImage, String> {
         self.render_framed(frame, yaw, 1.0)
@@ -98,19 +102,16 @@ impl OffscreenRenderer {
     /// as [`OrbitCamera::framing`]).
     pub fn render_framed(
         &mut self,
-        frame: super::SceneFrame,
+        frame: super::scene::SceneFrame,
         yaw: f32,
         framing: f32,
     ) -> Result<image::RgbaImage, String> {
         let world = self.app.world_mut();
-        world.resource_mut::<IncomingFrame>().0 = Some(frame);
+        world.resource_mut::<Runs>().list[0].incoming = Some(frame);
         world.resource_mut::<SceneSettings>().show_wireframe = true;
-        let mut cameras = world.query::<(&mut OrbitCamera, &mut Transform)>();
-        for (mut orbit, mut transform) in cameras.iter_mut(world) {
-            orbit.yaw = yaw;
-            orbit.framing = framing.max(1.0);
-            *transform = orbit.transform();
-        }
+        let mut orbit = world.resource_mut::<OrbitCamera>();
+        orbit.yaw = yaw;
+        orbit.framing = framing.max(1.0);
         // One update applies the frame to the scene and the mesh; the capture is read back a
         // frame or two later. Before the very first capture, a few more updates let the mesh,
         // the material and its pipeline reach the GPU, so frame 0 is not an empty picture.

@@ -7,10 +7,20 @@ use bevy::color::{Color, Hsla, LinearRgba, Srgba};
 pub const BACKGROUND: Color = Color::srgb(0.055, 0.063, 0.082);
 /// egui's panel color (dark theme), to which the window is cleared under unfilled panels.
 pub const PANEL: Color = Color::srgb_u8(27, 27, 27);
-/// The two runs of a comparison, in captions and plot lines: a cool and a warm tone, apart
-/// from each other and readable on the dark panel.
-pub const FIRST_RUN: Color = Color::srgb_u8(0x8c, 0xc4, 0xff);
-pub const SECOND_RUN: Color = Color::srgb_u8(0xff, 0xb8, 0x5c);
+/// The runs side by side, in captions, plot lines and legends: Okabe and Ito's palette (sky
+/// blue, orange, bluish green, reddish purple), told apart with each kind of color blindness
+/// and readable on the dark panel.
+pub const RUNS: [Color; 4] = [
+    Color::srgb_u8(0x56, 0xb4, 0xe9),
+    Color::srgb_u8(0xe6, 0x9f, 0x00),
+    Color::srgb_u8(0x00, 0x9e, 0x73),
+    Color::srgb_u8(0xcc, 0x79, 0xa7),
+];
+
+/// Run `k`'s color.
+pub fn run_color(k: usize) -> Color {
+    RUNS[k % RUNS.len()]
+}
 
 const TEN: [(u8, u8, u8); 10] = [
     (0x4e, 0x8f, 0xd6), // blue

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use bevy::prelude::*;
 
-use super::{IncomingFrame, SceneFrame, ViewerMode};
+use super::runs::Runs;
+use super::scene::{SceneFrame, ViewerMode};
 use crate::mailbox::Latest;
 use crate::pace::Pace;
 use crate::physics::{Advance, JamConfig, JamProgress, JammingProtocol, MinimizeStatus};
@@ -83,7 +84,7 @@ impl Plugin for PhysicsModePlugin {
             .init_resource::<PhysicsStatus>()
             .init_resource::<PhysicsLink>()
             .insert_resource(self.mode)
-            .init_resource::<IncomingFrame>()
+            .init_resource::<Runs>()
             .add_systems(Update, drive_physics);
     }
 }
@@ -93,7 +94,7 @@ fn drive_physics(
     controls: Res<PhysicsControls>,
     mut link: ResMut<PhysicsLink>,
     mut status: ResMut<PhysicsStatus>,
-    mut incoming: ResMut<IncomingFrame>,
+    mut runs: ResMut<Runs>,
     mut sent: Local<Option<(PhysicsControls, bool)>>,
 ) {
     let active = *mode == ViewerMode::Physics;
@@ -115,7 +116,10 @@ fn drive_physics(
         && active
     {
         *status = new_status;
-        incoming.0 = Some(frame);
+        // The sandbox is drawn in the first view (the others rest while it runs).
+        if let Some(first) = runs.list.first_mut() {
+            first.incoming = Some(frame);
+        }
     }
 }
 

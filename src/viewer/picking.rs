@@ -1,12 +1,16 @@
 //! Hover and pin: the sphere under the cursor is the nearest one whose projected disc contains
-//! it; a click (without dragging) pins it and highlights its contacts, Escape or a click on empty
-//! space unpins.
+//! it, in whichever run's view the pointer is over; a click (without dragging) pins it and
+//! highlights its contacts, Escape or a click on empty space unpins. Every run draws the same
+//! held-out images in the same order, so a sphere's index marks the same image in every view.
 
 use bevy::prelude::*;
 use bevy::window::PrimaryWindow;
 
-use super::camera::{OrbitCamera, OrbitUpdate, SceneView, image_point};
-use super::compare::{SecondCamera, SecondRun, SecondView};
+use super::scene::ViewerMode;
+use super::camera::{
+    OrbitUpdate, SceneCamera, SceneView, cell_pixel, image_point, shown_runs, view_cells,
+};
+use super::runs::Runs;
 use super::scene::{Scene, SceneUpdate};
 
 #[derive(Resource, Clone, Debug, Default, PartialEq)]
@@ -49,74 +53,56 @@ impl Plugin for PickingPlugin {
     }
 }
 
-/// A comparison's second view: its run, where it is shown, and its camera.
-type SecondViewReads<'w, 's> = (
-    Option<Res<'w, SecondRun>>,
-    Option<Res<'w, SecondView>>,
-    Query<'w, 's, (&'static Camera, &'static GlobalTransform), With<SecondCamera>>,
-);
-
 #[allow(clippy::too_many_arguments)]
 fn pick(
-    scene: Res<Scene>,
+    runs: Res<Runs>,
     mouse: Res<ButtonInput<MouseButton>>,
     keys: Res<ButtonInput<KeyCode>>,
     windows: Query<&Window, With<PrimaryWindow>>,
-    cameras: Query<(&Camera, &GlobalTransform), With<OrbitCamera>>,
+    camera: Query<(&Camera, &GlobalTransform), With<SceneCamera>>,
     view: Option<Res<SceneView>>,
     images: Res<Assets<Image>>,
+    mode: Option<Res<ViewerMode>>,
     mut selection: ResMut<Selection>,
     mut press: Local<Option<Vec2>>,
-    (second, second_view, second_camera): SecondViewReads,
 ) {
-    if selection.pinned.is_some_and(|p| p >= scene.len()) {
+    let spheres = runs.list.first().map_or(0, |run| run.scene.len());
+    if selection.pinned.is_some_and(|p| p >= spheres) {
         selection.pinned = None;
     }
     if keys.just_pressed(KeyCode::Escape) {
         selection.pinned = None;
     }
     let cursor = windows.single().ok().and_then(|w| w.cursor_position());
-    // The view under the pointer: the first run's, or in a comparison the second's (the same
-    // images in the same order, so an index marks the same image in both).
-    let first = view
-        .as_ref()
-        .filter(|v| v.hovered)
-        .map(|v| (&*scene, v.image.clone(), v.rect, cameras.single().ok()));
-    let other = second_view
-        .as_ref()
-        .filter(|v| v.hovered)
-        .zip(second.as_ref())
-        .map(|(v, run)| {
-            (
-                &run.scene,
-                v.image.clone(),
-                v.rect,
-                second_camera.single().ok(),
-            )
-        });
-    let hovered = first.or(other);
-    let local = match (&hovered, cursor) {
-        (Some((_, image, Some(rect), _)), Some(cursor)) => images
-            .get(image)
-            .and_then(|image| image_point(*rect, cursor, image.size())),
-        _ => None,
-    };
-    let (Some(cursor), Some(local), Some((scene, _, _, Some((camera, camera_transform))))) =
-        (cursor, local, hovered)
+    // The run whose cell is under the pointer, and the pointer in pixels of the picture.
+    let cells = view_cells(shown_runs(&runs, mode.as_deref()));
+    let hovered = (|| {
+        let (k, run) = runs.list.iter().enumerate().find(|(_, run)| run.view.hovered)?;
+        let view = view.as_ref()?;
+        let size = images.get(&view.image)?.size();
+        let local = image_point(view.rect?, cursor?, size)?;
+        Some((&run.scene, *cells.get(k)?, size.as_vec2(), local))
+    })();
+    let (Some(cursor), Some((scene, cell, size, local)), Ok((camera, camera_transform))) =
+        (cursor, hovered, camera.single())
     else {
         selection.hovered = None;
         selection.cursor = None;
         return;
     };
+    let to_pixels = |position: Vec3| {
+        camera
+            .world_to_ndc(camera_transform, position)
+            .filter(|ndc| ndc.z > 0.0)
+            .map(|ndc| cell_pixel(ndc.truncate(), cell, size))
+    };
     let right = camera_transform.right().as_vec3();
     let eye = camera_transform.translation();
     let mut best: Option<(f32, usize)> = None;
     for (i, &position) in scene.drawn.iter().enumerate() {
-        let Ok(center) = camera.world_to_viewport(camera_transform, position) else {
-            continue;
-        };
         let radius = scene.radii.get(i).copied().unwrap_or(0.0);
-        let Ok(edge) = camera.world_to_viewport(camera_transform, position + right * radius) else {
+        let (Some(center), Some(edge)) = (to_pixels(position), to_pixels(position + right * radius))
+        else {
             continue;
         };
         let screen_radius = center.distance(edge).max(3.0);

@@ -53,7 +53,7 @@ pub struct Lesson {
     pub text: String,
 }
 
-/// A second run beside the preset's (`[compare]`): the settings in which it differs.
+/// A run beside the preset's (`[[compare]]`, one table a run): the settings in which it differs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ComparePreset {
@@ -67,12 +67,12 @@ pub struct Preset {
     pub config: TrainConfig,
     pub view: Option<ViewPreset>,
     pub lesson: Option<Lesson>,
-    /// The comparison it runs, checked against its config.
+    /// The comparison it runs (its config, and a run for each `[[compare]]`), checked.
     pub compare: Option<crate::compare::Comparison>,
 }
 
 /// The lessons shipped in `assets/lessons/`: (file name, text).
-pub const LESSONS: [(&str, &str); 7] = [
+pub const LESSONS: [(&str, &str); 8] = [
     (
         "1-unjamming.toml",
         include_str!("../../assets/lessons/1-unjamming.toml"),
@@ -100,6 +100,10 @@ pub const LESSONS: [(&str, &str); 7] = [
     (
         "7-clamp-vs-simclr.toml",
         include_str!("../../assets/lessons/7-clamp-vs-simclr.toml"),
+    ),
+    (
+        "8-radius-sweep.toml",
+        include_str!("../../assets/lessons/8-radius-sweep.toml"),
     ),
 ];
 
@@ -133,13 +137,22 @@ pub fn parse(text: &str, base: &TrainConfig) -> Result<Preset, String> {
         ),
         None => None,
     };
-    let compare: Option<ComparePreset> = match table.remove("compare") {
-        Some(value) => Some(
+    // `[[compare]]`, a table a run; a single `[compare]` table is one run.
+    let compare: Vec<ComparePreset> = match table.remove("compare") {
+        Some(toml::Value::Array(runs)) => runs
+            .into_iter()
+            .map(|value| {
+                value.try_into().map_err(|e: toml::de::Error| {
+                    format!("[[compare]]: {}", e.to_string().trim())
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        Some(value) => vec![
             value
                 .try_into()
                 .map_err(|e: toml::de::Error| format!("[compare]: {}", e.to_string().trim()))?,
-        ),
-        None => None,
+        ],
+        None => Vec::new(),
     };
     let mut merged: toml::Table =
         toml::from_str(&base.to_toml()).map_err(|e| format!("the base config: {e}"))?;
@@ -148,10 +161,11 @@ pub fn parse(text: &str, base: &TrainConfig) -> Result<Preset, String> {
         .try_into()
         .map_err(|e: toml::de::Error| e.to_string().trim().to_string())?;
     config.validate()?;
-    let compare = compare
-        .map(|c| crate::compare::Comparison::from_spec(&config, &c.settings))
+    let specs: Vec<&str> = compare.iter().map(|c| c.settings.as_str()).collect();
+    let compare = (!specs.is_empty())
+        .then(|| crate::compare::Comparison::from_specs(&config, &specs))
         .transpose()
-        .map_err(|e| format!("[compare]: {e}"))?;
+        .map_err(|e| format!("[[compare]]: {e}"))?;
     Ok(Preset {
         config,
         view,
@@ -175,8 +189,8 @@ pub fn save(
     write_atomically(path, text.as_bytes())
 }
 
-/// The preset file's text: the config's keys, then a `[view]` table, and a `[compare]` table
-/// when a second run is compared.
+/// The preset file's text: the config's keys, then a `[view]` table, and a `[[compare]]` table
+/// for each run beside the first.
 pub fn to_toml(
     config: &TrainConfig,
     view: &ViewPreset,
@@ -187,13 +201,18 @@ pub fn to_toml(
         #[serde(flatten)]
         train: &'a TrainConfig,
         view: &'a ViewPreset,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        compare: Option<ComparePreset>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        compare: Vec<ComparePreset>,
     }
     toml::to_string(&Preset {
         train: config,
         view,
-        compare: compare.map(|c| ComparePreset { settings: c.spec() }),
+        compare: compare
+            .map(|c| c.specs())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|settings| ComparePreset { settings })
+            .collect(),
     })
     .map_err(|e| format!("cannot encode the preset: {e}"))
 }

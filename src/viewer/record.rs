@@ -33,7 +33,8 @@ pub struct RecordOptions {
     /// Degrees per second of camera orbit (in video time).
     pub orbit: f32,
     pub output: VideoOutput,
-    /// A second run recorded beside the first: each frame shows both, side by side.
+    /// Runs recorded beside the first: each frame shows them all, side by side (two) or in a
+    /// 2 x 2 grid (three or four).
     pub compare: Option<crate::compare::Comparison>,
 }
 
@@ -73,9 +74,9 @@ impl RecordOptions {
                 self.orbit
             ));
         }
-        if self.compare.is_some() && w < 2 {
+        if self.compare.is_some() && (w < 2 || h < 2) {
             return Err(format!(
-                "--size {w}x{h}: two views need at least 2 pixels across"
+                "--size {w}x{h}: views side by side need at least 2 pixels across and down"
             ));
         }
         self.config.validate().map_err(String::from)
@@ -157,11 +158,16 @@ impl BackendTask for RecordTask {
         } = self.options;
         if let Some(comparison) = compare {
             let fault = crate::train::Fault::from_env()?;
-            let runs = comparison.configs.clone().map(|config| {
-                let mut trainer = Trainer::<B>::new(config, self.data.clone(), device.clone());
-                trainer.set_fault(fault);
-                trainer
-            });
+            let runs: Vec<Trainer<B>> = comparison
+                .configs
+                .iter()
+                .map(|config| {
+                    let mut trainer =
+                        Trainer::<B>::new(config.clone(), self.data.clone(), device.clone());
+                    trainer.set_fault(fault);
+                    trainer
+                })
+                .collect();
             return record_comparison(
                 runs,
                 &comparison,
@@ -283,11 +289,33 @@ struct Recording {
     started: web_time::Instant,
 }
 
-/// Both runs of a comparison in lock-step, each drawn into its half of every frame from the
-/// same camera (placed for whichever run reaches further, so both show at one scale) and
+/// Where each of `n` views goes in a `width` x `height` frame, as (x, y, width, height): one
+/// fills it, two split it left and right, three or four make a 2 x 2 grid (row by row), as the
+/// viewer lays them out.
+pub fn grid_cells(n: usize, width: u32, height: u32) -> Vec<(u32, u32, u32, u32)> {
+    let (left, right) = (width / 2, width - width / 2);
+    let (top, bottom) = (height / 2, height - height / 2);
+    match n {
+        0 => Vec::new(),
+        1 => vec![(0, 0, width, height)],
+        2 => vec![(0, 0, left, height), (left, 0, right, height)],
+        _ => [
+            (0, 0, left, top),
+            (left, 0, right, top),
+            (0, top, left, bottom),
+            (left, top, right, bottom),
+        ]
+        .into_iter()
+        .take(n.min(4))
+        .collect(),
+    }
+}
+
+/// Every run of a comparison in lock-step, each drawn into its cell of every frame from the
+/// same camera (placed for whichever run reaches furthest, so all show at one scale) and
 /// captioned with its settings.
 fn record_comparison<B: AutodiffBackend>(
-    mut runs: [Trainer<B>; 2],
+    mut runs: Vec<Trainer<B>>,
     comparison: &crate::compare::Comparison,
     recording: Recording,
 ) -> Result<RecordSummary, String> {
@@ -301,47 +329,49 @@ fn record_comparison<B: AutodiffBackend>(
         output,
         started,
     } = recording;
-    let halves = [width / 2, width - width / 2];
-    let mut renderers = [
-        OffscreenRenderer::new((halves[0], height))?,
-        OffscreenRenderer::new((halves[1], height))?,
-    ];
+    let cells = grid_cells(runs.len(), width, height);
+    let mut renderers = cells
+        .iter()
+        .map(|&(_, _, w, h)| OffscreenRenderer::new((w, h)))
+        .collect::<Result<Vec<_>, String>>()?;
     let dir = output.frames_dir();
-    let step_both = |runs: &mut [Trainer<B>; 2], progress: &mut Progress| {
+    let step_all = |runs: &mut Vec<Trainer<B>>, progress: &mut Progress| {
         runs.iter_mut()
             .try_for_each(|trainer| step_or_note(trainer, progress))
     };
     if start_step > 0 {
-        let mut progress = Progress::new("train both runs to the first frame", start_step);
+        let mut progress = Progress::new("train the runs to the first frame", start_step);
         for step in 0..start_step {
-            step_both(&mut runs, &mut progress)?;
+            step_all(&mut runs, &mut progress)?;
             progress.set(step + 1);
         }
         progress.finish();
     }
-    let narrow = super::camera::narrow_view_framing(Vec2::new(halves[0] as f32, height as f32));
+    let narrow = super::camera::narrow_view_framing(Vec2::new(cells[0].2 as f32, cells[0].3 as f32));
     let mut written = Vec::with_capacity(frames);
-    let mut progress = Progress::new("record both runs", frames);
+    let mut progress = Progress::new(&format!("record {} runs", runs.len()), frames);
     let mut stages = StageSeconds::default();
     let mut writer = video::FrameWriter::spawn();
     let frames_started = web_time::Instant::now();
+    let divider = image::Rgba([60, 60, 60, 255]);
     for index in 0..frames {
         if index > 0 {
             timed(&mut stages.training, || {
-                (0..steps_per_frame).try_for_each(|_| step_both(&mut runs, &mut progress))
+                (0..steps_per_frame).try_for_each(|_| step_all(&mut runs, &mut progress))
             })?;
         }
-        let scenes = timed(&mut stages.embedding, || {
-            runs.each_ref().map(|trainer| frame_of(trainer.snapshot()))
+        let scenes: Vec<super::scene::SceneFrame> = timed(&mut stages.embedding, || {
+            runs.iter().map(|trainer| frame_of(trainer.snapshot())).collect()
         });
         let reach = scenes.iter().map(frame_reach).fold(0.0, f32::max);
         let framing = super::camera::framing_for(reach) * narrow;
         let yaw = OrbitCamera::default().yaw + (orbit * index as f32 / fps as f32).to_radians();
-        let mut image = image::RgbaImage::new(width, height);
-        let mut x0 = 0;
-        for (run, (frame, renderer)) in scenes.into_iter().zip(&mut renderers).enumerate() {
+        let mut image = image::RgbaImage::from_pixel(width, height, background());
+        for (run, ((frame, renderer), &(x, y, _, _))) in
+            scenes.into_iter().zip(&mut renderers).zip(&cells).enumerate()
+        {
             let (step, contacts, dim) = (frame.step, mean(&frame.contacts), frame.dim);
-            let mut half = timed(&mut stages.drawing, || {
+            let mut cell = timed(&mut stages.drawing, || {
                 renderer.render_framed(frame, yaw, framing)
             })?;
             let caption = format!(
@@ -350,17 +380,21 @@ fn record_comparison<B: AutodiffBackend>(
                 2 * dim,
                 renderer.purity().unwrap_or(f64::NAN),
             );
-            video::draw_caption(&mut half, &caption);
-            image::imageops::replace(&mut image, &half, x0 as i64, 0);
-            x0 += half.width();
+            video::draw_caption(&mut cell, &caption);
+            image::imageops::replace(&mut image, &cell, x as i64, y as i64);
         }
-        // A thin line between the halves.
-        for y in 0..height {
-            image.put_pixel(
-                halves[0].saturating_sub(1),
-                y,
-                image::Rgba([60, 60, 60, 255]),
-            );
+        // Thin lines between the cells.
+        for &(x, y, w, h) in &cells {
+            if x + w < width {
+                for yy in y..y + h {
+                    image.put_pixel(x + w - 1, yy, divider);
+                }
+            }
+            if y + h < height {
+                for xx in x..x + w {
+                    image.put_pixel(xx, y + h - 1, divider);
+                }
+            }
         }
         progress.set_message(&comparison.legend());
         let path = video::frame_path(&dir, index);
@@ -384,6 +418,13 @@ fn record_comparison<B: AutodiffBackend>(
     })
 }
 
+/// The scene's background as an 8-bit pixel (an empty cell of a 2 x 2 grid of three runs).
+fn background() -> image::Rgba<u8> {
+    let c = super::palette::BACKGROUND.to_srgba();
+    let byte = |v: f32| (v * 255.0).round() as u8;
+    image::Rgba([byte(c.red), byte(c.green), byte(c.blue), 255])
+}
+
 fn mean(values: &[u32]) -> f64 {
     values.iter().map(|&v| v as f64).sum::<f64>() / values.len().max(1) as f64
 }
@@ -391,7 +432,7 @@ fn mean(values: &[u32]) -> f64 {
 /// How far a frame's spheres reach from their mean (all but the largest 2%), in the
 /// embedding: the projection to 3-D is centered on the mean and shortens no distance for
 /// d = 3 (for larger d it may, so this errs on the side of showing everything).
-fn frame_reach(frame: &super::SceneFrame) -> f32 {
+fn frame_reach(frame: &super::scene::SceneFrame) -> f32 {
     let (n, dim) = (frame.radii.len(), frame.dim.max(1));
     if n == 0 || frame.centers.len() < n * dim {
         return 0.0;

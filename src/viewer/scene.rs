@@ -4,8 +4,36 @@
 
 use bevy::prelude::*;
 
-use super::{IncomingFrame, SceneFrame};
 use crate::projection::{ProjectionMode, Projector};
+
+/// One picture's worth of spheres, from the trainer or from the physics sandbox.
+#[derive(Clone, Debug, Default)]
+pub struct SceneFrame {
+    /// Training step (or minimisation step in physics mode).
+    pub step: usize,
+    /// Coordinates per center.
+    pub dim: usize,
+    /// Centers `[n, dim]`, row-major.
+    pub centers: Vec<f32>,
+    pub radii: Vec<f32>,
+    pub labels: Vec<u16>,
+    pub contacts: Vec<u32>,
+    /// Touching pairs `(i, j)`, `i < j`.
+    pub pairs: Vec<[u32; 2]>,
+    /// Index of each sphere's image in the test split (empty in physics mode).
+    pub images: Vec<usize>,
+    /// The centers live inside the unit sphere (CLAMP's embedding), so `Raw` mode draws it.
+    pub unit_sphere: bool,
+}
+
+/// What fills the picture.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Resource)]
+pub enum ViewerMode {
+    #[default]
+    Training,
+    Physics,
+}
+
 
 /// How the scene is drawn; the panel edits it.
 #[derive(Resource, Clone, Debug, PartialEq)]
@@ -48,8 +76,8 @@ impl SceneSettings {
     }
 }
 
-/// The spheres as drawn this frame.
-#[derive(Resource, Default)]
+/// A run's spheres as drawn this frame.
+#[derive(Default)]
 pub struct Scene {
     /// The newest frame (its geometry in the embedding).
     pub frame: SceneFrame,
@@ -143,35 +171,7 @@ impl Scene {
     }
 }
 
-/// Turns incoming frames into the drawn scene.
-pub struct ScenePlugin {
-    /// How the scene is drawn at start (the panel edits it afterwards).
-    pub settings: SceneSettings,
-    /// Ease drawn positions toward each new frame in real time (the viewer), or jump to it
-    /// (the recorder and the tests, whose frames must not depend on the clock).
-    pub ease_in_real_time: bool,
-}
-
-impl Default for ScenePlugin {
-    fn default() -> Self {
-        Self {
-            settings: SceneSettings::default(),
-            ease_in_real_time: true,
-        }
-    }
-}
-
-impl Plugin for ScenePlugin {
-    fn build(&self, app: &mut App) {
-        app.insert_resource(self.settings.clone())
-            .insert_resource(EaseInRealTime(self.ease_in_real_time))
-            .init_resource::<Scene>()
-            .init_resource::<IncomingFrame>()
-            .add_systems(Update, (take_frame, ease_scene).chain().in_set(SceneUpdate));
-    }
-}
-
-/// Systems that bring the scene up to date; drawing runs after them.
+/// Systems that bring the runs' scenes up to date; drawing runs after them.
 #[derive(SystemSet, Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SceneUpdate;
 
@@ -204,33 +204,5 @@ impl Scene {
     pub fn reproject(&mut self, mode: ProjectionMode) {
         self.projector = None;
         self.refit(mode);
-    }
-}
-
-fn take_frame(
-    mut incoming: ResMut<IncomingFrame>,
-    mut scene: ResMut<Scene>,
-    settings: Res<SceneSettings>,
-    mut last_mode: Local<Option<ProjectionMode>>,
-) {
-    let mode_changed = *last_mode != Some(settings.projection);
-    *last_mode = Some(settings.projection);
-    if let Some(frame) = incoming.0.take() {
-        scene.take(frame, settings.projection);
-    } else if mode_changed {
-        scene.reproject(settings.projection);
-    }
-}
-
-fn ease_scene(
-    mut scene: ResMut<Scene>,
-    settings: Res<SceneSettings>,
-    time: Res<Time>,
-    real_time: Option<Res<EaseInRealTime>>,
-) {
-    if real_time.is_some_and(|r| !r.0) {
-        scene.snap();
-    } else {
-        scene.ease(settings.ease_rate, time.delta_secs());
     }
 }

@@ -1,7 +1,8 @@
-//! Draws every sphere with one mesh of camera-facing quads and our impostor shader
-//! (`shaders/spheres.wgsl`): one entity and one draw call however many spheres there are. The
-//! quads are re-sorted back to front every frame so the translucent shells blend in order.
-//! Contact lines and the unit-sphere wireframe are gizmos.
+//! Draws every run's spheres with one mesh of camera-facing quads and our impostor shader
+//! (`shaders/spheres.wgsl`): one entity and one draw call per run however many spheres it has,
+//! all seen by the one scene camera, each run moved into its cell of the picture by the shader.
+//! The quads are re-sorted back to front every frame so the translucent shells blend in order.
+//! Contact lines and the unit-sphere wireframe are [`super::lines`].
 
 use bevy::asset::{RenderAssetUsages, load_internal_asset, uuid_handle};
 use bevy::camera::visibility::NoFrustumCulling;
@@ -15,11 +16,11 @@ use bevy::render::render_resource::{
 use bevy::render::slab_allocator::SlabAllocatorSettings;
 use bevy::shader::ShaderRef;
 
-use super::camera::{OrbitCamera, OrbitUpdate};
+use super::camera::{ATTRIBUTE_CELL, OrbitUpdate, SceneCamera, WHOLE_PICTURE, shown_runs, view_cells};
 use super::palette;
 use super::picking::Selection;
-use super::scene::{Scene, SceneSettings, SceneUpdate};
-use crate::projection::ProjectionMode;
+use super::runs::Runs;
+use super::scene::{Scene, SceneSettings, SceneUpdate, ViewerMode};
 
 /// The impostor shader, compiled into the binary so the app runs from any directory.
 pub const SPHERE_SHADER: Handle<Shader> = uuid_handle!("5f0b6a4e-3c1d-4e0a-9b8f-2d7c6e5a4b31");
@@ -79,6 +80,7 @@ impl Material for SphereMaterial {
             Mesh::ATTRIBUTE_UV_0.at_shader_location(1),
             Mesh::ATTRIBUTE_COLOR.at_shader_location(2),
             ATTRIBUTE_SPHERE.at_shader_location(3),
+            ATTRIBUTE_CELL.at_shader_location(4),
         ])?;
         descriptor.vertex.buffers = vec![vertex_layout];
         // Shells sorted back to front also write depth, so overlapping spheres cut each other
@@ -91,19 +93,17 @@ impl Material for SphereMaterial {
     }
 }
 
-/// The one entity that carries all spheres.
+/// The entity that carries all of run `run`'s spheres.
 #[derive(Component)]
-pub struct SphereCloud;
-
-#[derive(Resource)]
-pub(super) struct SphereAssets {
-    mesh: Handle<Mesh>,
-    /// Shared by every cloud (a comparison's second one too), so the style is set once.
-    pub(super) material: Handle<SphereMaterial>,
+pub struct SphereCloud {
+    pub run: usize,
 }
 
-/// Lines drawn at most, so a fully jammed 10,000-sphere packing stays interactive.
-pub const MAX_CONTACT_LINES: usize = 40_000;
+/// The material every cloud shares, so the style is set once.
+#[derive(Resource)]
+struct SphereAssets {
+    material: Handle<SphereMaterial>,
+}
 
 pub struct SphereRenderPlugin;
 
@@ -129,39 +129,56 @@ impl Plugin for SphereRenderPlugin {
             });
         }
         app.add_plugins(MaterialPlugin::<SphereMaterial>::default())
-            .add_systems(Startup, spawn_cloud)
+            .init_resource::<Runs>()
+            .init_resource::<Selection>()
+            .add_systems(Startup, setup_spheres)
             .add_systems(
                 Update,
-                (update_cloud, draw_contacts, draw_wireframe)
+                (sync_clouds, update_clouds)
+                    .chain()
                     .after(SceneUpdate)
                     .after(OrbitUpdate),
             );
     }
 }
 
-fn spawn_cloud(
+fn setup_spheres(
     mut commands: Commands,
-    mut gizmo_store: ResMut<GizmoConfigStore>,
-    mut meshes: ResMut<Assets<Mesh>>,
     mut materials: ResMut<Assets<SphereMaterial>>,
     settings: Res<SceneSettings>,
 ) {
-    // Contact lines run inside the shells; draw them on top so they can be seen.
-    let (gizmos, _) = gizmo_store.config_mut::<DefaultGizmoConfigGroup>();
-    gizmos.depth_bias = -1.0;
-    let mesh = meshes.add(build_mesh(SphereBuffers::default()));
     let material = materials.add(SphereMaterial {
         style: Vec4::new(settings.opacity, 2.5, 1.6, 0.0),
     });
-    commands.spawn((
-        SphereCloud,
-        Mesh3d(mesh.clone()),
-        MeshMaterial3d(material.clone()),
-        Transform::IDENTITY,
-        // The quads move every frame; the mesh's stored bounds would go stale.
-        NoFrustumCulling,
-    ));
-    commands.insert_resource(SphereAssets { mesh, material });
+    commands.insert_resource(SphereAssets { material });
+}
+
+/// A cloud for every run, made as runs come and removed as they go.
+fn sync_clouds(
+    mut commands: Commands,
+    runs: Res<Runs>,
+    assets: Option<Res<SphereAssets>>,
+    mut meshes: ResMut<Assets<Mesh>>,
+    clouds: Query<(Entity, &SphereCloud)>,
+) {
+    let Some(assets) = assets else { return };
+    let mut have = vec![false; runs.len()];
+    for (entity, cloud) in &clouds {
+        match have.get_mut(cloud.run) {
+            Some(slot) if !*slot => *slot = true,
+            _ => commands.entity(entity).despawn(),
+        }
+    }
+    for (run, _) in have.iter().enumerate().filter(|(_, have)| !**have) {
+        commands.spawn((
+            SphereCloud { run },
+            Mesh3d(meshes.add(build_mesh(SphereBuffers::default()))),
+            MeshMaterial3d(assets.material.clone()),
+            Transform::IDENTITY,
+            // The quads move every frame; the mesh's stored bounds would go stale.
+            NoFrustumCulling,
+        ));
+    }
 }
 
 /// Vertex data of the sphere quads.
@@ -171,20 +188,23 @@ pub struct SphereBuffers {
     pub corners: Vec<[f32; 2]>,
     pub colors: Vec<[f32; 4]>,
     pub spheres: Vec<[f32; 2]>,
+    pub cells: Vec<[f32; 4]>,
     pub indices: Vec<u32>,
 }
 
 const CORNERS: [[f32; 2]; 4] = [[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]];
 
 impl SphereBuffers {
-    /// Quads for the scene, indexed back to front as seen from `eye`.
-    pub fn build(scene: &Scene, selection: &Selection, eye: Vec3) -> Self {
+    /// Quads for the scene, drawn into `cell` of the picture, indexed back to front as seen
+    /// from `eye`.
+    pub fn build(scene: &Scene, selection: &Selection, eye: Vec3, cell: Vec4) -> Self {
         let n = scene.len();
         let mut out = Self {
             centers: Vec::with_capacity(4 * n),
             corners: Vec::with_capacity(4 * n),
             colors: Vec::with_capacity(4 * n),
             spheres: Vec::with_capacity(4 * n),
+            cells: vec![cell.to_array(); 4 * n],
             indices: Vec::with_capacity(6 * n),
         };
         let touching = selection.pinned_contacts(scene);
@@ -245,6 +265,7 @@ fn fill_mesh(mesh: &mut Mesh, buffers: SphereBuffers) {
         mesh.insert_attribute(Mesh::ATTRIBUTE_UV_0, CORNERS.to_vec());
         mesh.insert_attribute(Mesh::ATTRIBUTE_COLOR, vec![[0.0f32; 4]; 4]);
         mesh.insert_attribute(ATTRIBUTE_SPHERE, vec![[0.0f32; 2]; 4]);
+        mesh.insert_attribute(ATTRIBUTE_CELL, vec![WHOLE_PICTURE.to_array(); 4]);
         mesh.insert_indices(Indices::U32(vec![0, 1, 2, 0, 2, 3]));
         return;
     }
@@ -252,111 +273,39 @@ fn fill_mesh(mesh: &mut Mesh, buffers: SphereBuffers) {
     mesh.insert_attribute(Mesh::ATTRIBUTE_UV_0, buffers.corners);
     mesh.insert_attribute(Mesh::ATTRIBUTE_COLOR, buffers.colors);
     mesh.insert_attribute(ATTRIBUTE_SPHERE, buffers.spheres);
+    mesh.insert_attribute(ATTRIBUTE_CELL, buffers.cells);
     mesh.insert_indices(Indices::U32(buffers.indices));
 }
 
-/// Rebuilds a cloud's quads for `scene` (none: an empty cloud), sorted back to front as seen
-/// by the camera the cloud is drawn for.
-pub fn refill_cloud<F: bevy::ecs::query::QueryFilter>(
-    meshes: &mut Assets<Mesh>,
-    mesh: &Handle<Mesh>,
-    scene: Option<&Scene>,
-    selection: &Selection,
-    camera: &Query<&Transform, F>,
-) {
-    let eye = camera
-        .iter()
-        .next()
-        .map(|t| t.translation)
-        .unwrap_or(Vec3::Z);
-    let buffers = scene.map_or_else(SphereBuffers::default, |scene| {
-        SphereBuffers::build(scene, selection, eye)
-    });
-    if let Some(mut mesh) = meshes.get_mut(mesh) {
-        fill_mesh(&mut mesh, buffers);
-    }
-}
-
-fn update_cloud(
-    scene: Res<Scene>,
+/// Rebuilds each cloud's quads from its run's scene, in its cell, sorted back to front. In the
+/// physics sandbox only the first run's cloud draws (the sandbox's spheres, the whole picture).
+#[allow(clippy::too_many_arguments)]
+fn update_clouds(
+    runs: Res<Runs>,
     settings: Res<SceneSettings>,
     selection: Res<Selection>,
+    mode: Option<Res<ViewerMode>>,
     assets: Option<Res<SphereAssets>>,
-    camera: Query<&Transform, With<OrbitCamera>>,
+    clouds: Query<(&SphereCloud, &Mesh3d)>,
+    camera: Query<&Transform, With<SceneCamera>>,
     mut meshes: ResMut<Assets<Mesh>>,
     mut materials: ResMut<Assets<SphereMaterial>>,
 ) {
-    let Some(assets) = assets else { return };
-    refill_cloud(&mut meshes, &assets.mesh, Some(&scene), &selection, &camera);
+    let cells = view_cells(shown_runs(&runs, mode.as_deref()));
+    let eye = camera.iter().next().map_or(Vec3::Z, |t| t.translation);
+    for (cloud, mesh) in &clouds {
+        let drawn = runs.list.get(cloud.run).zip(cells.get(cloud.run));
+        let buffers = drawn.map_or_else(SphereBuffers::default, |(run, &cell)| {
+            SphereBuffers::build(&run.scene, &selection, eye, cell)
+        });
+        if let Some(mut mesh) = meshes.get_mut(&mesh.0) {
+            fill_mesh(&mut mesh, buffers);
+        }
+    }
     if settings.is_changed()
+        && let Some(assets) = assets
         && let Some(mut material) = materials.get_mut(&assets.material)
     {
         material.style.x = settings.opacity;
-    }
-}
-
-fn draw_contacts(
-    scene: Res<Scene>,
-    settings: Res<SceneSettings>,
-    selection: Res<Selection>,
-    mut gizmos: Gizmos,
-) {
-    let n = scene.len();
-    let line = Color::srgba(0.85, 0.88, 0.95, 0.22);
-    let pinned_line = Color::srgb(1.0, 0.6, 0.15);
-    for pair in &scene.frame.pairs {
-        let (i, j) = (pair[0] as usize, pair[1] as usize);
-        if i >= n || j >= n {
-            continue;
-        }
-        let involves_pinned = selection.pinned.is_some_and(|p| p == i || p == j);
-        if involves_pinned {
-            gizmos.line(scene.drawn[i], scene.drawn[j], pinned_line);
-        }
-    }
-    if !settings.show_contacts {
-        return;
-    }
-    for pair in scene.frame.pairs.iter().take(MAX_CONTACT_LINES) {
-        let (i, j) = (pair[0] as usize, pair[1] as usize);
-        if i < n && j < n {
-            gizmos.line(scene.drawn[i], scene.drawn[j], line);
-        }
-    }
-}
-
-/// The unit sphere on which CLAMP's views live, when the true 3-D embedding is drawn.
-fn draw_wireframe(scene: Res<Scene>, settings: Res<SceneSettings>, mut gizmos: Gizmos) {
-    let raw = scene
-        .projector
-        .as_ref()
-        .is_some_and(|p| p.mode == ProjectionMode::Raw || p.dim() <= 3);
-    if !settings.show_wireframe || !raw || !scene.frame.unit_sphere {
-        return;
-    }
-    let color = Color::srgba(0.6, 0.65, 0.75, 0.18);
-    const SEGMENTS: usize = 64;
-    for k in 1..6 {
-        // Parallels.
-        let polar = std::f32::consts::PI * k as f32 / 6.0;
-        let (ring, height) = (polar.sin(), polar.cos());
-        gizmos.linestrip(
-            (0..=SEGMENTS).map(|s| {
-                let a = std::f32::consts::TAU * s as f32 / SEGMENTS as f32;
-                Vec3::new(ring * a.cos(), height, ring * a.sin())
-            }),
-            color,
-        );
-    }
-    for k in 0..6 {
-        // Meridians.
-        let a = std::f32::consts::PI * k as f32 / 6.0;
-        gizmos.linestrip(
-            (0..=SEGMENTS).map(|s| {
-                let polar = std::f32::consts::TAU * s as f32 / SEGMENTS as f32;
-                Vec3::new(polar.sin() * a.cos(), polar.cos(), polar.sin() * a.sin())
-            }),
-            color,
-        );
     }
 }

@@ -1,15 +1,14 @@
-//! The history of training snapshots, kept in bounded memory, and the scrubber that replays it.
-//! Each entry keeps what cannot be recomputed (step, centers, radii); contacts and touching
-//! pairs are recomputed with the read-out's rule when an entry is shown. While the cursor is on
-//! an entry, the training plugin stops feeding live frames to the scene; back at the live end,
-//! training resumes from where it stopped.
+//! A run's history of training snapshots, kept in bounded memory, and the scrubber that replays
+//! it. Each entry keeps what cannot be recomputed (step, centers, radii); contacts and touching
+//! pairs are recomputed with the read-out's rule when an entry is shown. While the cursor (on
+//! the first run's timeline) is on an entry, the runs plugin stops feeding live frames to the
+//! scenes and every run shows its entry at that step; back at the live end, training resumes
+//! from where it stopped.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use bevy::prelude::*;
-
-use super::{IncomingFrame, SceneFrame, ViewerMode};
+use super::scene::SceneFrame;
 use crate::readout::contact_pairs;
 
 /// Memory the stored snapshots may take: at 16 bytes a sphere (three coordinates and a radius),
@@ -29,8 +28,8 @@ pub struct TimelineEntry {
     pub radii: Vec<f32>,
 }
 
-/// Snapshots of the current run, oldest first, and where the scrubber stands.
-#[derive(Resource, Default)]
+/// Snapshots of a run, oldest first, and where the scrubber stands.
+#[derive(Default)]
 pub struct Timeline {
     entries: VecDeque<TimelineEntry>,
     dim: usize,
@@ -39,8 +38,6 @@ pub struct Timeline {
     images: Arc<Vec<usize>>,
     /// `None`: following training live; `Some(k)`: showing entry `k`.
     cursor: Option<usize>,
-    /// The cursor moved and the scene has not been given that entry yet.
-    cursor_moved: bool,
     /// Playing the history forward, one entry per frame, up to the live end.
     pub replaying: bool,
     /// Memory budget in bytes (0: [`TIMELINE_BYTES`]).
@@ -127,7 +124,6 @@ impl Timeline {
         if let Some(k) = self.cursor.as_mut() {
             let on_kept = (*k).max(first_kept) + ((*k).max(first_kept) - first_kept) % 2;
             *k = (on_kept.min(newest) - first_kept) / 2;
-            self.cursor_moved = true;
         }
         self.entries = std::mem::take(&mut self.entries)
             .into_iter()
@@ -140,7 +136,6 @@ impl Timeline {
     pub fn clear(&mut self) {
         self.entries.clear();
         self.cursor = None;
-        self.cursor_moved = false;
         self.replaying = false;
     }
 
@@ -150,16 +145,12 @@ impl Timeline {
             return;
         }
         let k = k.min(self.entries.len() - 1);
-        if self.cursor != Some(k) {
-            self.cursor = Some(k);
-            self.cursor_moved = true;
-        }
+        self.cursor = Some(k);
     }
 
     /// Back to following training.
     pub fn go_live(&mut self) {
         self.cursor = None;
-        self.cursor_moved = false;
         self.replaying = false;
     }
 
@@ -202,14 +193,6 @@ impl Timeline {
         })
     }
 
-    /// The frame the scene should be given now, if the cursor moved since the last call.
-    pub fn take_moved_frame(&mut self) -> Option<SceneFrame> {
-        if !std::mem::take(&mut self.cursor_moved) {
-            return None;
-        }
-        self.frame(self.cursor?)
-    }
-
     /// Advances a replay by one entry; at the end of the history it stops there.
     pub fn advance_replay(&mut self) {
         if !self.replaying {
@@ -219,31 +202,6 @@ impl Timeline {
             Some(k) if k + 1 < self.entries.len() => self.scrub_to(k + 1),
             _ => self.replaying = false,
         }
-    }
-}
-
-pub struct TimelinePlugin;
-
-impl Plugin for TimelinePlugin {
-    fn build(&self, app: &mut App) {
-        app.init_resource::<Timeline>()
-            .init_resource::<IncomingFrame>()
-            .add_systems(Update, show_scrubbed.before(super::scene::SceneUpdate));
-    }
-}
-
-/// Gives the scene the scrubbed entry whenever the cursor moves.
-fn show_scrubbed(
-    mut timeline: ResMut<Timeline>,
-    mut incoming: ResMut<IncomingFrame>,
-    mode: Option<Res<ViewerMode>>,
-) {
-    if mode.is_some_and(|m| *m != ViewerMode::Training) {
-        return;
-    }
-    timeline.advance_replay();
-    if let Some(frame) = timeline.take_moved_frame() {
-        incoming.0 = Some(frame);
     }
 }
 

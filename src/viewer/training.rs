@@ -1,83 +1,93 @@
-//! The only plugin that talks to the training thread. Each frame it drains the trainer's events
-//! into [`TrainingStatus`] and [`History`], moves the newest snapshot into [`IncomingFrame`], and
-//! turns changes of [`Controls`] and [`TrainingAction`] messages into session commands. Nothing
-//! here waits: a slow step only means fewer events this frame.
+//! A run's link to its trainer, and what the viewer keeps of what the trainer says: the
+//! [`TrainingLink`] starts, restarts and commands a session (on a thread of this process, as a
+//! page's task, or wherever the page's platform starts it: [`start_sessions_elsewhere`]);
+//! [`absorb_events`] folds its events into [`TrainingStatus`] and [`History`]; [`send_changes`]
+//! turns the changes of [`Controls`] into commands. Nothing here waits: a slow step only means
+//! fewer events this frame. The runs plugin ([`super::runs`]) calls these for every run.
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use web_time::Instant;
 
 use bevy::prelude::*;
 
-use super::scene::{Scene, SceneUpdate};
-use super::timeline::Timeline;
-use super::{IncomingFrame, SceneFrame, ViewerMode};
+use super::scene::{Scene, SceneFrame};
 use crate::backend::{AdapterSummary, BackendKind, ResolvedBackend};
 use crate::config::TrainConfig;
 use crate::train::session::{
-    Command, Event, Session, SessionOptions, TrainingPriority, spawn_session,
+    Command, Event, Session, SessionOptions, TrainingPriority, Turns, spawn_session,
 };
 use crate::train::{ProbeReport, Snapshot, StepReport, TrainingData};
 
+/// A session that a page's platform runs outside the page's own thread (its worker).
+pub trait SessionElsewhere: Send + Sync {
+    /// Sends a command; false when the session has gone.
+    fn send(&self, command: Command) -> bool;
+    /// Events since the last call, in the order they were sent.
+    fn events(&self) -> Vec<Event>;
+    /// The newest snapshot not yet taken.
+    fn take_snapshot(&self) -> Option<Snapshot>;
+}
+
+/// How a platform starts a CPU session elsewhere: None where it does not (then training runs
+/// here), or the session, or why it could not start one.
+pub type StartElsewhere =
+    fn(&TrainConfig, &SessionOptions) -> Option<Result<Box<dyn SessionElsewhere>, String>>;
+
+static START_ELSEWHERE: std::sync::OnceLock<StartElsewhere> = std::sync::OnceLock::new();
+
+/// Has every later CPU session started by `start` where it can (a page's worker). Set once, at
+/// the platform's start.
+pub fn start_sessions_elsewhere(start: StartElsewhere) {
+    let _ = START_ELSEWHERE.set(start);
+}
+
 /// A training session: on a thread of this process (the desktop), as a task of the page's (the
-/// WebGPU page), or in a worker of the page's (the CPU page).
+/// WebGPU page), or where the platform started it (the CPU page's worker).
 enum Running {
     Here(Session),
-    #[cfg(target_arch = "wasm32")]
-    Worker(super::worker::WorkerSession),
+    Elsewhere(Box<dyn SessionElsewhere>),
 }
 
 impl Running {
     fn send(&self, command: Command) -> bool {
         match self {
             Running::Here(session) => session.send(command),
-            #[cfg(target_arch = "wasm32")]
-            Running::Worker(worker) => worker.send(command),
+            Running::Elsewhere(session) => session.send(command),
         }
     }
 
     fn events(&self) -> Vec<Event> {
         match self {
             Running::Here(session) => session.events(),
-            #[cfg(target_arch = "wasm32")]
-            Running::Worker(worker) => worker.events(),
+            Running::Elsewhere(session) => session.events(),
         }
     }
 
     fn take_snapshot(&self) -> Option<Snapshot> {
         match self {
             Running::Here(session) => session.take_snapshot(),
-            #[cfg(target_arch = "wasm32")]
-            Running::Worker(worker) => worker.take_snapshot(),
+            Running::Elsewhere(session) => session.take_snapshot(),
         }
     }
 }
 
-/// Starts `config` on `backend`: in a page, CPU training goes to a worker (the page's thread
-/// draws); everything else as [`spawn_session`] does.
+/// Starts `config` on `backend`: CPU training where the platform starts it, if it does (a
+/// page's worker, so the page's thread draws); everything else as [`spawn_session`] does.
 fn start_running(
     backend: &ResolvedBackend,
     config: TrainConfig,
     data: Arc<TrainingData>,
     options: SessionOptions,
 ) -> Running {
-    #[cfg(target_arch = "wasm32")]
     if backend.kind == BackendKind::Cpu
-        && super::web::TRAIN_IN_WORKER.load(std::sync::atomic::Ordering::Relaxed)
+        && let Some(started) = START_ELSEWHERE.get().and_then(|start| start(&config, &options))
     {
-        let script = format!("./{}/worker.js", crate::page::PagePath::Cpu.name());
-        match super::worker::WorkerSession::spawn(
-            &config,
-            &options,
-            &script,
-            super::web::IMAGES_FILE,
-            super::web::LABELS_FILE,
-        ) {
-            Ok(worker) => return Running::Worker(worker),
-            // Without a worker (a browser that refuses one), training shares the page's thread.
+        match started {
+            Ok(session) => return Running::Elsewhere(session),
+            // Without it (a browser that refuses a worker), training shares this thread.
             Err(why) => warn!("training on the page's own thread: {why}"),
         }
     }
@@ -85,7 +95,6 @@ fn start_running(
 }
 
 /// The running session and what it was started from.
-#[derive(Resource)]
 pub struct TrainingLink {
     session: Option<Running>,
     pub data: Arc<TrainingData>,
@@ -100,6 +109,8 @@ pub struct TrainingLink {
     started_paused: bool,
     /// A pause after every step, leaving cores to drawing (a page on a software rasterizer).
     pub step_delay: Duration,
+    /// Turns at the training cores, shared with the runs started beside this one.
+    turns: Option<Arc<Turns>>,
 }
 
 /// [`crate::eval::pixel_pca_purity`] of the images a run draws (of those the picture's purity
@@ -167,6 +178,30 @@ impl TrainingLink {
         await_renderer_device: bool,
         step_delay: Duration,
     ) -> Result<Self, String> {
+        // Runs side by side take turns at the training cores (a page's sessions are tasks of
+        // one thread, or workers of their own: nothing to share there).
+        let turns = (!cfg!(target_arch = "wasm32")).then(|| Turns::new(1));
+        Self::sharing_turns(
+            config,
+            data,
+            backend,
+            (threads, priority, step_delay),
+            paused,
+            await_renderer_device,
+            turns,
+        )
+    }
+
+    /// [`TrainingLink::with_data`] taking `turns` with other runs.
+    fn sharing_turns(
+        config: &TrainConfig,
+        data: Arc<TrainingData>,
+        backend: crate::backend::ResolvedBackend,
+        (threads, priority, step_delay): (Option<usize>, TrainingPriority, Duration),
+        paused: bool,
+        await_renderer_device: bool,
+        turns: Option<Arc<Turns>>,
+    ) -> Result<Self, String> {
         config.validate()?;
         info!("data: {}", data.description);
         let wait = await_renderer_device && backend.kind == BackendKind::Wgpu;
@@ -176,7 +211,7 @@ impl TrainingLink {
                 &backend,
                 config.clone(),
                 data.clone(),
-                options(threads, paused, priority, step_delay),
+                options(threads, paused, priority, step_delay, turns.clone()),
             )
         });
         Ok(Self {
@@ -189,22 +224,23 @@ impl TrainingLink {
             priority,
             started_paused: paused,
             step_delay,
+            turns,
         })
     }
 
-    /// A second run beside this one (a comparison): `config` on the same data and backend (on
-    /// WGPU the same device, or the one this run still waits for), with the same threads,
-    /// priority and pause after each step, paused or not as asked.
+    /// A run beside this one (a comparison): `config` on the same data and backend (on WGPU the
+    /// same device, or the one this run still waits for), with the same threads, priority and
+    /// pause after each step, taking turns with it at the training cores, paused or not as
+    /// asked.
     pub fn start_beside(&self, config: &TrainConfig, paused: bool) -> Result<TrainingLink, String> {
-        TrainingLink::with_data(
+        TrainingLink::sharing_turns(
             config,
             self.data.clone(),
             self.backend.clone(),
-            self.threads,
-            self.priority,
+            (self.threads, self.priority, self.step_delay),
             paused,
             self.awaits_renderer_device(),
-            self.step_delay,
+            self.turns.clone(),
         )
     }
 
@@ -241,6 +277,7 @@ impl TrainingLink {
                 self.started_paused,
                 self.priority,
                 self.step_delay,
+                self.turns.clone(),
             ),
         ));
     }
@@ -284,21 +321,27 @@ impl TrainingLink {
             &self.backend,
             config.clone(),
             data.clone(),
-            options(self.threads, false, self.priority, self.step_delay),
+            options(
+                self.threads,
+                false,
+                self.priority,
+                self.step_delay,
+                self.turns.clone(),
+            ),
         ));
         self.data = data;
         self.config = config;
         Ok(())
     }
 
-    fn events(&self) -> Vec<Event> {
+    pub fn events(&self) -> Vec<Event> {
         self.session
             .as_ref()
             .map(|s| s.events())
             .unwrap_or_default()
     }
 
-    pub(super) fn take_snapshot(&self) -> Option<Snapshot> {
+    pub fn take_snapshot(&self) -> Option<Snapshot> {
         self.session.as_ref().and_then(|s| s.take_snapshot())
     }
 }
@@ -308,6 +351,7 @@ fn options(
     paused: bool,
     priority: TrainingPriority,
     step_delay: Duration,
+    turns: Option<Arc<Turns>>,
 ) -> SessionOptions {
     SessionOptions {
         start_paused: paused,
@@ -321,12 +365,13 @@ fn options(
         priority,
         // `clamp view` and `clamp record` refused a malformed CLAMP_FAULT before starting.
         fault: crate::train::Fault::from_env().ok().flatten(),
+        turns,
         ..SessionOptions::default()
     }
 }
 
 /// The live hyperparameters, as the panel's sliders hold them.
-#[derive(Resource, Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Controls {
     pub alpha: f64,
     pub radius_scale: f64,
@@ -349,23 +394,8 @@ impl Controls {
     }
 }
 
-/// The controls as last sent, to send only what changed.
-#[derive(Resource, Default)]
-pub(super) struct SentControls(pub(super) Option<Controls>);
-
-/// One-off requests from the panel.
-#[derive(Message, Clone, Debug)]
-pub enum TrainingAction {
-    Step,
-    Reset,
-    Probe,
-    SaveCheckpoint(PathBuf),
-    /// Start over with a new configuration (views, batch, dimension, dataset, seed).
-    Restart(Box<TrainConfig>),
-}
-
 /// What the trainer last reported.
-#[derive(Resource, Default)]
+#[derive(Default)]
 pub struct TrainingStatus {
     pub step: usize,
     pub paused: bool,
@@ -380,7 +410,7 @@ pub struct TrainingStatus {
 }
 
 /// Plot series against the step.
-#[derive(Resource, Default)]
+#[derive(Default)]
 pub struct History {
     pub steps: Vec<f64>,
     pub loss: Vec<f64>,
@@ -451,113 +481,9 @@ impl History {
     }
 }
 
-/// Owns the link to the trainer; see the module docs.
-pub struct TrainingPlugin {
-    link: Mutex<Option<TrainingLink>>,
-}
-
-impl TrainingPlugin {
-    /// Starts training for `config`; an unreadable dataset or a bad value is an error here,
-    /// before any window opens.
-    pub fn start(
-        config: &TrainConfig,
-        threads: Option<usize>,
-        priority: TrainingPriority,
-        paused: bool,
-    ) -> Result<Self, String> {
-        Self::with_link(TrainingLink::start(
-            config, threads, priority, paused, false, None,
-        )?)
-    }
-
-    /// [`TrainingPlugin::start`] with the adapter the viewer found, and on the WGPU backend
-    /// training waits for the renderer's device, which [`super::gpu::SharedDevicePlugin`]
-    /// hands over once the renderer exists.
-    pub fn start_on_renderer_device(
-        config: &TrainConfig,
-        threads: Option<usize>,
-        priority: TrainingPriority,
-        paused: bool,
-        adapter: Option<AdapterSummary>,
-    ) -> Result<Self, String> {
-        Self::with_link(TrainingLink::start(
-            config,
-            threads,
-            priority,
-            paused,
-            true,
-            Some(adapter),
-        )?)
-    }
-
-    /// Training on `data` (a browser's page fetched it) with `backend`: on WGPU, on the
-    /// renderer's device; on the CPU, as a task of the page's between frames.
-    pub fn start_in_page(
-        config: &TrainConfig,
-        data: Arc<TrainingData>,
-        backend: ResolvedBackend,
-        paused: bool,
-        step_delay: Duration,
-    ) -> Result<Self, String> {
-        Self::with_link(TrainingLink::with_data(
-            config,
-            data,
-            backend,
-            None,
-            TrainingPriority::Normal,
-            paused,
-            true,
-            step_delay,
-        )?)
-    }
-
-    fn with_link(link: TrainingLink) -> Result<Self, String> {
-        Ok(Self {
-            link: Mutex::new(Some(link)),
-        })
-    }
-}
-
-impl Plugin for TrainingPlugin {
-    fn build(&self, app: &mut App) {
-        let link = self
-            .link
-            .lock()
-            .ok()
-            .and_then(|mut slot| slot.take())
-            .expect("the training plugin is added once");
-        let mut controls = Controls::from_config(&link.config);
-        controls.running = !link.started_paused;
-        controls.priority = link.priority;
-        app.insert_resource(controls)
-            .insert_resource(link)
-            .init_resource::<SentControls>()
-            .init_resource::<TrainingStatus>()
-            .init_resource::<History>()
-            .init_resource::<IncomingFrame>()
-            .init_resource::<ViewerMode>()
-            .add_message::<TrainingAction>()
-            .init_resource::<Timeline>()
-            .add_systems(
-                Update,
-                (
-                    (send_controls, handle_actions, pump_training)
-                        .chain()
-                        .before(SceneUpdate),
-                    sample_picture.after(SceneUpdate),
-                ),
-            );
-    }
-}
-
-/// Sends the commands for whatever the user changed since the last frame.
-fn send_controls(controls: Res<Controls>, mut sent: ResMut<SentControls>, link: Res<TrainingLink>) {
-    send_changes(&link, &controls, &mut sent);
-}
-
 /// Sends `link` the commands for what changed in `controls` since `sent`.
-pub(super) fn send_changes(link: &TrainingLink, controls: &Controls, sent: &mut SentControls) {
-    let previous = sent.0.clone();
+pub fn send_changes(link: &TrainingLink, controls: &Controls, sent: &mut Option<Controls>) {
+    let previous = sent.clone();
     if previous.as_ref() == Some(controls) {
         return;
     }
@@ -594,124 +520,17 @@ pub(super) fn send_changes(link: &TrainingLink, controls: &Controls, sent: &mut 
     for command in commands {
         link.send(command);
     }
-    sent.0 = Some(controls.clone());
-}
-
-fn handle_actions(
-    mut actions: MessageReader<TrainingAction>,
-    mut link: ResMut<TrainingLink>,
-    mut controls: ResMut<Controls>,
-    mut sent: ResMut<SentControls>,
-    mut status: ResMut<TrainingStatus>,
-    mut history: ResMut<History>,
-    mut timeline: ResMut<Timeline>,
-) {
-    for action in actions.read() {
-        match action {
-            TrainingAction::Step => {
-                controls.running = false;
-                sent.0 = Some(controls.clone());
-                link.send(Command::Step);
-            }
-            TrainingAction::Reset => {
-                link.send(Command::Reset);
-                history.clear();
-                timeline.clear();
-                status.notice = Some("reset to the initial weights (same seed)".into());
-            }
-            TrainingAction::Probe => {
-                link.send(Command::Probe);
-                status.notice = Some("probing the frozen encoder (kNN and linear)...".into());
-            }
-            TrainingAction::SaveCheckpoint(dir) => {
-                link.send(Command::SaveCheckpoint(dir.clone()));
-            }
-            TrainingAction::Restart(config) => {
-                let mut config = (**config).clone();
-                config.alpha = controls.alpha;
-                config.radius_scale = controls.radius_scale;
-                config.lr = controls.lr;
-                config.weight_decay = controls.weight_decay;
-                match link.restart(config) {
-                    Ok(()) => {
-                        history.clear();
-                        timeline.clear();
-                        *status = TrainingStatus {
-                            notice: Some(format!(
-                                "restarted: m = {}, batch = {}, d = {}, data: {}",
-                                link.config.views,
-                                link.config.batch,
-                                link.config.dim,
-                                link.data.description
-                            )),
-                            ..default()
-                        };
-                        // The new session starts running with the config's values: resend all.
-                        sent.0 = None;
-                    }
-                    Err(e) => status.error = Some(format!("restart refused: {e}")),
-                }
-            }
-        }
-    }
-}
-
-// (A system's parameters are the data it reads and writes.)
-#[allow(clippy::too_many_arguments)]
-fn pump_training(
-    link: Res<TrainingLink>,
-    mode: Res<ViewerMode>,
-    mut status: ResMut<TrainingStatus>,
-    mut history: ResMut<History>,
-    mut incoming: ResMut<IncomingFrame>,
-    mut controls: ResMut<Controls>,
-    mut sent: ResMut<SentControls>,
-    mut timeline: ResMut<Timeline>,
-    mut last_frame: Local<Option<SceneFrame>>,
-    mut last_mode: Local<Option<ViewerMode>>,
-    mut was_live: Local<bool>,
-) {
-    // Back from physics mode, or back at the timeline's live end: show the newest training
-    // picture again at once, even if paused.
-    let back_to_training = *last_mode != Some(*mode) && *mode == ViewerMode::Training;
-    let back_to_live = timeline.is_live() && !*was_live;
-    if (back_to_training && timeline.is_live()) || back_to_live {
-        incoming.0 = last_frame.clone();
-    }
-    // Scrubbing back into the timeline pauses training, so the history shown stays put; Live
-    // (or Play) resumes it.
-    if *was_live && !timeline.is_live() {
-        controls.running = false;
-    }
-    *was_live = timeline.is_live();
-    *last_mode = Some(*mode);
-    absorb_events(
-        &link,
-        &mut status,
-        &mut history,
-        &mut controls,
-        &mut sent,
-        "",
-    );
-
-    if let Some(snapshot) = link.take_snapshot() {
-        let frame = frame_of(snapshot);
-        timeline.record(&frame);
-        if *mode == ViewerMode::Training && timeline.is_live() {
-            incoming.0 = Some(frame.clone());
-        }
-        *last_frame = Some(frame);
-    }
+    *sent = Some(controls.clone());
 }
 
 /// Folds the trainer's events into its status and plot history (`run` names it in the log
 /// when there are two).
-pub(super) fn absorb_events(
+pub fn absorb_events(
     link: &TrainingLink,
     status: &mut TrainingStatus,
     history: &mut History,
     controls: &mut Controls,
-    sent: &mut SentControls,
+    sent: &mut Option<Controls>,
     run: &str,
 ) {
     let now = Instant::now();
@@ -748,7 +567,7 @@ pub(super) fn absorb_events(
                 // A failed step pauses the trainer: mirror it so Play resumes it.
                 if paused && controls.running {
                     controls.running = false;
-                    sent.0 = Some(controls.clone());
+                    *sent = Some(controls.clone());
                 }
             }
             Event::Saved(dir) => {
@@ -772,28 +591,6 @@ pub(super) fn absorb_events(
         status.recent.pop_front();
     }
     status.steps_per_sec = status.recent.len() as f64 / STEP_RATE_WINDOW as f64;
-}
-
-/// One [`PictureSample`] per new live training picture, once the scene has projected it.
-fn sample_picture(
-    // Absent where the training plugin runs without a scene (headless tests of the session).
-    scene: Option<Res<Scene>>,
-    mode: Res<ViewerMode>,
-    timeline: Res<Timeline>,
-    mut history: ResMut<History>,
-    mut seen: Local<u64>,
-) {
-    let Some(scene) = scene else {
-        return;
-    };
-    if scene.version == *seen {
-        return;
-    }
-    *seen = scene.version;
-    if *mode != ViewerMode::Training || !timeline.is_live() {
-        return;
-    }
-    history.push_picture(&scene);
 }
 
 impl History {

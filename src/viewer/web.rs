@@ -19,13 +19,15 @@ use bevy::window::WindowResolution;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
+use super::files::fetch_bytes;
 use super::pacing::next_step_delay;
-use super::training::{History, TrainingLink, TrainingPlugin, TrainingStatus};
+use super::runs::{Runs, RunsPlugin};
+use super::training::{SessionElsewhere, StartElsewhere, start_sessions_elsewhere};
 use super::{LOG_FILTER, TITLE, ViewerOptions, add_viewer_plugins, palette};
 use crate::backend::{BackendKind, ResolvedBackend};
 use crate::config::TrainConfig;
 use crate::data::{FASHION_MNIST_CLASSES, idx_pair_from_bytes};
-use crate::page::{PagePath, parse_address, settings_query};
+use crate::page::{PagePath, parse_address};
 use crate::train::TrainingData;
 
 /// Whether the CPU page trains in a worker (the address's `worker`, true unless it says so).
@@ -33,10 +35,7 @@ pub static TRAIN_IN_WORKER: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(true);
 
 /// The path this build runs.
-#[cfg(feature = "web-wgpu")]
-pub const PATH: PagePath = PagePath::Gpu;
-#[cfg(not(feature = "web-wgpu"))]
-pub const PATH: PagePath = PagePath::Cpu;
+pub use super::files::PAGE_PATH as PATH;
 
 /// The dataset's files, next to the page.
 pub const IMAGES_FILE: &str = "t10k-images-idx3-ubyte.gz";
@@ -172,18 +171,6 @@ async fn require_webgpu(window: &web_sys::Window) -> Result<(), String> {
 
 /// The page's address with `config`'s settings and the comparison running (what "Copy link"
 /// copies).
-pub fn settings_link(config: &TrainConfig, compare: Option<&crate::compare::Comparison>) -> String {
-    let location = web_sys::window().map(|w| w.location());
-    let base = location
-        .and_then(|l| Some(format!("{}{}", l.origin().ok()?, l.pathname().ok()?)))
-        .unwrap_or_default();
-    let compare = compare.map_or(String::new(), |c| {
-        format!("&compare={}", crate::page::encode_component(&c.spec()))
-    });
-    format!("{base}{}{compare}", settings_query(config, PATH))
-}
-
-/// 10000 as "10,000".
 fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
@@ -211,7 +198,8 @@ fn run_app(
     let sharing = software && PATH == PagePath::Cpu;
     let step_delay =
         std::time::Duration::from_millis(if sharing { START_STEP_DELAY_MS } else { 0 });
-    let training = TrainingPlugin::start_in_page(&config, data, backend, false, step_delay)?;
+    start_sessions_elsewhere(START_IN_WORKER);
+    let training = RunsPlugin::start_in_page(&config, data, backend, false, step_delay)?;
     let mut options = ViewerOptions::new(config);
     options.compare = compare;
     let mut app = App::new();
@@ -258,6 +246,19 @@ fn run_app(
 
 const START_STEP_DELAY_MS: u64 = 10;
 
+/// CPU training in a worker of the page's (unless the address says `worker=false`), so the
+/// page's thread draws.
+const START_IN_WORKER: StartElsewhere = |config, options| {
+    if !TRAIN_IN_WORKER.load(std::sync::atomic::Ordering::Relaxed) {
+        return None;
+    }
+    let script = format!("./{}/worker.js", PagePath::Cpu.name());
+    Some(
+        super::worker::WorkerSession::spawn(config, options, &script, IMAGES_FILE, LABELS_FILE)
+            .map(|worker| Box::new(worker) as Box<dyn SessionElsewhere>),
+    )
+};
+
 /// The last second's frames and steps, and the pause after each step now in force.
 #[derive(Resource, Default)]
 struct CoreSharing {
@@ -271,11 +272,12 @@ struct CoreSharing {
 /// without starving training (`pacing::next_step_delay`).
 fn share_cores(
     time: Res<Time<bevy::time::Real>>,
-    status: Res<TrainingStatus>,
-    link: Res<TrainingLink>,
-    second: Option<Res<super::compare::SecondRun>>,
+    runs: Res<Runs>,
     mut sharing: ResMut<CoreSharing>,
 ) {
+    let Some(status) = runs.list.first().map(|run| &run.status) else {
+        return;
+    };
     sharing.frames += 1;
     sharing.seconds += time.delta_secs_f64();
     if sharing.seconds < 1.0 {
@@ -286,10 +288,10 @@ fn share_cores(
     let next = next_step_delay(sharing.delay_ms, frames_per_sec, steps_per_sec);
     let delay =
         crate::train::session::Command::SetStepDelay(std::time::Duration::from_millis(next));
-    if next != sharing.delay_ms && link.send(delay.clone()) {
-        // A comparison's second run pauses as long: both share what drawing leaves.
-        if let Some(second) = &second {
-            second.link.send(delay);
+    if next != sharing.delay_ms {
+        // Every run pauses as long: they share what drawing leaves.
+        for link in runs.list.iter().filter_map(|run| run.link.as_ref()) {
+            link.send(delay.clone());
         }
         sharing.delay_ms = next;
     }
@@ -313,11 +315,14 @@ struct PageStats {
 /// Writes `window.clampStats` twice a second.
 fn publish_stats(
     time: Res<Time<bevy::time::Real>>,
-    status: Res<TrainingStatus>,
-    history: Res<History>,
+    runs: Res<Runs>,
     sharing: Option<Res<CoreSharing>>,
     mut stats: ResMut<PageStats>,
 ) {
+    let Some(first) = runs.list.first() else {
+        return;
+    };
+    let (status, history) = (&first.status, &first.history);
     stats.frames += 1;
     if stats.first_step.is_none() && status.step > 0 {
         // `performance.now()` counts from the navigation.
@@ -404,10 +409,19 @@ fn publish_stats(
         ),
         (
             "error",
-            status
-                .error
-                .as_deref()
+            runs.list
+                .iter()
+                .find_map(|run| run.status.error.as_deref())
                 .map_or(JsValue::NULL, JsValue::from_str),
+        ),
+        // Every run's steps (one entry a run side by side).
+        (
+            "run_steps",
+            runs.list
+                .iter()
+                .map(|run| JsValue::from_f64(run.status.step as f64))
+                .collect::<js_sys::Array>()
+                .into(),
         ),
     ];
     for (key, value) in fields {
@@ -427,38 +441,6 @@ fn mean_of<'a>(values: impl Iterator<Item = &'a f64>) -> Option<f64> {
 }
 
 /// The bytes at `url` (relative to the page, or absolute), fetched by the page or a worker.
-pub async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
-    let failed = |what: &str, error: JsValue| format!("{url}: {what} ({error:?})");
-    let global = js_sys::global();
-    let request = match global.dyn_ref::<web_sys::Window>() {
-        Some(window) => window.fetch_with_str(url),
-        None => global
-            .unchecked_ref::<web_sys::WorkerGlobalScope>()
-            .fetch_with_str(url),
-    };
-    let response = wasm_bindgen_futures::JsFuture::from(request)
-        .await
-        .map_err(|e| failed("could not be fetched", e))?;
-    let response: web_sys::Response = response
-        .dyn_into()
-        .map_err(|e| failed("is not a response", e))?;
-    if !response.ok() {
-        return Err(format!(
-            "{url}: the server answered {} {} (build the page with scripts/build-web.sh, \
-             which copies the dataset next to it)",
-            response.status(),
-            response.status_text()
-        ));
-    }
-    let buffer = response
-        .array_buffer()
-        .map_err(|e| failed("could not be read", e))?;
-    let buffer = wasm_bindgen_futures::JsFuture::from(buffer)
-        .await
-        .map_err(|e| failed("could not be read", e))?;
-    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
-}
-
 /// Writes `message` in the page's status line (empty: hides it).
 fn show_status(message: &str, error: bool) {
     let Some(element) = web_sys::window()

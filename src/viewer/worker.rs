@@ -164,9 +164,11 @@ impl WorkerSession {
         WORKERS.with(|w| w.borrow_mut().insert(id, (worker, on_message, on_error)));
         Ok(Self { id, inbox })
     }
+}
 
+impl super::training::SessionElsewhere for WorkerSession {
     /// Sends a command; false when the worker has gone.
-    pub fn send(&self, command: Command) -> bool {
+    fn send(&self, command: Command) -> bool {
         let Ok(bytes) = postcard::to_allocvec(&command) else {
             return false;
         };
@@ -180,7 +182,7 @@ impl WorkerSession {
     }
 
     /// Events since the last call, in the order the worker sent them.
-    pub fn events(&self) -> Vec<Event> {
+    fn events(&self) -> Vec<Event> {
         self.inbox
             .lock()
             .map(|mut inbox| std::mem::take(&mut inbox.events))
@@ -188,7 +190,7 @@ impl WorkerSession {
     }
 
     /// The newest snapshot not yet taken.
-    pub fn take_snapshot(&self) -> Option<Snapshot> {
+    fn take_snapshot(&self) -> Option<Snapshot> {
         self.inbox
             .lock()
             .ok()
@@ -262,8 +264,8 @@ pub fn worker_command(bytes: &[u8]) {
 
 async fn train(start: Start) -> Result<(), String> {
     let config: TrainConfig = toml::from_str(&start.config).map_err(|e| e.to_string())?;
-    let images = super::web::fetch_bytes(&start.images_url).await?;
-    let labels = super::web::fetch_bytes(&start.labels_url).await?;
+    let images = super::files::fetch_bytes(&start.images_url).await?;
+    let labels = super::files::fetch_bytes(&start.labels_url).await?;
     let set = idx_pair_from_bytes(
         &start.images_url,
         images,

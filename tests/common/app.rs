@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
+use clamp::viewer::runs::{Run, Runs};
 
 /// Runs the app's schedule until `done` holds (or fails after `limit`), leaving the training
 /// threads a moment between updates.
@@ -15,9 +16,9 @@ pub fn update_until(app: &mut App, what: &str, limit: Duration, done: impl Fn(&W
     }
 }
 
-/// The viewer's training, timeline, scene and comparison plugins on Bevy's minimal plugins (no
-/// window): `config`'s run on `threads` (paused at the start if asked), with `comparison`'s
-/// second run beside it when given.
+/// The viewer's runs and scenes plugins on Bevy's minimal plugins (no window): `config`'s run
+/// on `threads` (paused at the start if asked), with `comparison`'s other runs beside it when
+/// given.
 pub fn training_app(
     config: &clamp::config::TrainConfig,
     threads: Option<usize>,
@@ -25,26 +26,37 @@ pub fn training_app(
     comparison: Option<clamp::compare::Comparison>,
 ) -> App {
     use clamp::train::session::TrainingPriority;
-    use clamp::viewer::compare::ComparisonPlugin;
-    use clamp::viewer::scene::ScenePlugin;
-    use clamp::viewer::timeline::TimelinePlugin;
-    use clamp::viewer::training::TrainingPlugin;
+    use clamp::viewer::runs::{RunsPlugin, ScenePlugin};
     let mut app = App::new();
     app.add_plugins(MinimalPlugins)
         .add_plugins(
-            TrainingPlugin::start(config, threads, TrainingPriority::Normal, paused)
-                .expect("Fashion-MNIST loads"),
+            RunsPlugin::start(config, threads, TrainingPriority::Normal, paused)
+                .expect("Fashion-MNIST loads")
+                .comparing(comparison),
         )
-        .add_plugins((
-            TimelinePlugin,
+        .add_plugins(
             // Drawn positions jump to each frame, so they can be compared exactly.
             ScenePlugin {
                 ease_in_real_time: false,
                 ..Default::default()
             },
-            ComparisonPlugin {
-                initial: comparison,
-            },
-        ));
+        );
     app
+}
+
+/// The app's runs.
+pub fn runs(world: &World) -> &Runs {
+    world.resource::<Runs>()
+}
+
+/// Run `k` of the app.
+pub fn run(world: &World, k: usize) -> &Run {
+    &world.resource::<Runs>().list[k]
+}
+
+/// Run `k` of the app, to change.
+pub fn run_mut(app: &mut App, k: usize) -> Mut<'_, Run> {
+    app.world_mut()
+        .resource_mut::<Runs>()
+        .map_unchanged(|runs| &mut runs.list[k])
 }

@@ -3,18 +3,17 @@
 use bevy_egui::egui::{self, RichText};
 
 use super::super::picking::Selection;
-use super::super::scene::Scene;
-use super::super::training::TrainingLink;
+use super::super::runs::Run;
 use super::PanelState;
 
-/// The hovered (or pinned) sphere: its image, class, radius and contacts.
+/// The hovered (or pinned) sphere in `run`'s view: its image, class, radius and contacts.
 pub(super) fn hover_card(
     ctx: &egui::Context,
     panel: &mut PanelState,
     selection: &Selection,
-    scene: &Scene,
-    link: &TrainingLink,
+    run: &Run,
 ) {
+    let scene = &run.scene;
     let Some(index) = selection.hovered.or(selection.pinned) else {
         return;
     };
@@ -27,7 +26,8 @@ pub(super) fn hover_card(
         .map(|c| egui::pos2(c.x + 18.0, c.y + 18.0))
         .unwrap_or(egui::pos2(320.0, 20.0));
     let image = frame.images.get(index).copied();
-    let texture = image.and_then(|image| {
+    let link = run.link.as_ref();
+    let texture = image.zip(link).and_then(|(image, link)| {
         if panel.hover_texture.as_ref().map(|(i, _)| *i) != Some(image) {
             let set = &link.data.test;
             if image < set.len {
@@ -60,11 +60,7 @@ pub(super) fn hover_card(
                     }
                     .to_string()
                 } else {
-                    link.data
-                        .test
-                        .class_names
-                        .get(label as usize)
-                        .cloned()
+                    link.and_then(|l| l.data.test.class_names.get(label as usize).cloned())
                         .unwrap_or_else(|| format!("class {label}"))
                 };
                 let pinned = if selection.pinned == Some(index) {

@@ -1,8 +1,9 @@
-//! The egui side panel (controls, legend, presets), the strip of plots along the bottom, and the
-//! card of the hovered sphere. It edits [`Controls`] and [`SceneSettings`] and sends
-//! [`TrainingAction`]s; it never touches the trainer itself. One file per part of the panel:
-//! `status` (the top), `run` (training controls), `physics`, `view` (drawing, capture,
-//! presets), `plots` (the bottom strip), `hover` (the card).
+//! The egui side panel (controls, legend, presets), the strip of plots along the bottom, the
+//! runs' pictures in the middle, and the card of the hovered sphere. It edits the runs'
+//! controls and [`SceneSettings`] and sends [`TrainingAction`]s; it never touches a trainer
+//! itself. One file per part of the panel: `status` (the top), `run` (training controls),
+//! `physics`, `view` (drawing, capture, presets), `plots` (the bottom strip), `hover` (the
+//! card).
 
 mod hover;
 mod physics;
@@ -16,17 +17,14 @@ use bevy::prelude::*;
 use bevy_egui::egui::{self, Color32};
 use bevy_egui::{EguiContexts, EguiPrimaryContextPass};
 
-use super::ViewerMode;
-use super::camera::{OrbitCamera, SceneView};
+use super::camera::{OrbitCamera, SceneView, cell_rect, view_cells};
 use super::capture::{CaptureRequest, Recording};
-use super::compare::{ComparisonAction, SecondRun, SecondView, SliderTarget};
 use super::pacing::FramePacing;
 use super::physics_mode::{PhysicsControls, PhysicsStatus};
 use super::picking::Selection;
 use super::preset::Lesson;
-use super::scene::{Scene, SceneSettings};
-use super::timeline::Timeline;
-use super::training::{Controls, History, TrainingAction, TrainingLink, TrainingStatus};
+use super::runs::{RunView, Runs, TrainingAction};
+use super::scene::{SceneSettings, ViewerMode};
 use crate::config::TrainConfig;
 
 /// Panel state that is not a training or scene setting.
@@ -42,7 +40,8 @@ pub struct PanelState {
     pub message: Option<(String, bool)>,
     /// The lesson running, shown at the top of the panel.
     pub lesson: Option<Lesson>,
-    /// The compare control's text (`alpha=2.5`).
+    /// The compare control's text: each run's settings, runs separated by `;`
+    /// (`alpha=2.5; alpha=3`).
     pub compare_draft: String,
     hover_texture: Option<(usize, egui::TextureHandle)>,
 }
@@ -61,10 +60,12 @@ impl Plugin for PanelPlugin {
         let lesson = self.lesson.clone();
         app.add_systems(
             Startup,
-            move |mut commands: Commands, link: Res<TrainingLink>| {
+            move |mut commands: Commands, runs: Res<Runs>| {
                 commands.insert_resource(PanelState {
                     teaching,
-                    draft: link.config.clone(),
+                    draft: runs
+                        .first_link()
+                        .map_or_else(TrainConfig::viewer_default, |l| l.config.clone()),
                     preset_path: "presets/my-run.toml".into(),
                     message: None,
                     lesson: lesson.clone(),
@@ -82,10 +83,6 @@ impl Plugin for PanelPlugin {
 struct PanelReads<'w> {
     physics_status: Res<'w, PhysicsStatus>,
     recording: Res<'w, Recording>,
-    status: Res<'w, TrainingStatus>,
-    history: Res<'w, History>,
-    link: Res<'w, TrainingLink>,
-    scene: Res<'w, Scene>,
     selection: Res<'w, Selection>,
 }
 
@@ -93,35 +90,23 @@ struct PanelReads<'w> {
 fn draw_ui(
     mut contexts: EguiContexts,
     mut panel: ResMut<PanelState>,
-    mut controls: ResMut<Controls>,
+    mut runs: ResMut<Runs>,
     mut settings: ResMut<SceneSettings>,
-    mut view: ResMut<SceneView>,
     mut actions: MessageWriter<TrainingAction>,
     mut capture: MessageWriter<CaptureRequest>,
     mut mode: ResMut<ViewerMode>,
     mut physics: ResMut<PhysicsControls>,
     reads: PanelReads,
     mut pacing: ResMut<FramePacing>,
-    mut cameras: Query<&mut OrbitCamera>,
-    mut timeline: ResMut<Timeline>,
-    (mut second, mut second_view, mut comparisons): (
-        Option<ResMut<SecondRun>>,
-        Option<ResMut<SecondView>>,
-        MessageWriter<ComparisonAction>,
-    ),
+    mut orbit: ResMut<OrbitCamera>,
+    mut view: ResMut<SceneView>,
 ) -> Result {
     let PanelReads {
         physics_status,
         recording,
-        status,
-        history,
-        link,
-        scene,
         selection,
     } = reads;
-    let (status, history, link, scene, selection) =
-        (&*status, &*history, &*link, &*scene, &*selection);
-    let (physics_status, recording) = (&*physics_status, &*recording);
+    let (physics_status, recording, selection) = (&*physics_status, &*recording, &*selection);
     let ctx = contexts.ctx_mut()?.clone();
     let mut root = egui::Ui::new(
         ctx.clone(),
@@ -130,6 +115,8 @@ fn draw_ui(
             .layer_id(egui::LayerId::background())
             .max_rect(ctx.viewport_rect()),
     );
+    let runs = &mut *runs;
+    let training = *mode == ViewerMode::Training;
 
     // Panels are not filled: the window is cleared to the panel color instead, which spares a
     // software rasterizer shading a third of the window once more every frame.
@@ -140,76 +127,35 @@ fn draw_ui(
         .resizable(true)
         .show(&mut root, |ui| {
             egui::ScrollArea::vertical().show(ui, |ui| {
-                status::header(ui, status, link, scene, &mode, physics_status, &timeline);
-                if let Some(second) = second.as_deref()
-                    && *mode == ViewerMode::Training
-                {
-                    ui.separator();
-                    status::second_run(ui, second);
-                }
+                status::header(ui, runs, &mode, physics_status);
                 ui.separator();
                 status::mode_switch(ui, &mut mode);
                 ui.separator();
-                if *mode == ViewerMode::Training {
-                    run::lesson_controls(
-                        ui,
-                        &mut panel,
-                        &mut controls,
-                        &mut settings,
-                        &mut cameras,
-                        &mut actions,
-                        &mut comparisons,
-                    );
+                if training {
+                    run::lesson_controls(ui, &mut panel, runs, &mut settings, &mut orbit, &mut actions);
                     ui.separator();
-                    run::run_controls(ui, &mut controls, status, &mut actions);
-                    run::timeline_controls(ui, &mut timeline, &mut controls);
+                    run::run_controls(ui, runs, &mut actions);
+                    run::timeline_controls(ui, runs);
                     ui.separator();
-                    match second.as_deref_mut() {
-                        Some(second) => {
-                            run::slider_target(ui, second);
-                            let moved = if second.sliders == SliderTarget::Second {
-                                &mut second.controls
-                            } else {
-                                &mut *controls
-                            };
-                            run::packing_controls(ui, moved, panel.teaching);
-                        }
-                        None => run::packing_controls(ui, &mut controls, panel.teaching),
-                    }
+                    run::packing_controls(ui, runs, panel.teaching);
                     ui.separator();
-                    let base = view::current_config(link, &controls);
-                    run::compare_controls(
-                        ui,
-                        &mut panel,
-                        &base,
-                        second.as_deref(),
-                        &mut actions,
-                        &mut comparisons,
-                    );
+                    run::compare_controls(ui, &mut panel, runs, &mut actions);
                     if !panel.teaching {
                         ui.separator();
-                        run::restart_controls(ui, &mut panel, link, &mut actions);
+                        run::restart_controls(ui, &mut panel, runs, &mut actions);
                     }
                 } else {
                     physics::physics_controls(ui, &mut physics, physics_status);
                 }
                 ui.separator();
-                view::view_controls(ui, &mut settings, &mut pacing, &mut panel, &mut cameras);
+                view::view_controls(ui, &mut settings, &mut pacing, &mut panel, &mut orbit);
                 ui.separator();
-                status::legend(ui, link, scene, &mode);
+                status::legend(ui, runs, &mode);
                 ui.separator();
                 view::capture_controls(ui, recording, &mut capture);
                 if !panel.teaching {
                     ui.separator();
-                    view::preset_controls(
-                        ui,
-                        &mut panel,
-                        link,
-                        &controls,
-                        &settings,
-                        &cameras,
-                        second.as_deref().map(|s| &s.comparison),
-                    );
+                    view::preset_controls(ui, &mut panel, runs, &settings, &orbit);
                 }
             });
         });
@@ -223,8 +169,8 @@ fn draw_ui(
         .min_size((window_height * 0.22).min(200.0))
         .resizable(true)
         .show(&mut root, |ui| {
-            if *mode == ViewerMode::Training {
-                plots::training_plots(ui, history, link, timeline.cursor_step(), second.as_deref());
+            if training {
+                plots::training_plots(ui, runs);
             } else {
                 plots::physics_plots(ui, physics_status);
             }
@@ -234,70 +180,89 @@ fn draw_ui(
         .frame(egui::Frame::NONE)
         .show(&mut root, |ui| {
             let whole = ui.available_rect_before_wrap();
-            let comparing = *mode == ViewerMode::Training;
-            let view = &mut *view;
-            match (second.as_deref(), second_view.as_deref_mut()) {
-                (Some(second), Some(second_view)) if comparing => {
-                    // Two views of one camera, each captioned with what sets its run apart.
-                    let (left, right) = whole.split_left_right_at_fraction(0.5);
-                    let first_hovered = show_picture(ui, view.image.id(), left);
-                    let second_hovered = show_picture(ui, second_view.image.id(), right);
-                    set_view(&mut view.rect, &mut view.hovered, left, first_hovered);
-                    set_view(
-                        &mut second_view.rect,
-                        &mut second_view.hovered,
-                        right,
-                        second_hovered,
-                    );
-                    caption(ui, left, &second.caption(0), palette_first());
-                    caption(ui, right, &second.caption(1), palette_second());
-                    ui.painter().vline(
-                        left.right(),
-                        whole.y_range(),
-                        egui::Stroke::new(2.0, Color32::from_gray(60)),
-                    );
+            // One picture; each run in its cell (the sandbox fills it, the other runs rest).
+            let response = ui.allocate_rect(whole, egui::Sense::click_and_drag());
+            ui.painter().add(super::picture::paint(view.image.id(), whole));
+            let whole_rect = to_rect(whole);
+            if view.rect != Some(whole_rect) {
+                view.rect = Some(whole_rect);
+            }
+            let pointer = (response.hovered() || response.dragged())
+                .then(|| response.hover_pos().or(response.interact_pointer_pos()))
+                .flatten();
+            let shown = if training { runs.len() } else { 1 };
+            let cells: Vec<egui::Rect> = view_cells(shown)
+                .into_iter()
+                .map(|cell| to_egui(cell_rect(whole_rect, cell)))
+                .collect();
+            for (k, run) in runs.list.iter_mut().enumerate() {
+                match cells.get(k) {
+                    Some(&cell) => set_view(
+                        &mut run.view,
+                        cell,
+                        pointer.is_some_and(|p| cell.contains(p)),
+                    ),
+                    None => rest(&mut run.view),
                 }
-                (_, second_view) => {
-                    let hovered = show_picture(ui, view.image.id(), whole);
-                    set_view(&mut view.rect, &mut view.hovered, whole, hovered);
-                    // (In the physics sandbox the second view rests.)
-                    if let Some(second_view) = second_view
-                        && (second_view.rect.is_some() || second_view.hovered)
-                    {
-                        second_view.rect = None;
-                        second_view.hovered = false;
-                    }
+                if shown > 1
+                    && let Some(&cell) = cells.get(k)
+                {
+                    caption(ui, cell, &run.caption, run_color(k));
+                }
+            }
+            // Thin lines between the cells.
+            let line = egui::Stroke::new(2.0, Color32::from_gray(60));
+            for cell in &cells {
+                if cell.right() < whole.right() - 1.0 {
+                    ui.painter().vline(cell.right(), cell.y_range(), line);
+                }
+                if cell.bottom() < whole.bottom() - 1.0 {
+                    ui.painter().hline(cell.x_range(), cell.bottom(), line);
                 }
             }
         });
 
     // The card describes the sphere in the view under the pointer (its run's radius and
-    // contacts; the image is the same in both).
-    let hovered_second = second_view.as_deref().is_some_and(|v| v.hovered);
-    let card_scene = match second.as_deref() {
-        Some(second) if hovered_second => &second.scene,
-        _ => scene,
-    };
-    hover::hover_card(&ctx, &mut panel, selection, card_scene, link);
-
+    // contacts; the image is the same in every view).
+    if let Some(run) = runs
+        .list
+        .iter()
+        .find(|run| run.view.hovered)
+        .or(runs.list.first())
+    {
+        hover::hover_card(&ctx, &mut panel, selection, run);
+    }
     Ok(())
 }
 
-/// Paints a scene picture into `rect`; whether the pointer is on it (or dragging from it).
-fn show_picture(ui: &mut egui::Ui, image: AssetId<Image>, rect: egui::Rect) -> bool {
-    let response = ui.allocate_rect(rect, egui::Sense::click_and_drag());
-    ui.painter().add(super::picture::paint(image, rect));
-    response.hovered() || response.dragged()
+fn to_rect(rect: egui::Rect) -> Rect {
+    Rect::new(rect.min.x, rect.min.y, rect.max.x, rect.max.y)
 }
 
-/// Records where a picture is shown (changed only when it moved, so nothing re-runs needlessly).
-fn set_view(stored: &mut Option<Rect>, hovered: &mut bool, rect: egui::Rect, now_hovered: bool) {
-    let rect = Rect::new(rect.min.x, rect.min.y, rect.max.x, rect.max.y);
-    if *stored != Some(rect) {
-        *stored = Some(rect);
+fn to_egui(rect: Rect) -> egui::Rect {
+    egui::Rect::from_min_max(
+        egui::pos2(rect.min.x, rect.min.y),
+        egui::pos2(rect.max.x, rect.max.y),
+    )
+}
+
+/// Records where a run's cell is shown (changed only when it moved, so nothing re-runs
+/// needlessly).
+fn set_view(view: &mut RunView, rect: egui::Rect, hovered: bool) {
+    let rect = to_rect(rect);
+    if view.rect != Some(rect) {
+        view.rect = Some(rect);
     }
-    if *hovered != now_hovered {
-        *hovered = now_hovered;
+    if view.hovered != hovered {
+        view.hovered = hovered;
+    }
+}
+
+/// A view that is not shown (the others while the sandbox runs).
+fn rest(view: &mut RunView) {
+    if view.rect.is_some() || view.hovered {
+        view.rect = None;
+        view.hovered = false;
     }
 }
 
@@ -312,12 +277,9 @@ fn caption(ui: &egui::Ui, rect: egui::Rect, text: &str, color: Color32) {
     ui.painter().galley(at, galley, color);
 }
 
-fn palette_first() -> Color32 {
-    color32(super::palette::FIRST_RUN)
-}
-
-fn palette_second() -> Color32 {
-    color32(super::palette::SECOND_RUN)
+/// Run `k`'s color in captions, plot lines and the legend.
+pub(super) fn run_color(k: usize) -> Color32 {
+    color32(super::palette::run_color(k))
 }
 
 /// An sRGB egui color from the palette's.

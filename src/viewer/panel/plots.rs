@@ -2,12 +2,11 @@
 //! to what a plot can show.
 
 use bevy_egui::egui::{self, Color32, RichText};
-use egui_plot::{Corner, HLine, Legend, Line, Plot, PlotPoints, Points, VLine};
+use egui_plot::{Corner, HLine, Legend, Line, LineStyle, Plot, PlotPoints, Points, VLine};
 
-use super::super::compare::SecondRun;
-use super::super::palette;
 use super::super::physics_mode::PhysicsStatus;
-use super::super::training::{History, PictureSample, TrainingLink};
+use super::super::runs::{Run, Runs};
+use super::super::training::{History, PictureSample};
 
 /// Most points a plotted line gets: a plot a few hundred pixels wide shows no more, and a line
 /// that grew with the run would make every frame's tessellation and vertex buffers grow with it.
@@ -93,16 +92,15 @@ pub(super) fn plot_grid(ui: &mut egui::Ui, plots: Vec<PlotSpec>) {
     }
 }
 
-pub(super) fn training_plots(
-    ui: &mut egui::Ui,
-    history: &History,
-    link: &TrainingLink,
-    cursor: Option<usize>,
-    second: Option<&SecondRun>,
-) {
-    if let Some(second) = second {
-        return compared_plots(ui, history, link, cursor, second);
+pub(super) fn training_plots(ui: &mut egui::Ui, runs: &Runs) {
+    let cursor = runs.cursor_step();
+    if runs.len() > 1 {
+        return compared_plots(ui, runs, cursor);
     }
+    let (Some(run), Some(link)) = (runs.list.first(), runs.first_link()) else {
+        return;
+    };
+    let history = &run.history;
     let steps = &history.steps;
     let dim = link.config.dim;
     let batch = link.config.batch;
@@ -167,52 +165,93 @@ fn mark_step(p: &mut egui_plot::PlotUi, cursor: Option<usize>) {
     }
 }
 
-/// The same plots with both runs of a comparison overlaid, one color per run, the legend
+/// Run `k`'s line style beside its color, so runs stay apart in print and for any eye.
+fn run_style(k: usize) -> LineStyle {
+    match k % 4 {
+        0 => LineStyle::Solid,
+        1 => LineStyle::dashed_dense(),
+        2 => LineStyle::dotted_dense(),
+        _ => LineStyle::dashed_loose(),
+    }
+}
+
+/// The same plots with every run overlaid, one color and line style per run, the legend
 /// naming what sets each apart.
-fn compared_plots(
-    ui: &mut egui::Ui,
-    first: &History,
-    link: &TrainingLink,
-    cursor: Option<usize>,
-    second: &SecondRun,
-) {
-    let runs = [
-        (first, second.caption(0), super::color32(palette::FIRST_RUN)),
-        (
-            &second.history,
-            second.caption(1),
-            super::color32(palette::SECOND_RUN),
-        ),
-    ];
-    let runs = &runs;
-    let dims = [link.config.dim, second.link.config.dim];
+fn compared_plots(ui: &mut egui::Ui, runs: &Runs, cursor: Option<usize>) {
+    let Some(link) = runs.first_link() else {
+        return;
+    };
+    let lines: Vec<(&Run, String, Color32, LineStyle)> = runs
+        .list
+        .iter()
+        .enumerate()
+        .map(|(k, run)| {
+            (
+                run,
+                format!("{}: {}", k + 1, run.caption),
+                super::run_color(k),
+                run_style(k),
+            )
+        })
+        .collect();
+    let lines = &lines;
+    let mut dims: Vec<usize> = runs
+        .list
+        .iter()
+        .filter_map(|run| run.link.as_ref().map(|l| l.config.dim))
+        .collect();
+    dims.sort_unstable();
+    dims.dedup();
     let baseline = link.pixel_purity;
     let chance = 1.0 / link.data.test.num_classes().max(1) as f64;
-    let lines = move |p: &mut egui_plot::PlotUi, value: fn(&PictureSample) -> f64| {
-        for (history, caption, color) in runs {
-            p.line(Line::new(caption.clone(), picture_series(history, value)).color(*color));
+    let pictures = move |p: &mut egui_plot::PlotUi, value: fn(&PictureSample) -> f64| {
+        for (run, caption, color, style) in lines {
+            p.line(
+                Line::new(caption.clone(), picture_series(&run.history, value))
+                    .color(*color)
+                    .style(*style),
+            );
         }
     };
+    // One legend for every plot: the runs' colors and line styles, then the plots without
+    // legends of their own (four runs would cover a small plot).
+    ui.horizontal_wrapped(|ui| {
+        for (_, caption, color, style) in lines {
+            let (rect, _) = ui.allocate_exact_size(egui::vec2(22.0, 10.0), egui::Sense::hover());
+            let y = rect.center().y;
+            let stroke = egui::Stroke::new(2.0, *color);
+            let dash = match style {
+                LineStyle::Solid => rect.width(),
+                LineStyle::Dashed { length } => *length,
+                LineStyle::Dotted { .. } => 2.0,
+            };
+            let mut x = rect.left();
+            while x < rect.right() {
+                let end = (x + dash).min(rect.right());
+                ui.painter().line_segment([egui::pos2(x, y), egui::pos2(end, y)], stroke);
+                x = end + dash.min(4.0);
+            }
+            ui.label(RichText::new(caption).small().color(*color));
+        }
+        ui.label(RichText::new("(dots: kNN and linear probes)").small());
+    });
     plot_grid(
         ui,
         vec![
             PlotSpec::new(
                 "purity",
-                "class purity of the drawn spheres / probes",
-                true,
+                "class purity (lines: raw pixels, chance)",
+                false,
                 move |p| {
-                    lines(p, |s| s.purity);
-                    for (history, caption, color) in runs {
-                        let probes: PlotPoints = history
+                    pictures(p, |s| s.purity);
+                    for (run, caption, color, _) in lines {
+                        let probes: PlotPoints = run
+                            .history
                             .probes
                             .iter()
                             .flat_map(|r| [[r[0], r[1]], [r[0], r[2]]])
                             .collect();
-                        p.points(
-                            Points::new(format!("{caption}: kNN, linear probes"), probes)
-                                .radius(3.0)
-                                .color(*color),
-                        );
+                        p.points(Points::new(caption.clone(), probes).radius(3.0).color(*color));
                     }
                     if let Some(baseline) = baseline {
                         p.hline(HLine::new("raw pixels by PCA", baseline));
@@ -223,32 +262,27 @@ fn compared_plots(
             ),
             PlotSpec::new(
                 "contacts",
-                "mean contacts Z of the drawn spheres",
-                true,
+                "contacts Z of the drawn spheres (line: 2d)",
+                false,
                 move |p| {
-                    lines(p, |s| s.contacts);
-                    if dims[0] == dims[1] {
-                        p.hline(HLine::new(
-                            format!("2d = {}", 2 * dims[0]),
-                            (2 * dims[0]) as f64,
-                        ));
-                    } else {
-                        for dim in dims {
-                            p.hline(HLine::new(format!("2d = {}", 2 * dim), (2 * dim) as f64));
-                        }
+                    pictures(p, |s| s.contacts);
+                    for dim in &dims {
+                        p.hline(HLine::new(format!("2d = {}", 2 * dim), (2 * dim) as f64));
                     }
                     mark_step(p, cursor);
                 },
             ),
-            PlotSpec::new("radius", "mean radius of drawn spheres", true, move |p| {
-                lines(p, |s| s.radius);
+            PlotSpec::new("radius", "mean radius of drawn spheres", false, move |p| {
+                pictures(p, |s| s.radius);
                 mark_step(p, cursor);
             }),
-            PlotSpec::new("loss", "batch loss", true, move |p| {
-                for (history, caption, color) in runs {
+            PlotSpec::new("loss", "batch loss", false, move |p| {
+                for (run, caption, color, style) in lines {
+                    let history = &run.history;
                     p.line(
                         Line::new(caption.clone(), series(&history.steps, &history.loss))
-                            .color(*color),
+                            .color(*color)
+                            .style(*style),
                     );
                 }
                 mark_step(p, cursor);

@@ -1,8 +1,6 @@
 //! The training controls: play and pause, the timeline, the lessons, the live packing values,
 //! and the draft of the next restart.
 
-use super::super::compare::{ComparisonAction, SecondRun, SliderTarget};
-use crate::compare::Comparison;
 use std::path::PathBuf;
 
 use bevy::prelude::*;
@@ -11,10 +9,11 @@ use bevy_egui::egui::{self, Color32, RichText};
 use super::super::camera::OrbitCamera;
 use super::super::preset;
 use super::super::ranges;
+use super::super::runs::{Runs, SliderTarget, TrainingAction};
 use super::super::scene::SceneSettings;
-use super::super::timeline::Timeline;
-use super::super::training::{Controls, TrainingAction, TrainingLink, TrainingStatus};
+use super::super::training::Controls;
 use super::PanelState;
+use crate::compare::{Comparison, MAX_RUNS};
 use crate::config::TrainConfig;
 use crate::train::session::TrainingPriority;
 
@@ -22,16 +21,28 @@ use crate::train::session::TrainingPriority;
 /// training threads (a page's screenshots and presets are downloads).
 pub(super) const DESKTOP: bool = !cfg!(target_arch = "wasm32");
 
+/// Edits the controls the sliders show and applies what moved to the runs they act on.
+fn edit_controls(runs: &mut Runs, edit: impl FnOnce(&mut Controls)) {
+    let Some(before) = runs.slider_controls() else {
+        return;
+    };
+    let mut after = before.clone();
+    edit(&mut after);
+    if after != before {
+        runs.apply_controls(&before, &after);
+    }
+}
+
 pub(super) fn run_controls(
     ui: &mut egui::Ui,
-    controls: &mut Controls,
-    status: &TrainingStatus,
+    runs: &mut Runs,
     actions: &mut MessageWriter<TrainingAction>,
 ) {
     ui.horizontal(|ui| {
-        let label = if controls.running { "Pause" } else { "Play" };
+        let running = runs.running();
+        let label = if running { "Pause" } else { "Play" };
         if ui.button(label).clicked() {
-            controls.running = !controls.running;
+            runs.set_running(!running);
         }
         if ui.button("Step").clicked() {
             actions.write(TrainingAction::Step);
@@ -47,11 +58,18 @@ pub(super) fn run_controls(
             actions.write(TrainingAction::Probe);
         }
     });
-    if let Some(probe) = &status.last_probe {
-        ui.label(format!(
-            "probe at step {}: kNN {:.3}, linear {:.3}",
-            probe.step, probe.knn_acc, probe.linear_acc
-        ));
+    for (k, run) in runs.list.iter().enumerate() {
+        if let Some(probe) = &run.status.last_probe {
+            let which = if runs.len() > 1 {
+                format!("run {}: ", k + 1)
+            } else {
+                String::new()
+            };
+            ui.label(format!(
+                "{which}probe at step {}: kNN {:.3}, linear {:.3}",
+                probe.step, probe.knn_acc, probe.linear_acc
+            ));
+        }
     }
     // A page has no files to save into and one thread to share with training.
     if !DESKTOP {
@@ -59,7 +77,10 @@ pub(super) fn run_controls(
     }
     if ui
         .button("Save checkpoint")
-        .on_hover_text("model, optimizer, config and step, written atomically under runs/")
+        .on_hover_text(
+            "model, optimizer, config and step, written atomically under runs/ (each run of a \
+             comparison in a folder of its own)",
+        )
         .clicked()
     {
         let stamp = crate::progress::unix_time();
@@ -67,15 +88,18 @@ pub(super) fn run_controls(
             "runs/view-{stamp}"
         ))));
     }
+    let Some(mut priority) = runs.slider_controls().map(|c| c.priority) else {
+        return;
+    };
     egui::ComboBox::from_label("training priority")
-        .selected_text(priority_label(controls.priority))
+        .selected_text(priority_label(priority))
         .show_ui(ui, |ui| {
-            for priority in [
+            for choice in [
                 TrainingPriority::Background,
                 TrainingPriority::Shared,
                 TrainingPriority::Normal,
             ] {
-                ui.selectable_value(&mut controls.priority, priority, priority_label(priority));
+                ui.selectable_value(&mut priority, choice, priority_label(choice));
             }
         })
         .response
@@ -83,16 +107,19 @@ pub(super) fn run_controls(
             "frames first: training only uses cycles the renderer leaves; shared: a contested \
              core goes mostly to drawing; equal: training competes like any program",
         );
+    edit_controls(runs, |c| c.priority = priority);
 }
 
 /// The scrubber over the stored snapshots: dragging it pauses training and shows the past;
 /// Live returns to the newest picture and resumes; Replay plays the history forward (the
 /// Record button captures it).
-pub(super) fn timeline_controls(
-    ui: &mut egui::Ui,
-    timeline: &mut Timeline,
-    controls: &mut Controls,
-) {
+pub(super) fn timeline_controls(ui: &mut egui::Ui, runs: &mut Runs) {
+    let mut resume = false;
+    let mut pause = false;
+    let Some(first) = runs.list.first_mut() else {
+        return;
+    };
+    let timeline = &mut first.timeline;
     if timeline.is_empty() {
         return;
     }
@@ -129,7 +156,7 @@ pub(super) fn timeline_controls(
             .clicked()
         {
             timeline.go_live();
-            controls.running = true;
+            resume = true;
         }
         let replay_label = if timeline.replaying {
             "Stop replay"
@@ -148,22 +175,24 @@ pub(super) fn timeline_controls(
                     timeline.scrub_to(0);
                 }
                 timeline.replaying = true;
-                controls.running = false;
+                pause = true;
             }
         }
     });
+    if resume || pause {
+        runs.set_running(resume);
+    }
 }
 
-/// The shipped lessons, one click each: the lesson's run restarts from fresh weights with its
+/// The shipped lessons, one click each: the lesson's runs restart from fresh weights with its
 /// settings, and its text stays at the top of the panel.
 pub(super) fn lesson_controls(
     ui: &mut egui::Ui,
     panel: &mut PanelState,
-    controls: &mut Controls,
+    runs: &mut Runs,
     settings: &mut SceneSettings,
-    cameras: &mut Query<&mut OrbitCamera>,
+    orbit: &mut OrbitCamera,
     actions: &mut MessageWriter<TrainingAction>,
-    comparisons: &mut MessageWriter<ComparisonAction>,
 ) {
     if let Some(lesson) = &panel.lesson {
         ui.label(
@@ -186,52 +215,55 @@ pub(super) fn lesson_controls(
                 .lesson
                 .as_ref()
                 .map_or(name.to_string(), |l| l.title.clone());
-            let compare = preset.compare.clone();
             if ui
                 .button(title)
                 .on_hover_text(format!("assets/lessons/{name}"))
                 .clicked()
             {
-                apply_preset(preset, panel, controls, settings, cameras, actions);
-                // A comparison lesson starts its second run with the restart; a single-run
-                // lesson ends any comparison.
-                comparisons.write(match compare {
-                    Some(comparison) => ComparisonAction::Start(Box::new(comparison)),
-                    None => ComparisonAction::Stop,
-                });
+                apply_preset(preset, panel, runs, settings, orbit, actions);
             }
         }
     });
 }
 
-/// Runs a preset: its live values into the controls, its view into the scene, and a restart
-/// with its config.
+/// Runs a preset: its view into the scene, and its runs from fresh weights (its comparison's,
+/// or its one run, ending any comparison).
 pub(super) fn apply_preset(
     preset: preset::Preset,
     panel: &mut PanelState,
-    controls: &mut Controls,
+    runs: &mut Runs,
     settings: &mut SceneSettings,
-    cameras: &mut Query<&mut OrbitCamera>,
+    orbit: &mut OrbitCamera,
     actions: &mut MessageWriter<TrainingAction>,
 ) {
     let config = preset.config;
-    controls.alpha = config.alpha;
-    controls.radius_scale = config.radius_scale;
-    controls.lr = config.lr;
-    controls.weight_decay = config.weight_decay;
-    controls.running = true;
+    // The restart takes the first run's live values: the preset's.
+    if let Some(first) = runs.list.first_mut() {
+        let c = &mut first.controls;
+        c.alpha = config.alpha;
+        c.radius_scale = config.radius_scale;
+        c.lr = config.lr;
+        c.weight_decay = config.weight_decay;
+    }
+    runs.set_running(true);
     if let Some(view) = &preset.view {
         settings.projection = view.projection;
         settings.show_contacts = view.show_contacts;
         settings.opacity = view.opacity;
         panel.teaching = view.teaching;
-        if let Ok(mut orbit) = cameras.single_mut() {
-            orbit.auto_rotate = view.auto_rotate;
-        }
+        orbit.auto_rotate = view.auto_rotate;
     }
     panel.draft = config.clone();
     panel.lesson = preset.lesson;
-    actions.write(TrainingAction::Restart(Box::new(config)));
+    match preset.compare {
+        Some(comparison) => {
+            actions.write(TrainingAction::Compare(Box::new(comparison)));
+        }
+        None => {
+            actions.write(TrainingAction::EndComparison);
+            actions.write(TrainingAction::Restart(Box::new(config)));
+        }
+    }
 }
 
 pub(super) fn priority_label(priority: TrainingPriority) -> &'static str {
@@ -242,8 +274,15 @@ pub(super) fn priority_label(priority: TrainingPriority) -> &'static str {
     }
 }
 
-pub(super) fn packing_controls(ui: &mut egui::Ui, controls: &mut Controls, teaching: bool) {
+pub(super) fn packing_controls(ui: &mut egui::Ui, runs: &mut Runs, teaching: bool) {
     ui.label(RichText::new("packing (applied at the next step)").strong());
+    if runs.len() > 1 {
+        slider_target(ui, runs);
+    }
+    edit_controls(runs, |controls| packing_sliders(ui, controls, teaching));
+}
+
+fn packing_sliders(ui: &mut egui::Ui, controls: &mut Controls, teaching: bool) {
     // The sliders span what is worth dragging through; a run's config may hold a value beyond
     // them (`--lr 1e-7`, `--alpha 5`), which must stay as it is until the slider is moved.
     let keep = egui::SliderClamping::Edits;
@@ -296,9 +335,12 @@ pub(super) fn packing_controls(ui: &mut egui::Ui, controls: &mut Controls, teach
 pub(super) fn restart_controls(
     ui: &mut egui::Ui,
     panel: &mut PanelState,
-    link: &TrainingLink,
+    runs: &Runs,
     actions: &mut MessageWriter<TrainingAction>,
 ) {
+    let Some(link) = runs.first_link() else {
+        return;
+    };
     ui.label(RichText::new("run (applied by a restart)").strong());
     let draft = &mut panel.draft;
     ui.add(egui::Slider::new(&mut draft.views, ranges::VIEWS.0..=ranges::VIEWS.1).text("views m"));
@@ -365,54 +407,66 @@ fn restart_changes(draft: &TrainConfig, running: &TrainConfig) -> Vec<&'static s
     .collect()
 }
 
-/// Which run the packing sliders move, in a comparison.
-pub(super) fn slider_target(ui: &mut egui::Ui, second: &mut SecondRun) {
-    let (left, right) = (second.caption(0), second.caption(1));
-    ui.horizontal(|ui| {
+/// Which runs the packing sliders move, side by side.
+fn slider_target(ui: &mut egui::Ui, runs: &mut Runs) {
+    let captions: Vec<String> = runs.list.iter().map(|run| run.caption.clone()).collect();
+    ui.horizontal_wrapped(|ui| {
         ui.label("sliders act on:");
-        ui.selectable_value(&mut second.sliders, SliderTarget::Both, "both")
-            .on_hover_text("a slider moved sets its value in both runs; the others keep theirs");
-        ui.selectable_value(&mut second.sliders, SliderTarget::First, "left")
-            .on_hover_text(format!("only the left run ({left})"));
-        ui.selectable_value(&mut second.sliders, SliderTarget::Second, "right")
-            .on_hover_text(format!("only the right run ({right})"));
+        ui.selectable_value(&mut runs.sliders, SliderTarget::All, "all")
+            .on_hover_text("a slider moved sets its value in every run; the others keep theirs");
+        for (k, caption) in captions.iter().enumerate() {
+            let label = RichText::new(format!("{}", k + 1)).color(super::run_color(k));
+            ui.selectable_value(&mut runs.sliders, SliderTarget::One(k), label)
+                .on_hover_text(format!("only run {} ({caption})", k + 1));
+        }
     });
 }
 
-/// Starts a second run beside this one (both from the start) or ends the comparison.
+/// The runs the compare box asks for: each run's settings (`KEY=VALUE[,KEY=VALUE]`), runs
+/// separated by `;`.
+pub fn compare_specs(text: &str) -> Vec<&str> {
+    text.split(';')
+        .map(str::trim)
+        .filter(|spec| !spec.is_empty())
+        .collect()
+}
+
+/// Starts runs beside this one (all from the start) or ends the comparison.
 pub(super) fn compare_controls(
     ui: &mut egui::Ui,
     panel: &mut PanelState,
-    base: &TrainConfig,
-    second: Option<&SecondRun>,
+    runs: &Runs,
     actions: &mut MessageWriter<TrainingAction>,
-    comparisons: &mut MessageWriter<ComparisonAction>,
 ) {
-    ui.label(RichText::new("compare").strong()).on_hover_text(
-        "a second run beside this one on the same data, seed, initial weights and batches, \
-         differing only in the settings named: KEY=VALUE, several separated by commas",
-    );
-    if let Some(second) = second {
+    ui.label(RichText::new("compare").strong()).on_hover_text(format!(
+        "runs beside this one on the same data, seed, initial weights and batches, differing \
+         only in the settings named: KEY=VALUE, several separated by commas; up to {} runs \
+         beside it, separated by semicolons",
+        MAX_RUNS - 1
+    ));
+    if let Some(comparison) = &runs.comparison {
         ui.horizontal_wrapped(|ui| {
-            ui.label(second.comparison.legend());
+            ui.label(comparison.legend());
             if ui.button("Stop").clicked() {
-                comparisons.write(ComparisonAction::Stop);
+                actions.write(TrainingAction::EndComparison);
             }
         });
         return;
     }
+    let Some(base) = runs.list.first().and_then(|run| run.current_config()) else {
+        return;
+    };
     ui.horizontal(|ui| {
         ui.add(egui::TextEdit::singleline(&mut panel.compare_draft).desired_width(150.0))
-            .on_hover_text("e.g. alpha=2.5, radius_scale=4, loss=simclr, views=2");
+            .on_hover_text("e.g. alpha=2.5 or radius_scale=1.5; radius_scale=2.5; radius_scale=4");
         if ui
             .button("Compare")
-            .on_hover_text("restarts this run and trains the second one beside it")
+            .on_hover_text("restarts this run and trains the others beside it")
             .clicked()
         {
-            match Comparison::from_spec(base, &panel.compare_draft) {
+            match Comparison::from_specs(&base, &compare_specs(&panel.compare_draft)) {
                 Ok(comparison) => {
-                    actions.write(TrainingAction::Restart(Box::new(base.clone())));
-                    comparisons.write(ComparisonAction::Start(Box::new(comparison)));
+                    actions.write(TrainingAction::Compare(Box::new(comparison)));
                     panel.message = None;
                 }
                 Err(e) => panel.message = Some((format!("compare: {e}"), false)),

@@ -2,23 +2,13 @@
 
 use bevy_egui::egui::{self, Color32, RichText};
 
-use super::super::ViewerMode;
-use super::super::compare::SecondRun;
 use super::super::palette;
 use super::super::physics_mode::PhysicsStatus;
-use super::super::scene::Scene;
-use super::super::timeline::Timeline;
-use super::super::training::{TrainingLink, TrainingStatus};
+use super::super::runs::{Run, Runs};
+use super::super::scene::ViewerMode;
 
-pub(super) fn header(
-    ui: &mut egui::Ui,
-    status: &TrainingStatus,
-    link: &TrainingLink,
-    scene: &Scene,
-    mode: &ViewerMode,
-    physics: &PhysicsStatus,
-    timeline: &Timeline,
-) {
+/// The title, then what is running: the run alone in full, or a few lines a run side by side.
+pub(super) fn header(ui: &mut egui::Ui, runs: &Runs, mode: &ViewerMode, physics: &PhysicsStatus) {
     ui.heading("CLAMP");
     ui.label(RichText::new("contrastive learning as manifold packing").italics());
     if *mode == ViewerMode::Physics {
@@ -29,6 +19,57 @@ pub(super) fn header(
         ui.label(&physics.stage);
         return;
     }
+    let Some(first) = runs.list.first() else {
+        return;
+    };
+    if runs.len() == 1 {
+        run_header(ui, first, runs.cursor_step());
+        return;
+    }
+    if let Some(link) = &first.link {
+        ui.label(format!("data: {}", link.data.description));
+        ui.label(format!("backend: {}", link.backend.description));
+    }
+    ui.label(
+        RichText::new(format!("{} runs side by side", runs.len())).strong(),
+    )
+    .on_hover_text(
+        "the same data, seed, initial weights and batches, differing only in the settings \
+         each caption names",
+    );
+    for (k, run) in runs.list.iter().enumerate() {
+        run_lines(ui, k, run);
+    }
+}
+
+/// A run of several in two lines: its settings, its pace and its picture.
+fn run_lines(ui: &mut egui::Ui, k: usize, run: &Run) {
+    let status = &run.status;
+    ui.label(
+        RichText::new(format!("{}: {}", k + 1, run.caption))
+            .strong()
+            .color(super::run_color(k)),
+    );
+    let state = if status.paused { "paused" } else { "training" };
+    let purity = run
+        .scene
+        .purity
+        .map_or(String::new(), |p| format!(", class purity {p:.3}"));
+    ui.label(format!(
+        "{state} - step {} - {:.1} steps/s{purity}",
+        status.step, status.steps_per_sec
+    ));
+    if let Some(error) = status.error.as_ref().or(run.scene.error.as_ref()) {
+        ui.colored_label(Color32::from_rgb(255, 110, 100), format!("error: {error}"));
+    }
+}
+
+/// The run alone: its data, backend, pace, batch and picture.
+fn run_header(ui: &mut egui::Ui, run: &Run, cursor: Option<usize>) {
+    let (status, scene) = (&run.status, &run.scene);
+    let Some(link) = &run.link else {
+        return;
+    };
     ui.label(format!("data: {}", link.data.description));
     ui.label(format!("backend: {}", link.backend.description));
     let state = if status.paused { "paused" } else { "training" };
@@ -64,7 +105,7 @@ pub(super) fn header(
     let frame = &scene.frame;
     let drawn_z =
         frame.contacts.iter().map(|&c| c as f64).sum::<f64>() / frame.contacts.len().max(1) as f64;
-    let when = match timeline.cursor_step() {
+    let when = match cursor {
         Some(step) => format!("replaying step {step}"),
         None => format!("step {}", frame.step),
     };
@@ -109,11 +150,15 @@ pub(super) fn mode_switch(ui: &mut egui::Ui, mode: &mut ViewerMode) {
     });
 }
 
-pub(super) fn legend(ui: &mut egui::Ui, link: &TrainingLink, scene: &Scene, mode: &ViewerMode) {
+pub(super) fn legend(ui: &mut egui::Ui, runs: &Runs, mode: &ViewerMode) {
     if *mode == ViewerMode::Physics {
         ui.label("color: particle size (small / large)");
         return;
     }
+    let (Some(run), Some(link)) = (runs.list.first(), runs.first_link()) else {
+        return;
+    };
+    let scene = &run.scene;
     let names = &link.data.test.class_names;
     let mut counts = vec![0usize; names.len().max(scene.classes)];
     for &label in &scene.frame.labels {
@@ -136,34 +181,5 @@ pub(super) fn legend(ui: &mut egui::Ui, link: &TrainingLink, scene: &Scene, mode
     });
     if counts.len() > 20 {
         ui.label(format!("... and {} more classes", counts.len() - 20));
-    }
-}
-
-/// The second run of a comparison in two lines: its settings, its pace and its picture.
-pub(super) fn second_run(ui: &mut egui::Ui, second: &SecondRun) {
-    let status = &second.status;
-    ui.label(
-        RichText::new(format!("compared with: {}", second.caption(1)))
-            .strong()
-            .color(super::color32(palette::SECOND_RUN)),
-    )
-    .on_hover_text(format!(
-        "a second run on the same data, seed, initial weights and batches, differing only in \
-         {}; the left view is {}, the right one {}",
-        second.comparison.keys.join(", "),
-        second.caption(0),
-        second.caption(1)
-    ));
-    let state = if status.paused { "paused" } else { "training" };
-    let purity = second
-        .scene
-        .purity
-        .map_or(String::new(), |p| format!(", class purity {p:.3}"));
-    ui.label(format!(
-        "{state} - step {} - {:.1} steps/s{purity}",
-        status.step, status.steps_per_sec
-    ));
-    if let Some(error) = status.error.as_ref().or(second.scene.error.as_ref()) {
-        ui.colored_label(Color32::from_rgb(255, 110, 100), format!("error: {error}"));
     }
 }

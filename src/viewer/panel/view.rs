@@ -10,8 +10,8 @@ use super::super::capture::{CaptureRequest, Recording};
 use super::super::pacing::FramePacing;
 use super::super::preset::{self, ViewPreset};
 use super::super::ranges;
+use super::super::runs::Runs;
 use super::super::scene::SceneSettings;
-use super::super::training::{Controls, TrainingLink};
 use super::PanelState;
 use crate::config::TrainConfig;
 use crate::projection::ProjectionMode;
@@ -21,7 +21,7 @@ pub(super) fn view_controls(
     settings: &mut SceneSettings,
     pacing: &mut FramePacing,
     panel: &mut PanelState,
-    cameras: &mut Query<&mut OrbitCamera>,
+    orbit: &mut OrbitCamera,
 ) {
     ui.label(RichText::new("view").strong());
     egui::ComboBox::from_label("projection")
@@ -58,15 +58,13 @@ pub(super) fn view_controls(
         ))
         .small(),
     );
-    if let Ok(mut orbit) = cameras.single_mut() {
-        let mut rotate = orbit.auto_rotate;
-        ui.add(
-            egui::Slider::new(&mut rotate, ranges::AUTO_ROTATE.0..=ranges::AUTO_ROTATE.1)
-                .text("auto-rotate deg/s"),
-        );
-        if rotate != orbit.auto_rotate {
-            orbit.auto_rotate = rotate;
-        }
+    let mut rotate = orbit.auto_rotate;
+    ui.add(
+        egui::Slider::new(&mut rotate, ranges::AUTO_ROTATE.0..=ranges::AUTO_ROTATE.1)
+            .text("auto-rotate deg/s"),
+    );
+    if rotate != orbit.auto_rotate {
+        orbit.auto_rotate = rotate;
     }
     ui.checkbox(&mut panel.teaching, "teaching layout (hide advanced)");
     ui.label(
@@ -108,25 +106,21 @@ pub(super) fn capture_controls(
     }
 }
 
-/// The run as it stands: the config it started from with the sliders' live values.
-pub(super) fn current_config(link: &TrainingLink, controls: &Controls) -> TrainConfig {
-    let mut config = link.config.clone();
-    config.alpha = controls.alpha;
-    config.radius_scale = controls.radius_scale;
-    config.lr = controls.lr;
-    config.weight_decay = controls.weight_decay;
-    config
-}
-
 pub(super) fn preset_controls(
     ui: &mut egui::Ui,
     panel: &mut PanelState,
-    link: &TrainingLink,
-    controls: &Controls,
+    runs: &Runs,
     settings: &SceneSettings,
-    cameras: &Query<&mut OrbitCamera>,
-    compare: Option<&crate::compare::Comparison>,
+    orbit: &OrbitCamera,
 ) {
+    let Some(config) = runs.list.first().and_then(|run| run.current_config()) else {
+        return;
+    };
+    // The runs as they stand, each with its live values.
+    let comparison = (runs.len() > 1)
+        .then(|| runs.current_comparison())
+        .flatten();
+    let compare = comparison.as_ref();
     ui.label(RichText::new("presets (TOML: config + seed + view)").strong());
     let desktop = super::run::DESKTOP;
     if desktop {
@@ -135,12 +129,11 @@ pub(super) fn preset_controls(
     ui.horizontal(|ui| {
         let save_label = if desktop { "Save preset" } else { "Save preset (download)" };
         if ui.button(save_label).clicked() {
-            let config = current_config(link, controls);
             let view = ViewPreset {
                 projection: settings.projection,
                 show_contacts: settings.show_contacts,
                 opacity: settings.opacity,
-                auto_rotate: cameras.iter().next().map(|o| o.auto_rotate).unwrap_or(0.0),
+                auto_rotate: orbit.auto_rotate,
                 teaching: panel.teaching,
             };
             let path = PathBuf::from(panel.preset_path.trim());
@@ -159,8 +152,7 @@ pub(super) fn preset_controls(
             .on_hover_text("the page's address with these settings, for a class or a colleague")
             .clicked()
         {
-            let link_text =
-                super::super::web::settings_link(&current_config(link, controls), compare);
+            let link_text = super::super::files::settings_link(&config, compare);
             super::super::files::copy_to_clipboard(&link_text);
             panel.message = Some((format!("copied {link_text}"), true));
         }
