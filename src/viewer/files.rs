@@ -99,7 +99,7 @@ pub fn settings_link(
 #[cfg(target_arch = "wasm32")]
 pub async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
     let failed = |what: &str, error: JsValue| format!("{url}: {what} ({error:?})");
-    use wasm_bindgen::JsCast;
+    use wasm_bindgen::{JsCast, JsValue};
     let global = js_sys::global();
     let request = match global.dyn_ref::<web_sys::Window>() {
         Some(window) => window.fetch_with_str(url),

@@ -16,7 +16,6 @@ use std::sync::Arc;
 
 use bevy::prelude::*;
 use bevy::window::WindowResolution;
-use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
 use super::files::fetch_bytes;

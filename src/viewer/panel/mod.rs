@@ -273,7 +273,7 @@ fn caption(ui: &egui::Ui, rect: egui::Rect, text: &str, color: Color32) {
     let at = egui::pos2(rect.center().x - galley.size().x / 2.0, rect.top() + 6.0);
     let backing = egui::Rect::from_min_size(at, galley.size()).expand2(egui::vec2(6.0, 3.0));
     ui.painter()
-        .rect_filled(backing, 4.0, Color32::from_black_alpha(150));
+        .rect_filled(backing, 4.0, Color32::from_black_alpha(210));
     ui.painter().galley(at, galley, color);
 }
 
