@@ -2,12 +2,12 @@
 // run's moved into its cell of the picture as the sphere shader moves its spheres.
 
 #import bevy_pbr::mesh_view_bindings::view
+#import clamp::cells::{cell_bounds, into_cell, outside_cell}
 
 struct Vertex {
     @location(0) position: vec3<f32>,
     @location(1) color: vec4<f32>,
-    // The run's cell, (s, ox, oy, hx): clip (x, y, w) goes to (x s + ox w, y s + oy w), and
-    // the cell spans ox +- hx across and oy +- s down.
+    // The run's cell of the picture (shaders/cells.wgsl).
     @location(2) cell: vec4<f32>,
 };
 
@@ -22,22 +22,16 @@ struct VertexOutput {
 fn vertex(v: Vertex) -> VertexOutput {
     let clip = view.clip_from_world * vec4<f32>(v.position, 1.0);
     var out: VertexOutput;
-    out.clip_position = vec4<f32>(clip.xy * v.cell.x + v.cell.yz * clip.w, clip.zw);
+    out.clip_position = into_cell(clip, v.cell);
     out.color = v.color;
-    out.bounds = vec4<f32>(
-        (v.cell.y - v.cell.w + 1.0) * 0.5,
-        (1.0 - (v.cell.z + v.cell.x)) * 0.5,
-        (v.cell.y + v.cell.w + 1.0) * 0.5,
-        (1.0 - (v.cell.z - v.cell.x)) * 0.5,
-    );
+    out.bounds = cell_bounds(v.cell);
     return out;
 }
 
 @fragment
 fn fragment(in: VertexOutput) -> @location(0) vec4<f32> {
     // Nothing of a run outside its cell.
-    let uv = (in.clip_position.xy - view.viewport.xy) / view.viewport.zw;
-    if (any(uv < in.bounds.xy) || any(uv > in.bounds.zw)) {
+    if (outside_cell(in.clip_position.xy, view.viewport, in.bounds)) {
         discard;
     }
     return in.color;

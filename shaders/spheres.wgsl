@@ -4,6 +4,7 @@
 // rim that grows towards the silhouette makes each sphere read as a soft shell.
 
 #import bevy_pbr::mesh_view_bindings::view
+#import clamp::cells::{cell_bounds, into_cell, outside_cell}
 
 // x: opacity of the shell, y: rim sharpness, z: contact highlight strength, w: unused.
 @group(#{MATERIAL_BIND_GROUP}) @binding(0) var<uniform> style: vec4<f32>;
@@ -14,8 +15,7 @@ struct Vertex {
     @location(2) color: vec4<f32>,
     // x: radius, y: highlight (0 plain, 1 hovered, 2 pinned, 3 touching the pinned, 4 dimmed).
     @location(3) sphere: vec2<f32>,
-    // The run's cell of the picture, (s, ox, oy, hx): clip (x, y, w) goes to
-    // (x s + ox w, y s + oy w), and the cell spans ox +- hx across and oy +- s down.
+    // The run's cell of the picture (shaders/cells.wgsl).
     @location(4) cell: vec4<f32>,
 };
 
@@ -53,13 +53,8 @@ fn vertex(v: Vertex) -> VertexOutput {
     // Into the run's cell: a shift (and for quarters a halving) in clip space, so each cell
     // shows what a camera of the cell's own aspect would.
     let clip = view.clip_from_view * vec4<f32>(point, 1.0);
-    out.clip_position = vec4<f32>(clip.xy * v.cell.x + v.cell.yz * clip.w, clip.zw);
-    out.bounds = vec4<f32>(
-        (v.cell.y - v.cell.w + 1.0) * 0.5,
-        (1.0 - (v.cell.z + v.cell.x)) * 0.5,
-        (v.cell.y + v.cell.w + 1.0) * 0.5,
-        (1.0 - (v.cell.z - v.cell.x)) * 0.5,
-    );
+    out.clip_position = into_cell(clip, v.cell);
+    out.bounds = cell_bounds(v.cell);
     out.view_point = point;
     out.view_center = center;
     out.radius = vec2<f32>(radius, 1.0 / radius);
@@ -108,8 +103,7 @@ fn fragment(in: VertexOutput) -> FragmentOutput {
     let reach = sqrt(max(disc, 0.0));
     let coverage = clamp(reach / max(fwidth(reach), 1e-6), 0.0, 1.0);
     // Outside the silhouette, or outside the run's cell: nothing.
-    let uv = (in.clip_position.xy - view.viewport.xy) / view.viewport.zw;
-    if (disc <= 0.0 || any(uv < in.bounds.xy) || any(uv > in.bounds.zw)) {
+    if (disc <= 0.0 || outside_cell(in.clip_position.xy, view.viewport, in.bounds)) {
         discard;
     }
     let hit = dir * max(b - reach, 0.0);

@@ -104,6 +104,20 @@ pub struct SceneCamera;
 pub const ATTRIBUTE_CELL: MeshVertexAttribute =
     MeshVertexAttribute::new("ViewCell", 0x5EED_C1A3_0002, VertexFormat::Float32x4);
 
+/// The shaders' functions for a run's cell (`shaders/cells.wgsl`, imported as `clamp::cells`).
+pub const CELLS_SHADER: Handle<Shader> = bevy::asset::uuid_handle!("7c1e5a93-2f4d-4b86-9e07-3a5d8c6f1b24");
+
+/// Makes `clamp::cells` importable by the sphere and line shaders (each plugin that draws
+/// cells calls it; loading it twice is harmless).
+pub fn load_cells_shader(app: &mut App) {
+    bevy::asset::load_internal_asset!(
+        app,
+        CELLS_SHADER,
+        "../../shaders/cells.wgsl",
+        Shader::from_wgsl
+    );
+}
+
 /// The cell of a view alone: the whole picture.
 pub const WHOLE_PICTURE: Vec4 = Vec4::new(1.0, 0.0, 0.0, 1.0);
 

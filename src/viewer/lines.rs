@@ -15,7 +15,7 @@ use bevy::shader::ShaderRef;
 
 use super::camera::{ATTRIBUTE_CELL, OrbitUpdate, WHOLE_PICTURE, shown_runs, view_cells};
 use super::picking::Selection;
-use super::runs::Runs;
+use super::runs::{Runs, one_entity_a_run};
 use super::scene::{Scene, SceneSettings, SceneUpdate, ViewerMode};
 use crate::projection::ProjectionMode;
 
@@ -91,6 +91,7 @@ impl Plugin for LinesPlugin {
             "../../shaders/lines.wgsl",
             Shader::from_wgsl
         );
+        super::camera::load_cells_shader(app);
         app.add_plugins(MaterialPlugin::<LineMaterial>::default())
             .add_systems(Startup, setup_lines)
             .add_systems(
@@ -117,14 +118,8 @@ fn sync_lines(
     lines: Query<(Entity, &RunLines)>,
 ) {
     let Some(assets) = assets else { return };
-    let mut have = vec![false; runs.len()];
-    for (entity, line) in &lines {
-        match have.get_mut(line.run) {
-            Some(slot) if !*slot => *slot = true,
-            _ => commands.entity(entity).despawn(),
-        }
-    }
-    for (run, _) in have.iter().enumerate().filter(|(_, have)| !**have) {
+    let existing = lines.iter().map(|(entity, line)| (entity, line.run));
+    one_entity_a_run(&mut commands, runs.len(), existing, |commands, run| {
         commands.spawn((
             RunLines { run },
             Mesh3d(meshes.add(line_mesh(LineBuffers::default()))),
@@ -132,7 +127,7 @@ fn sync_lines(
             Transform::IDENTITY,
             NoFrustumCulling,
         ));
-    }
+    });
 }
 
 /// Segment ends, two vertices a segment.

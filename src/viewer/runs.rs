@@ -542,6 +542,26 @@ impl Plugin for RunsPlugin {
     }
 }
 
+/// Keeps one entity a run (a cloud, a line mesh): despawns those of runs that are gone (and any
+/// second one of a run), and calls `spawn` for each run that has none.
+pub fn one_entity_a_run(
+    commands: &mut Commands,
+    runs: usize,
+    existing: impl IntoIterator<Item = (Entity, usize)>,
+    mut spawn: impl FnMut(&mut Commands, usize),
+) {
+    let mut have = vec![false; runs];
+    for (entity, run) in existing {
+        match have.get_mut(run) {
+            Some(slot) if !*slot => *slot = true,
+            _ => commands.entity(entity).despawn(),
+        }
+    }
+    for (run, _) in have.iter().enumerate().filter(|(_, have)| !**have) {
+        spawn(commands, run);
+    }
+}
+
 /// Projects and eases every run's scene ([`SceneUpdate`]); the runs may have trainers
 /// ([`RunsPlugin`]) or be given their frames (the recorder's).
 pub struct ScenePlugin {

@@ -19,7 +19,7 @@ use bevy::shader::ShaderRef;
 use super::camera::{ATTRIBUTE_CELL, OrbitUpdate, SceneCamera, WHOLE_PICTURE, shown_runs, view_cells};
 use super::palette;
 use super::picking::Selection;
-use super::runs::Runs;
+use super::runs::{Runs, one_entity_a_run};
 use super::scene::{Scene, SceneSettings, SceneUpdate, ViewerMode};
 
 /// The impostor shader, compiled into the binary so the app runs from any directory.
@@ -115,6 +115,7 @@ impl Plugin for SphereRenderPlugin {
             "../../shaders/spheres.wgsl",
             Shader::from_wgsl
         );
+        super::camera::load_cells_shader(app);
         // The sphere mesh is rebuilt every frame (re-sorted back to front). In a general slab
         // each re-upload empties the slab and creates a new one with an offset allocator of
         // 128 Ki nodes (megabytes allocated and cleared per frame); above this threshold a
@@ -162,14 +163,8 @@ fn sync_clouds(
     clouds: Query<(Entity, &SphereCloud)>,
 ) {
     let Some(assets) = assets else { return };
-    let mut have = vec![false; runs.len()];
-    for (entity, cloud) in &clouds {
-        match have.get_mut(cloud.run) {
-            Some(slot) if !*slot => *slot = true,
-            _ => commands.entity(entity).despawn(),
-        }
-    }
-    for (run, _) in have.iter().enumerate().filter(|(_, have)| !**have) {
+    let existing = clouds.iter().map(|(entity, cloud)| (entity, cloud.run));
+    one_entity_a_run(&mut commands, runs.len(), existing, |commands, run| {
         commands.spawn((
             SphereCloud { run },
             Mesh3d(meshes.add(build_mesh(SphereBuffers::default()))),
@@ -178,7 +173,7 @@ fn sync_clouds(
             // The quads move every frame; the mesh's stored bounds would go stale.
             NoFrustumCulling,
         ));
-    }
+    });
 }
 
 /// Vertex data of the sphere quads.
