@@ -268,13 +268,18 @@ fn rest(view: &mut RunView) {
 
 /// A run's caption across the top of its view.
 fn caption(ui: &egui::Ui, rect: egui::Rect, text: &str, color: Color32) {
+    // On a layer above the picture's: a paint callback may be drawn after the shapes of its
+    // own layer, and spheres reaching the top of a cell would cover the caption.
+    let painter = ui.ctx().layer_painter(egui::LayerId::new(
+        egui::Order::Foreground,
+        egui::Id::new("run captions"),
+    ));
     let font = egui::FontId::proportional(15.0);
-    let galley = ui.painter().layout_no_wrap(text.to_string(), font, color);
+    let galley = painter.layout_no_wrap(text.to_string(), font, color);
     let at = egui::pos2(rect.center().x - galley.size().x / 2.0, rect.top() + 6.0);
     let backing = egui::Rect::from_min_size(at, galley.size()).expand2(egui::vec2(6.0, 3.0));
-    ui.painter()
-        .rect_filled(backing, 4.0, Color32::from_black_alpha(210));
-    ui.painter().galley(at, galley, color);
+    painter.rect_filled(backing, 4.0, Color32::from_black_alpha(210));
+    painter.galley(at, galley, color);
 }
 
 /// Run `k`'s color in captions, plot lines and the legend.
