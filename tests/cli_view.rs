@@ -523,7 +523,11 @@ fn record_compare_draws_four_runs_in_a_grid_and_repeats_them_exactly() {
             "{}: the quarters cover {shares:.2?}",
             path.display()
         );
-        assert!(shares[3] > shares[0] + 0.15, "{}: {shares:.2?}", path.display());
+        assert!(
+            shares[3] > shares[0] + 0.15,
+            "{}: {shares:.2?}",
+            path.display()
+        );
         // Each quarter is captioned: the band darkens its top-left corner.
         for (x0, y0) in quarters {
             assert!(

@@ -257,7 +257,10 @@ fn each_run_inside_a_comparison_is_bit_identical_to_the_same_run_alone() {
     // And they are four runs: each one's settings change its loss from the first step on.
     for a in 0..4 {
         for b in a + 1..4 {
-            assert_ne!(together[a].losses[0], together[b].losses[0], "runs {a} and {b}");
+            assert_ne!(
+                together[a].losses[0], together[b].losses[0],
+                "runs {a} and {b}"
+            );
         }
     }
     assert_ne!(together[0].radii, together[2].radii);
@@ -280,7 +283,10 @@ fn up_to_four_runs_each_with_its_caption_and_spec() {
     let radii: Vec<f64> = sweep.configs.iter().map(|c| c.radius_scale).collect();
     assert_eq!(radii, [0.75, 1.5, 2.5, 4.0]);
     // Each run's spec gives it back over the same first run.
-    assert_eq!(Comparison::from_specs(&base, &sweep.specs()).unwrap(), sweep);
+    assert_eq!(
+        Comparison::from_specs(&base, &sweep.specs()).unwrap(),
+        sweep
+    );
 
     // Runs that differ in different settings: every caption names them all, each spec only
     // its own difference.
@@ -294,9 +300,18 @@ fn up_to_four_runs_each_with_its_caption_and_spec() {
     // A fifth run, a run repeated, and a bad spec among good ones are refused by name.
     let five = Comparison::from_specs(&base, &["alpha=2.5", "alpha=3", "alpha=3.5", "alpha=4"])
         .unwrap_err();
-    assert!(five.contains("5 runs") && five.contains("at most 4"), "{five}");
+    assert!(
+        five.contains("5 runs") && five.contains("at most 4"),
+        "{five}"
+    );
     let repeated = Comparison::from_specs(&base, &["alpha=2.5", "alpha=2.5"]).unwrap_err();
-    assert!(repeated.contains("run 3 is the same as run 2"), "{repeated}");
+    assert!(
+        repeated.contains("run 3 is the same as run 2"),
+        "{repeated}"
+    );
     let bad = Comparison::from_specs(&base, &["alpha=2.5", "alpha=99"]).unwrap_err();
-    assert!(bad.starts_with("alpha=99") && bad.contains("out of range"), "{bad}");
+    assert!(
+        bad.starts_with("alpha=99") && bad.contains("out of range"),
+        "{bad}"
+    );
 }

@@ -403,7 +403,10 @@ fn a_comparisons_runs_train_beside_the_first_and_scrub_with_it() {
     for (k, r_s) in [(1, 2.0f32), (2, 4.0)] {
         let other = run(world, k).timeline.entry(0).unwrap().clone();
         assert_eq!(other.step, 0, "run {k}: untrained first");
-        assert_eq!(run(world, 0).scene.frame.images, run(world, k).scene.frame.images);
+        assert_eq!(
+            run(world, 0).scene.frame.images,
+            run(world, k).scene.frame.images
+        );
         for (i, (a, b)) in first.radii.iter().zip(&other.radii).enumerate() {
             let ratio = b / a;
             assert!(
@@ -416,11 +419,19 @@ fn a_comparisons_runs_train_beside_the_first_and_scrub_with_it() {
 
     // Scrubbing the first run's timeline pauses training (as the panel's slider does) and
     // shows every other run at the same moment: its last snapshot at or before the step shown.
-    assert!(runs(app.world()).list.iter().all(|run| run.controls.running));
+    assert!(
+        runs(app.world())
+            .list
+            .iter()
+            .all(|run| run.controls.running)
+    );
     run_mut(&mut app, 0).timeline.scrub_to(2);
     app.update();
     assert!(
-        runs(app.world()).list.iter().all(|run| !run.controls.running),
+        runs(app.world())
+            .list
+            .iter()
+            .all(|run| !run.controls.running),
         "scrubbing back pauses every run"
     );
     let world = app.world();
@@ -431,7 +442,11 @@ fn a_comparisons_runs_train_beside_the_first_and_scrub_with_it() {
         let other = run(world, k);
         let entry_index = other.timeline.entry_at_step(shown).unwrap();
         let entry = other.timeline.entry(entry_index).unwrap().clone();
-        assert!(entry.step <= shown || entry_index == 0, "{} for {shown}", entry.step);
+        assert!(
+            entry.step <= shown || entry_index == 0,
+            "{} for {shown}",
+            entry.step
+        );
         assert_eq!(other.scene.frame.step, entry.step, "run {k}");
         assert_eq!(other.scene.radii, entry.radii, "run {k}");
         entries.push(entry);

@@ -85,10 +85,13 @@ fn settings_in_the_address_are_applied_in_order_and_decoded() {
         None
     );
     // `compare=` repeated: a run beside the first for each, in order, up to three.
-    let three = parse_address("?compare=radius_scale=1.5&compare=radius_scale=4", PagePath::Cpu)
-        .unwrap()
-        .compare
-        .expect("a comparison of three runs");
+    let three = parse_address(
+        "?compare=radius_scale=1.5&compare=radius_scale=4",
+        PagePath::Cpu,
+    )
+    .unwrap()
+    .compare
+    .expect("a comparison of three runs");
     let radii: Vec<f64> = three.configs.iter().map(|c| c.radius_scale).collect();
     assert_eq!(radii, [0.75, 1.5, 4.0]);
     let five = parse_address(
@@ -97,7 +100,10 @@ fn settings_in_the_address_are_applied_in_order_and_decoded() {
     )
     .unwrap_err()
     .to_string();
-    assert!(five.contains("`compare`") && five.contains("at most 4"), "{five}");
+    assert!(
+        five.contains("`compare`") && five.contains("at most 4"),
+        "{five}"
+    );
     // backend=auto or the page's own path is accepted and leaves the path's backend.
     assert_eq!(
         parse("?backend=auto", PagePath::Cpu).unwrap().backend,

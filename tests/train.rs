@@ -36,7 +36,10 @@ fn snapshot_at(session: &Session, step: usize) -> clamp::train::Snapshot {
         if let Some(snapshot) = session.take_snapshot().filter(|s| s.step == step) {
             return snapshot;
         }
-        assert!(std::time::Instant::now() < deadline, "no snapshot within 120 s");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no snapshot within 120 s"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }

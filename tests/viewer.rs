@@ -42,27 +42,15 @@ fn the_alpha_control_changes_the_loss_at_the_next_step() {
     );
 
     app.world_mut().write_message(TrainingAction::Step);
-    update_until(&mut app, "step 1", MINUTE, |w| {
-        run(w, 0).status.step >= 1
-    });
-    let first = run(app.world(), 0)
-        .status
-        .last
-        .clone()
-        .unwrap();
+    update_until(&mut app, "step 1", MINUTE, |w| run(w, 0).status.step >= 1);
+    let first = run(app.world(), 0).status.last.clone().unwrap();
     assert_eq!(first.alpha, 2.0);
 
     // The panel's slider writes the control; the schedule sends it before the next step.
     run_mut(&mut app, 0).controls.alpha = 3.0;
     app.world_mut().write_message(TrainingAction::Step);
-    update_until(&mut app, "step 2", MINUTE, |w| {
-        run(w, 0).status.step >= 2
-    });
-    let second = run(app.world(), 0)
-        .status
-        .last
-        .clone()
-        .unwrap();
+    update_until(&mut app, "step 2", MINUTE, |w| run(w, 0).status.step >= 2);
+    let second = run(app.world(), 0).status.last.clone().unwrap();
     assert_eq!(
         second.alpha, 3.0,
         "the trainer reports the new alpha at the next step"

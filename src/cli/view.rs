@@ -227,7 +227,11 @@ pub fn view(args: ViewArgs) -> Result<(), String> {
         options.window = Some((w, h));
     }
     // Runs side by side take turns at the same training cores.
-    options.train_threads = Some(args.train_threads.unwrap_or_else(default_train_threads).max(1));
+    options.train_threads = Some(
+        args.train_threads
+            .unwrap_or_else(default_train_threads)
+            .max(1),
+    );
     options.compare = compare;
     options.view = view;
     if let Some(scale) = args.render_scale {

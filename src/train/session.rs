@@ -122,10 +122,7 @@ impl Turns {
         let ticket = count.0;
         count.0 += 1;
         while ticket >= count.1 + self.permits {
-            count = self
-                .finished
-                .wait(count)
-                .unwrap_or_else(|e| e.into_inner());
+            count = self.finished.wait(count).unwrap_or_else(|e| e.into_inner());
         }
         Turn(self)
     }
@@ -434,10 +431,8 @@ async fn run<B: AutodiffBackend>(
                 continue;
             }
             Ok(command) => {
-                picture_stale |= matches!(
-                    command,
-                    Command::SetAlpha(_) | Command::SetRadiusScale(_)
-                );
+                picture_stale |=
+                    matches!(command, Command::SetAlpha(_) | Command::SetRadiusScale(_));
                 if !apply(
                     &mut trainer,
                     command,

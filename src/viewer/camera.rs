@@ -105,7 +105,8 @@ pub const ATTRIBUTE_CELL: MeshVertexAttribute =
     MeshVertexAttribute::new("ViewCell", 0x5EED_C1A3_0002, VertexFormat::Float32x4);
 
 /// The shaders' functions for a run's cell (`shaders/cells.wgsl`, imported as `clamp::cells`).
-pub const CELLS_SHADER: Handle<Shader> = bevy::asset::uuid_handle!("7c1e5a93-2f4d-4b86-9e07-3a5d8c6f1b24");
+pub const CELLS_SHADER: Handle<Shader> =
+    bevy::asset::uuid_handle!("7c1e5a93-2f4d-4b86-9e07-3a5d8c6f1b24");
 
 /// Makes `clamp::cells` importable by the sphere and line shaders (each plugin that draws
 /// cells calls it; loading it twice is harmless).
@@ -494,11 +495,23 @@ mod tests {
         // 0.25 of the width right of its half's center.
         let size = Vec2::new(800.0, 400.0);
         let quarters = view_cells(4);
-        assert_eq!(cell_pixel(Vec2::ZERO, quarters[3], size), Vec2::new(600.0, 300.0));
-        assert_eq!(cell_pixel(Vec2::new(1.0, 1.0), quarters[0], size), Vec2::new(400.0, 0.0));
+        assert_eq!(
+            cell_pixel(Vec2::ZERO, quarters[3], size),
+            Vec2::new(600.0, 300.0)
+        );
+        assert_eq!(
+            cell_pixel(Vec2::new(1.0, 1.0), quarters[0], size),
+            Vec2::new(400.0, 0.0)
+        );
         let halves = view_cells(2);
-        assert_eq!(cell_pixel(Vec2::new(0.5, 0.0), halves[0], size), Vec2::new(400.0, 200.0));
-        assert_eq!(cell_pixel(Vec2::ZERO, halves[1], size), Vec2::new(600.0, 200.0));
+        assert_eq!(
+            cell_pixel(Vec2::new(0.5, 0.0), halves[0], size),
+            Vec2::new(400.0, 200.0)
+        );
+        assert_eq!(
+            cell_pixel(Vec2::ZERO, halves[1], size),
+            Vec2::new(600.0, 200.0)
+        );
     }
 
     #[test]

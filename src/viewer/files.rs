@@ -129,4 +129,3 @@ pub async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
         .map_err(|e| failed("could not be read", e))?;
     Ok(js_sys::Uint8Array::new(&buffer).to_vec())
 }
-

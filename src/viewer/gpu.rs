@@ -21,9 +21,11 @@ impl Plugin for SharedDevicePlugin {
 
     fn cleanup(&self, app: &mut App) {
         let awaiting = app.world().get_resource::<Runs>().is_some_and(|runs| {
-            runs.list
-                .iter()
-                .any(|run| run.link.as_ref().is_some_and(|l| l.awaits_renderer_device()))
+            runs.list.iter().any(|run| {
+                run.link
+                    .as_ref()
+                    .is_some_and(|l| l.awaits_renderer_device())
+            })
         });
         if !awaiting {
             return;

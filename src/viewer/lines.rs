@@ -239,7 +239,12 @@ fn update_lines(
         let drawn = runs.list.get(line.run).zip(cells.get(line.run));
         let (buffers, cell) = drawn.map_or_else(
             || (LineBuffers::default(), WHOLE_PICTURE),
-            |(run, &cell)| (LineBuffers::of_scene(&run.scene, &settings, &selection), cell),
+            |(run, &cell)| {
+                (
+                    LineBuffers::of_scene(&run.scene, &settings, &selection),
+                    cell,
+                )
+            },
         );
         if let Some(mut mesh) = meshes.get_mut(&mesh.0) {
             fill_lines(&mut mesh, buffers, cell);

@@ -11,10 +11,10 @@ use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
 use bevy::window::ExitCondition;
 
 use super::camera::{OrbitCamera, apply_orbit, scene_camera, scene_target};
+use super::lines::LinesPlugin;
 use super::palette;
 use super::runs::{Run, Runs, ScenePlugin};
 use super::scene::{SceneSettings, SceneUpdate};
-use super::lines::LinesPlugin;
 use super::spheres::SphereRenderPlugin;
 
 /// The viewer's scene rendered into an image, one frame per call.

@@ -6,11 +6,11 @@
 use bevy::prelude::*;
 use bevy::window::PrimaryWindow;
 
-use super::scene::ViewerMode;
 use super::camera::{
     OrbitUpdate, SceneCamera, SceneView, cell_pixel, image_point, shown_runs, view_cells,
 };
 use super::runs::Runs;
+use super::scene::ViewerMode;
 use super::scene::{Scene, SceneUpdate};
 
 #[derive(Resource, Clone, Debug, Default, PartialEq)]
@@ -77,7 +77,11 @@ fn pick(
     // The run whose cell is under the pointer, and the pointer in pixels of the picture.
     let cells = view_cells(shown_runs(&runs, mode.as_deref()));
     let hovered = (|| {
-        let (k, run) = runs.list.iter().enumerate().find(|(_, run)| run.view.hovered)?;
+        let (k, run) = runs
+            .list
+            .iter()
+            .enumerate()
+            .find(|(_, run)| run.view.hovered)?;
         let view = view.as_ref()?;
         let size = images.get(&view.image)?.size();
         let local = image_point(view.rect?, cursor?, size)?;
@@ -101,7 +105,8 @@ fn pick(
     let mut best: Option<(f32, usize)> = None;
     for (i, &position) in scene.drawn.iter().enumerate() {
         let radius = scene.radii.get(i).copied().unwrap_or(0.0);
-        let (Some(center), Some(edge)) = (to_pixels(position), to_pixels(position + right * radius))
+        let (Some(center), Some(edge)) =
+            (to_pixels(position), to_pixels(position + right * radius))
         else {
             continue;
         };

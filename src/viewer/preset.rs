@@ -142,9 +142,9 @@ pub fn parse(text: &str, base: &TrainConfig) -> Result<Preset, String> {
         Some(toml::Value::Array(runs)) => runs
             .into_iter()
             .map(|value| {
-                value.try_into().map_err(|e: toml::de::Error| {
-                    format!("[[compare]]: {}", e.to_string().trim())
-                })
+                value
+                    .try_into()
+                    .map_err(|e: toml::de::Error| format!("[[compare]]: {}", e.to_string().trim()))
             })
             .collect::<Result<_, _>>()?,
         Some(value) => vec![

@@ -347,7 +347,8 @@ fn record_comparison<B: AutodiffBackend>(
         }
         progress.finish();
     }
-    let narrow = super::camera::narrow_view_framing(Vec2::new(cells[0].2 as f32, cells[0].3 as f32));
+    let narrow =
+        super::camera::narrow_view_framing(Vec2::new(cells[0].2 as f32, cells[0].3 as f32));
     let mut written = Vec::with_capacity(frames);
     let mut progress = Progress::new(&format!("record {} runs", runs.len()), frames);
     let mut stages = StageSeconds::default();
@@ -361,14 +362,19 @@ fn record_comparison<B: AutodiffBackend>(
             })?;
         }
         let scenes: Vec<super::scene::SceneFrame> = timed(&mut stages.embedding, || {
-            runs.iter().map(|trainer| frame_of(trainer.snapshot())).collect()
+            runs.iter()
+                .map(|trainer| frame_of(trainer.snapshot()))
+                .collect()
         });
         let reach = scenes.iter().map(frame_reach).fold(0.0, f32::max);
         let framing = super::camera::framing_for(reach) * narrow;
         let yaw = OrbitCamera::default().yaw + (orbit * index as f32 / fps as f32).to_radians();
         let mut image = image::RgbaImage::from_pixel(width, height, background());
-        for (run, ((frame, renderer), &(x, y, _, _))) in
-            scenes.into_iter().zip(&mut renderers).zip(&cells).enumerate()
+        for (run, ((frame, renderer), &(x, y, _, _))) in scenes
+            .into_iter()
+            .zip(&mut renderers)
+            .zip(&cells)
+            .enumerate()
         {
             let (step, contacts, dim) = (frame.step, mean(&frame.contacts), frame.dim);
             let mut cell = timed(&mut stages.drawing, || {

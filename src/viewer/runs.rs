@@ -260,7 +260,10 @@ impl Runs {
         let paused = !self.running();
         let first = self.list.first_mut().ok_or("no first run")?;
         let priority = first.controls.priority;
-        let link = first.link.as_mut().ok_or("the first run is not trained here")?;
+        let link = first
+            .link
+            .as_mut()
+            .ok_or("the first run is not trained here")?;
         link.restart(comparison.configs[0].clone())?;
         let mut others = Vec::new();
         for (k, config) in comparison.configs.iter().enumerate().skip(1) {
@@ -691,8 +694,7 @@ fn update_scenes(
 ) {
     let reproject = last_projection.is_some_and(|p| p != settings.projection);
     *last_projection = Some(settings.projection);
-    let live_training =
-        mode.is_none_or(|m| *m == ViewerMode::Training) && runs.is_live();
+    let live_training = mode.is_none_or(|m| *m == ViewerMode::Training) && runs.is_live();
     for run in &mut runs.list {
         if let Some(frame) = run.incoming.take() {
             run.scene.take(frame, settings.projection);
@@ -737,7 +739,10 @@ mod tests {
         after.radius_scale = 1.5;
         runs.apply_controls(&before, &after);
         for run in &runs.list {
-            assert_eq!(run.controls.radius_scale, 1.5, "a moved slider moves every run");
+            assert_eq!(
+                run.controls.radius_scale, 1.5,
+                "a moved slider moves every run"
+            );
         }
         let alphas: Vec<f64> = runs.list.iter().map(|r| r.controls.alpha).collect();
         assert_eq!(alphas, [2.0, 2.5, 3.0], "alpha was not moved");
@@ -750,7 +755,10 @@ mod tests {
         let mut after = before.clone();
         after.running = false;
         runs.apply_controls(&before, &after);
-        assert!(runs.list.iter().all(|r| !r.controls.running), "pause is shared");
+        assert!(
+            runs.list.iter().all(|r| !r.controls.running),
+            "pause is shared"
+        );
     }
 
     #[test]
@@ -772,6 +780,9 @@ mod tests {
             .map(|r| r.controls.lr == after.lr)
             .collect();
         assert_eq!(doubled, [false, false, true, false]);
-        assert!(runs.list.iter().all(|r| !r.controls.running), "pause is still shared");
+        assert!(
+            runs.list.iter().all(|r| !r.controls.running),
+            "pause is still shared"
+        );
     }
 }

@@ -34,7 +34,6 @@ pub enum ViewerMode {
     Physics,
 }
 
-
 /// How the scene is drawn; the panel edits it.
 #[derive(Resource, Clone, Debug, PartialEq)]
 pub struct SceneSettings {

@@ -16,7 +16,9 @@ use bevy::render::render_resource::{
 use bevy::render::slab_allocator::SlabAllocatorSettings;
 use bevy::shader::ShaderRef;
 
-use super::camera::{ATTRIBUTE_CELL, OrbitUpdate, SceneCamera, WHOLE_PICTURE, shown_runs, view_cells};
+use super::camera::{
+    ATTRIBUTE_CELL, OrbitUpdate, SceneCamera, WHOLE_PICTURE, shown_runs, view_cells,
+};
 use super::palette;
 use super::picking::Selection;
 use super::runs::{Runs, one_entity_a_run};

@@ -83,7 +83,9 @@ fn start_running(
     options: SessionOptions,
 ) -> Running {
     if backend.kind == BackendKind::Cpu
-        && let Some(started) = START_ELSEWHERE.get().and_then(|start| start(&config, &options))
+        && let Some(started) = START_ELSEWHERE
+            .get()
+            .and_then(|start| start(&config, &options))
     {
         match started {
             Ok(session) => return Running::Elsewhere(session),

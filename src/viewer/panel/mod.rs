@@ -58,22 +58,19 @@ impl Plugin for PanelPlugin {
     fn build(&self, app: &mut App) {
         let teaching = self.teaching;
         let lesson = self.lesson.clone();
-        app.add_systems(
-            Startup,
-            move |mut commands: Commands, runs: Res<Runs>| {
-                commands.insert_resource(PanelState {
-                    teaching,
-                    draft: runs
-                        .first_link()
-                        .map_or_else(TrainConfig::viewer_default, |l| l.config.clone()),
-                    preset_path: "presets/my-run.toml".into(),
-                    message: None,
-                    lesson: lesson.clone(),
-                    compare_draft: "alpha=2.5".into(),
-                    hover_texture: None,
-                });
-            },
-        )
+        app.add_systems(Startup, move |mut commands: Commands, runs: Res<Runs>| {
+            commands.insert_resource(PanelState {
+                teaching,
+                draft: runs
+                    .first_link()
+                    .map_or_else(TrainConfig::viewer_default, |l| l.config.clone()),
+                preset_path: "presets/my-run.toml".into(),
+                message: None,
+                lesson: lesson.clone(),
+                compare_draft: "alpha=2.5".into(),
+                hover_texture: None,
+            });
+        })
         .add_systems(EguiPrimaryContextPass, draw_ui);
     }
 }
@@ -132,7 +129,14 @@ fn draw_ui(
                 status::mode_switch(ui, &mut mode);
                 ui.separator();
                 if training {
-                    run::lesson_controls(ui, &mut panel, runs, &mut settings, &mut orbit, &mut actions);
+                    run::lesson_controls(
+                        ui,
+                        &mut panel,
+                        runs,
+                        &mut settings,
+                        &mut orbit,
+                        &mut actions,
+                    );
                     ui.separator();
                     run::run_controls(ui, runs, &mut actions);
                     run::timeline_controls(ui, runs);
@@ -182,7 +186,8 @@ fn draw_ui(
             let whole = ui.available_rect_before_wrap();
             // One picture; each run in its cell (the sandbox fills it, the other runs rest).
             let response = ui.allocate_rect(whole, egui::Sense::click_and_drag());
-            ui.painter().add(super::picture::paint(view.image.id(), whole));
+            ui.painter()
+                .add(super::picture::paint(view.image.id(), whole));
             let whole_rect = to_rect(whole);
             if view.rect != Some(whole_rect) {
                 view.rect = Some(whole_rect);

@@ -228,7 +228,8 @@ fn compared_plots(ui: &mut egui::Ui, runs: &Runs, cursor: Option<usize>) {
             let mut x = rect.left();
             while x < rect.right() {
                 let end = (x + dash).min(rect.right());
-                ui.painter().line_segment([egui::pos2(x, y), egui::pos2(end, y)], stroke);
+                ui.painter()
+                    .line_segment([egui::pos2(x, y), egui::pos2(end, y)], stroke);
                 x = end + dash.min(4.0);
             }
             ui.label(RichText::new(caption).small().color(*color));
@@ -251,7 +252,11 @@ fn compared_plots(ui: &mut egui::Ui, runs: &Runs, cursor: Option<usize>) {
                             .iter()
                             .flat_map(|r| [[r[0], r[1]], [r[0], r[2]]])
                             .collect();
-                        p.points(Points::new(caption.clone(), probes).radius(3.0).color(*color));
+                        p.points(
+                            Points::new(caption.clone(), probes)
+                                .radius(3.0)
+                                .color(*color),
+                        );
                     }
                     if let Some(baseline) = baseline {
                         p.hline(HLine::new("raw pixels by PCA", baseline));

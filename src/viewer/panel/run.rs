@@ -438,12 +438,13 @@ pub(super) fn compare_controls(
     runs: &Runs,
     actions: &mut MessageWriter<TrainingAction>,
 ) {
-    ui.label(RichText::new("compare").strong()).on_hover_text(format!(
-        "runs beside this one on the same data, seed, initial weights and batches, differing \
+    ui.label(RichText::new("compare").strong())
+        .on_hover_text(format!(
+            "runs beside this one on the same data, seed, initial weights and batches, differing \
          only in the settings named: KEY=VALUE, several separated by commas; up to {} runs \
          beside it, separated by semicolons",
-        MAX_RUNS - 1
-    ));
+            MAX_RUNS - 1
+        ));
     if let Some(comparison) = &runs.comparison {
         ui.horizontal_wrapped(|ui| {
             ui.label(comparison.legend());

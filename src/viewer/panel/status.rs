@@ -30,13 +30,11 @@ pub(super) fn header(ui: &mut egui::Ui, runs: &Runs, mode: &ViewerMode, physics:
         ui.label(format!("data: {}", link.data.description));
         ui.label(format!("backend: {}", link.backend.description));
     }
-    ui.label(
-        RichText::new(format!("{} runs side by side", runs.len())).strong(),
-    )
-    .on_hover_text(
-        "the same data, seed, initial weights and batches, differing only in the settings \
+    ui.label(RichText::new(format!("{} runs side by side", runs.len())).strong())
+        .on_hover_text(
+            "the same data, seed, initial weights and batches, differing only in the settings \
          each caption names",
-    );
+        );
     for (k, run) in runs.list.iter().enumerate() {
         run_lines(ui, k, run);
     }
