@@ -204,7 +204,7 @@ impl LineBuffers {
     }
 }
 
-/// A line-list mesh of `buffers` in `cell` (one zero-length segment when there is nothing to
+/// A line-list mesh of `buffers` in the whole picture (one zero-length segment when there is nothing to
 /// draw: an empty vertex buffer is not a valid draw).
 fn line_mesh(buffers: LineBuffers) -> Mesh {
     let mut mesh = Mesh::new(

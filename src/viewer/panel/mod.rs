@@ -17,7 +17,7 @@ use bevy::prelude::*;
 use bevy_egui::egui::{self, Color32};
 use bevy_egui::{EguiContexts, EguiPrimaryContextPass};
 
-use super::camera::{OrbitCamera, SceneView, cell_rect, view_cells};
+use super::camera::{OrbitCamera, SceneView, cell_rect, shown_runs, view_cells};
 use super::capture::{CaptureRequest, Recording};
 use super::pacing::FramePacing;
 use super::physics_mode::{PhysicsControls, PhysicsStatus};
@@ -195,7 +195,7 @@ fn draw_ui(
             let pointer = (response.hovered() || response.dragged())
                 .then(|| response.hover_pos().or(response.interact_pointer_pos()))
                 .flatten();
-            let shown = if training { runs.len() } else { 1 };
+            let shown = shown_runs(runs, Some(&*mode));
             let cells: Vec<egui::Rect> = view_cells(shown)
                 .into_iter()
                 .map(|cell| to_egui(cell_rect(whole_rect, cell)))
