@@ -8,7 +8,8 @@
 #   scripts/test.sh [cargo test args]    those cargo tests only (add --web for the page too)
 # On Debian and Ubuntu the missing system packages are installed with apt-get (as root, or
 # through sudo): a Vulkan driver (Mesa's software lavapipe serves when there is no GPU), Xvfb
-# and the X libraries the viewer's window test loads, the full Fashion-MNIST, and for the
+# and the X libraries the viewer's window test loads, the full Fashion-MNIST, python3 with numpy
+# (a run written by python/clamp_follow.py is filmed), and for the
 # browser build Debian's Rust for the web, wasm-ld and Chromium. Elsewhere it names what is
 # missing and stops.
 set -euo pipefail
@@ -26,7 +27,7 @@ for arg in "$@"; do
   esac
 done
 
-packages="mesa-vulkan-drivers libvulkan1 xvfb xauth libxkbcommon-x11-0 libxcursor1 libxi6 libxrandr2 dataset-fashion-mnist"
+packages="mesa-vulkan-drivers libvulkan1 xvfb xauth libxkbcommon-x11-0 libxcursor1 libxi6 libxrandr2 dataset-fashion-mnist python3 python3-numpy"
 if [ "$web" = 1 ]; then
   packages="$packages rustc-web cargo-web rust-web-src lld chromium libgl1-mesa-dri libegl-mesa0"
 fi

@@ -25,6 +25,7 @@ pub mod optim;
 pub mod pace;
 pub mod page;
 pub mod physics;
+pub mod pictures;
 pub mod progress;
 #[cfg(feature = "viewer")]
 pub mod projection;

@@ -11,6 +11,7 @@ use std::process::Command;
 
 use common::files::temp_dir;
 use common::run_clamp as clamp;
+use common::under_xvfb;
 
 /// The scene's background as sRGB bytes (the viewer's `palette::BACKGROUND`).
 const BACKGROUND: [u8; 3] = [14, 16, 21];
@@ -104,41 +105,6 @@ fn view_with_a_display_that_is_not_there_is_a_clear_error() {
         stderr.contains("DISPLAY=:4321") && stderr.contains("xvfb-run"),
         "{stderr}"
     );
-}
-
-/// `clamp ARGS` in a window on a fresh Xvfb display, with `env` set. The tests of this file run
-/// in parallel, and two `xvfb-run -a` started at once can pick the same display number; on a
-/// loaded machine a display also now and then refuses the first connection. Both are the
-/// harness, not the viewer: the window tests take turns, and a run whose display failed is
-/// tried again (three times at most).
-fn under_xvfb(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    static DISPLAYS: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _turn = DISPLAYS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let run = || {
-        Command::new("xvfb-run")
-            .args(["-a", "-s", "-screen 0 1280x720x24"])
-            .arg(env!("CARGO_BIN_EXE_clamp"))
-            .args(args)
-            .envs(env.iter().copied())
-            .output()
-            .expect("xvfb-run must be installed (Debian package xvfb) for this test")
-    };
-    let display_failed = |output: &std::process::Output| {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        stderr.contains("XOpenDisplayFailed")
-            || stderr.contains("Xvfb failed to start")
-            || stderr.contains("Failed to open X display")
-    };
-    let mut output = run();
-    for _ in 1..3 {
-        if !display_failed(&output) {
-            break;
-        }
-        output = run();
-    }
-    output
 }
 
 /// `clamp ARGS` with the Vulkan driver hidden from the loader (both the old and the new name of

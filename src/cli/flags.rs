@@ -10,7 +10,7 @@ use crate::model::EncoderKind;
 
 /// Flags that override the training configuration (the `--config` file's, or the command's
 /// defaults). Their `--help` lines end with the command's default and the allowed range.
-#[derive(clap::Args, Debug, Clone, Default)]
+#[derive(clap::Args, Debug, Clone, Default, PartialEq)]
 pub struct TrainingFlags {
     /// A TOML file of training keys (the flags' names, with `_`); `view` and `record` also
     /// read the [view] and [lesson] tables of the lessons in assets/lessons/.

@@ -61,6 +61,14 @@ pub struct TrainArgs {
     /// every five minutes of work].
     #[arg(long, value_name = "N")]
     pub checkpoint_every: Option<usize>,
+    /// Write the packing of the drawn held-out images to the run's pictures.bin every N steps,
+    /// and at the last (0: no pictures) [default: about every 2 s of work, at most 2.5% of
+    /// it]. `clamp view --follow` and `clamp record --from` draw them.
+    #[arg(long, value_name = "N")]
+    pub picture_every: Option<usize>,
+    /// Held-out images in each picture (the first of them are the ones the viewer draws).
+    #[arg(long, value_name = "N", default_value_t = crate::pictures::DEFAULT_SPHERES)]
+    pub picture_spheres: usize,
 }
 
 impl TrainArgs {
@@ -100,6 +108,19 @@ enum CheckpointEvery {
 
 const DEFAULT_CHECKPOINT_SECONDS: f64 = 300.0;
 
+/// How often `clamp train` writes a picture.
+#[derive(Clone, Copy, Debug)]
+enum PictureEvery {
+    Never,
+    Steps(usize),
+    /// The default: after this many seconds of work, or 40 times what the last picture took
+    /// if longer (so pictures cost at most 2.5% of the run).
+    Seconds(f64),
+}
+
+const DEFAULT_PICTURE_SECONDS: f64 = 2.0;
+const PICTURE_COST_SHARE: f64 = 40.0;
+
 /// Flags that may accompany `--resume`: they change how the run goes on, not what it trains.
 const RESUME_FLAGS: &[&str] = &[
     "resume",
@@ -108,6 +129,7 @@ const RESUME_FLAGS: &[&str] = &[
     "epochs",
     "eval-every",
     "checkpoint-every",
+    "picture-every",
 ];
 
 /// Exit code of a run stopped by repeated non-finite steps.
@@ -121,6 +143,18 @@ pub fn train(args: TrainArgs, given: &[String]) -> Result<i32, String> {
         Some(steps) => CheckpointEvery::Steps(steps),
         None => CheckpointEvery::Seconds(DEFAULT_CHECKPOINT_SECONDS),
     };
+    let picture_every = match args.picture_every {
+        Some(0) => PictureEvery::Never,
+        Some(steps) => PictureEvery::Steps(steps),
+        None => PictureEvery::Seconds(DEFAULT_PICTURE_SECONDS),
+    };
+    let picture_spheres = args.picture_spheres;
+    if !(2..=crate::pictures::MAX_SPHERES).contains(&picture_spheres) {
+        return Err(format!(
+            "--picture-spheres {picture_spheres}: allowed 2 to {}",
+            crate::pictures::MAX_SPHERES
+        ));
+    }
     let (config, out) = match &args.resume {
         Some(run) => {
             if let Some(flag) = given
@@ -191,6 +225,8 @@ pub fn train(args: TrainArgs, given: &[String]) -> Result<i32, String> {
             metrics,
             resuming,
             checkpoint_every,
+            picture_every,
+            picture_spheres,
             fault,
         },
     )?;
@@ -224,7 +260,93 @@ struct TrainRun {
     metrics: File,
     resuming: bool,
     checkpoint_every: CheckpointEvery,
+    picture_every: PictureEvery,
+    picture_spheres: usize,
     fault: Option<Fault>,
+}
+
+/// The pictures a run writes as it trains, and what they cost.
+struct Pictures {
+    writer: crate::pictures::PictureWriter,
+    images: Vec<usize>,
+    every: PictureEvery,
+    last: Instant,
+    last_cost: f64,
+    seconds: f64,
+    written: usize,
+}
+
+impl Pictures {
+    /// Starts (or, resuming at `step`, continues) the run's pictures, with one of `step`.
+    fn start<B: AutodiffBackend>(
+        trainer: &Trainer<B>,
+        out: &std::path::Path,
+        every: PictureEvery,
+        spheres: usize,
+        resuming: bool,
+    ) -> Result<Option<Self>, String> {
+        use crate::pictures::{PictureHeader, PictureWriter};
+        if matches!(every, PictureEvery::Never) {
+            return Ok(None);
+        }
+        let test = &trainer.data.test;
+        let images = crate::train::inputs::drawn_images(test.len, trainer.config.seed, spheres);
+        let labels = images.iter().map(|&i| test.labels[i]).collect();
+        let mut header =
+            PictureHeader::new(trainer.config.dim, labels, images.clone(), "clamp train");
+        header.classes = test.class_names.clone();
+        let step = trainer.step_count() as u64;
+        let writer = if resuming {
+            PictureWriter::resume(out, header, step)?
+        } else {
+            PictureWriter::create(out, header)?
+        };
+        let mut pictures = Self {
+            writer,
+            images,
+            every,
+            last: Instant::now(),
+            last_cost: 0.0,
+            seconds: 0.0,
+            written: 0,
+        };
+        if pictures.writer.last_step() != Some(step) {
+            pictures.write(trainer)?;
+        }
+        Ok(Some(pictures))
+    }
+
+    fn write<B: AutodiffBackend>(&mut self, trainer: &Trainer<B>) -> Result<(), String> {
+        let started = Instant::now();
+        self.writer.write(&trainer.picture(&self.images))?;
+        self.last_cost = started.elapsed().as_secs_f64();
+        self.seconds += self.last_cost;
+        self.written += 1;
+        self.last = Instant::now();
+        Ok(())
+    }
+
+    /// Writes one after `trainer`'s step if one is due (always at the run's last step).
+    fn after_step<B: AutodiffBackend>(
+        &mut self,
+        trainer: &Trainer<B>,
+        total: usize,
+    ) -> Result<(), String> {
+        let step = trainer.step_count();
+        let due = step >= total
+            || match self.every {
+                PictureEvery::Never => false,
+                PictureEvery::Steps(every) => step.is_multiple_of(every),
+                PictureEvery::Seconds(seconds) => {
+                    self.last.elapsed().as_secs_f64()
+                        >= seconds.max(PICTURE_COST_SHARE * self.last_cost)
+                }
+            };
+        if due && self.writer.last_step() != Some(step as u64) {
+            self.write(trainer)?;
+        }
+        Ok(())
+    }
 }
 
 impl BackendTask for TrainRun {
@@ -238,10 +360,12 @@ impl BackendTask for TrainRun {
             mut metrics,
             resuming,
             checkpoint_every,
+            picture_every,
+            picture_spheres,
             fault,
         } = self;
         let started = Instant::now();
-        let (mut trainer, initial) = if resuming {
+        let mut trainer = if resuming {
             let (trainer, dir) = load_newest::<B>(&out, &config, data, device)?;
             let step = trainer.step_count();
             // Lines past the checkpoint belong to steps that will be run again.
@@ -251,16 +375,23 @@ impl BackendTask for TrainRun {
                 &mut metrics,
                 &json!({"event": "resumed", "step": step, "checkpoint": dir}).to_string(),
             )?;
-            (trainer, None)
+            trainer
         } else {
-            let trainer = Trainer::<B>::new(config.clone(), data, device);
+            Trainer::<B>::new(config.clone(), data, device)
+        };
+        // The first picture before the first probe, so a follower sees the run at once.
+        let mut pictures =
+            Pictures::start(&trainer, &out, picture_every, picture_spheres, resuming)?;
+        let initial = if resuming {
+            None
+        } else {
             let initial = trainer.probe();
             eprintln!(
                 "at initialisation: kNN {:.4}, linear probe {:.4} ({:.1} s)",
                 initial.knn_acc, initial.linear_acc, initial.seconds
             );
             write_line(&mut metrics, &probe_json(&initial))?;
-            (trainer, Some(initial))
+            Some(initial)
         };
         trainer.set_fault(fault);
         let total = trainer.total_steps();
@@ -339,6 +470,9 @@ impl BackendTask for TrainRun {
             }
             let step = trainer.step_count();
             progress.set(step);
+            if let Some(pictures) = pictures.as_mut() {
+                pictures.after_step(&trainer, total)?;
+            }
             if fault.is_some_and(|f| f.kind == FaultKind::Interrupt && f.strikes(step)) {
                 signals::interrupt_self();
             }
@@ -418,6 +552,8 @@ impl BackendTask for TrainRun {
                 "loss_kind": config.loss,
                 "checkpoint": checkpoint_dir,
                 "resumed": resuming,
+                "pictures": pictures.as_ref().map(|p| p.written),
+                "picture_seconds": pictures.as_ref().map(|p| p.seconds),
             })
             .to_string(),
         ))

@@ -43,6 +43,17 @@ pub struct ViewArgs {
     /// Print frames per second, training steps and the frame-time spread as JSON on exit.
     #[arg(long)]
     pub stats: bool,
+    /// With --stats, print the line every S seconds too.
+    #[arg(long, value_name = "S", requires = "stats")]
+    pub stats_every: Option<f64>,
+    /// Draw a run trained elsewhere from its folder as it trains (`clamp train --out DIR`, or
+    /// python/clamp_follow.py), instead of training one here: the newest picture, its plots
+    /// and a timeline over every picture. Repeat it for up to four runs side by side.
+    #[arg(long, value_name = "DIR")]
+    pub follow: Vec<PathBuf>,
+    /// Draw the spheres this fraction of their radius (0.02 to 1; the panel's slider).
+    #[arg(long, value_name = "F")]
+    pub sphere_size: Option<f32>,
     /// Window size, WIDTHxHEIGHT, 320x240 to 8192x8192 [default: 960x540 on a software
     /// rasterizer, else 1280x720].
     #[arg(long, value_name = "WxH")]
@@ -139,6 +150,14 @@ pub struct RecordArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub compare: CompareFlags,
+    /// Film a run trained elsewhere from the pictures in its folder (`clamp train --out DIR`,
+    /// python/clamp_follow.py), a frame a picture, instead of training one.
+    #[arg(long, value_name = "DIR")]
+    pub from: Option<PathBuf>,
+    /// Draw the spheres this fraction of their radius (0.02 to 1): in many dimensions they
+    /// overlap in any 3-D picture.
+    #[arg(long, value_name = "F", default_value_t = 1.0)]
+    pub sphere_size: f32,
 }
 
 fn base_config(
@@ -165,6 +184,16 @@ fn base_config(
         config.snapshot_images = spheres;
     }
     Ok((validated(config)?, view, lesson))
+}
+
+/// `--sphere-size`, checked.
+fn sphere_size(size: f32) -> Result<f32, String> {
+    let (low, high) = crate::viewer::ranges::SPHERE_SIZE;
+    if (low..=high).contains(&size) {
+        Ok(size)
+    } else {
+        Err(format!("--sphere-size {size}: allowed {low} to {high}"))
+    }
 }
 
 /// Parses `WxH`.
@@ -214,6 +243,35 @@ pub fn view(args: ViewArgs) -> Result<(), String> {
         }
     }
     options.stats = args.stats;
+    if let Some(every) = args.stats_every
+        && !(every.is_finite() && every > 0.0 && every <= 86_400.0)
+    {
+        return Err(format!(
+            "--stats-every {every}: allowed above 0, up to 86400"
+        ));
+    }
+    options.stats_every = args.stats_every;
+    options.sphere_size = args.sphere_size.map(sphere_size).transpose()?;
+    if !args.follow.is_empty() {
+        if args.follow.len() > crate::compare::MAX_RUNS {
+            return Err(format!(
+                "--follow: {} runs asked for: at most {}",
+                args.follow.len(),
+                crate::compare::MAX_RUNS
+            ));
+        }
+        for dir in &args.follow {
+            crate::viewer::follow::check_followable(dir)?;
+        }
+        if compare.is_some() || args.physics {
+            return Err(
+                "--follow draws runs trained elsewhere: it cannot be given with \
+                        --compare, --compare-config or --physics"
+                    .into(),
+            );
+        }
+        options.follow = args.follow.clone();
+    }
     options.paused = args.paused;
     options.teaching = args.teaching || view.as_ref().is_some_and(|v| v.teaching);
     if args.physics {
@@ -247,11 +305,71 @@ pub fn view(args: ViewArgs) -> Result<(), String> {
     crate::viewer::run(options)
 }
 
+/// `clamp record --from DIR`: training flags make no sense there and are refused.
+fn record_from_run(
+    dir: &std::path::Path,
+    args: &RecordArgs,
+    size: (u32, u32),
+    output: VideoOutput,
+) -> Result<(), String> {
+    if args.training != TrainingFlags::default()
+        || args.spheres.is_some()
+        || !args.compare.compare.is_empty()
+        || !args.compare.compare_config.is_empty()
+        || args.start_step != 0
+    {
+        return Err(format!(
+            "--from {}: films the run's own pictures; training flags, --spheres, --compare \
+             and --start-step do not apply",
+            dir.display()
+        ));
+    }
+    let probe = RecordOptions {
+        size,
+        fps: args.fps,
+        orbit: args.orbit.unwrap_or(6.0),
+        frames: 1,
+        ..RecordOptions::for_config(TrainConfig::viewer_default(), output.clone())
+    };
+    probe.validate()?;
+    let summary = crate::viewer::record::record_from(
+        dir,
+        size,
+        args.fps,
+        probe.orbit,
+        sphere_size(args.sphere_size)?,
+        output,
+    )?;
+    print_summary(&summary);
+    Ok(())
+}
+
+fn print_summary(summary: &crate::viewer::record::RecordSummary) {
+    if let Some(note) = &summary.note {
+        eprintln!("note: {note}");
+    }
+    println!(
+        "{}",
+        serde_json::json!({
+            "frames": summary.frames.len(),
+            "frames_dir": summary.frames.first().and_then(|p| p.parent()).map(|p| p.display().to_string()),
+            "video": summary.video.as_ref().map(|p| p.display().to_string()),
+            "steps": summary.steps,
+            "seconds": summary.seconds,
+            "frames_per_second": summary.frames.len() as f64 / summary.stages.frames.max(1e-9),
+            "stage_seconds": summary.stages,
+        })
+    );
+}
+
 pub fn record(args: RecordArgs) -> Result<(), String> {
     crate::train::Fault::from_env()?;
     // Output and size problems are reported before the data is read or a step is taken.
     let output = VideoOutput::from_path(&args.out)?;
     let size = parse_size(&args.size)?;
+    if let Some(dir) = &args.from {
+        return record_from_run(dir, &args, size, output);
+    }
     let (config, view, _lesson) =
         base_config(&args.training, args.spheres, TrainConfig::viewer_default())?;
     let compare = comparison(&config, &args.compare, args.training.config.as_deref())?;
@@ -269,20 +387,6 @@ pub fn record(args: RecordArgs) -> Result<(), String> {
         output,
     };
     let summary = record_video(options)?;
-    if let Some(note) = &summary.note {
-        eprintln!("note: {note}");
-    }
-    println!(
-        "{}",
-        serde_json::json!({
-            "frames": summary.frames.len(),
-            "frames_dir": summary.frames.first().and_then(|p| p.parent()).map(|p| p.display().to_string()),
-            "video": summary.video.as_ref().map(|p| p.display().to_string()),
-            "steps": summary.steps,
-            "seconds": summary.seconds,
-            "frames_per_second": summary.frames.len() as f64 / summary.stages.frames.max(1e-9),
-            "stage_seconds": summary.stages,
-        })
-    );
+    print_summary(&summary);
     Ok(())
 }

@@ -75,9 +75,7 @@ impl TrainingData {
             ));
         }
         let (channel_mean, channel_std) = channel_stats(&train);
-        let shown = config.snapshot_images.min(test.len);
-        let mut snapshot_images = permutation(test.len, mix_seed(config.seed, 3))[..shown].to_vec();
-        snapshot_images.sort_unstable();
+        let snapshot_images = drawn_images(test.len, config.seed, config.snapshot_images);
         Ok(Self {
             train,
             test,
@@ -88,6 +86,15 @@ impl TrainingData {
             snapshot_images,
         })
     }
+}
+
+/// The `count` held-out images a run of `seed` draws (fewer when the test split is smaller), in
+/// order: a prefix of one permutation, so the first 200 of 1,000 are the 200 the viewer draws.
+pub fn drawn_images(test_len: usize, seed: u64, count: usize) -> Vec<usize> {
+    let shown = count.min(test_len);
+    let mut images = permutation(test_len, mix_seed(seed, 3))[..shown].to_vec();
+    images.sort_unstable();
+    images
 }
 
 /// The config's augmentation recipe for photographs.

@@ -365,6 +365,8 @@ pub struct Trainer<B: AutodiffBackend> {
     /// time, so they are augmented and uploaded once and a snapshot costs one forward pass
     /// (with 10,000 spheres, 125 MB of pixels a frame otherwise).
     snapshot_input: std::sync::OnceLock<Tensor<B::InnerBackend, 4>>,
+    /// The same for the images of [`Trainer::picture`] (the images they are of, and them).
+    picture_input: std::sync::Mutex<Option<(Vec<usize>, Tensor<B::InnerBackend, 4>)>>,
 }
 
 impl<B: AutodiffBackend> Trainer<B> {
@@ -390,6 +392,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             non_finite_in_a_row: 0,
             epoch_order: Default::default(),
             snapshot_input: Default::default(),
+            picture_input: Default::default(),
         }
     }
 
@@ -701,6 +704,55 @@ impl<B: AutodiffBackend> Trainer<B> {
             indices.len(),
             self.config.dim,
         ])
+    }
+
+    /// The spheres of `images` of the test split as a run's folder keeps them
+    /// ([`crate::pictures`]): centers and radii (r_s included) of the snapshot views, in
+    /// inference mode; only these two are read back. The views are augmented and uploaded once.
+    pub fn picture(&self, images: &[usize]) -> crate::pictures::Picture {
+        let views = self.config.views;
+        let input = {
+            let mut cached = self.picture_input.lock().unwrap_or_else(|e| e.into_inner());
+            match cached.as_ref() {
+                Some((kept, input)) if kept == images => input.clone(),
+                _ => {
+                    let pixels = make_views(
+                        &self.data.test,
+                        images,
+                        views,
+                        &self.data.augment,
+                        self.snapshot_view_seed(),
+                    );
+                    let input = self.input_tensor::<B::InnerBackend>(
+                        pixels,
+                        views * images.len(),
+                        &self.device,
+                    );
+                    *cached = Some((images.to_vec(), input.clone()));
+                    input
+                }
+            }
+        };
+        let projections = embed_in_chunks(&self.model.valid(), input, 1024).reshape([
+            views,
+            images.len(),
+            self.config.dim,
+        ]);
+        let packing = Packing::new(projections, &self.params);
+        let data = burn::tensor::Transaction::default()
+            .register(packing.centers)
+            .register(packing.radii)
+            .execute();
+        let values = |k: usize| -> Vec<f32> {
+            data.get(k)
+                .map(|d| d.iter::<f32>().collect())
+                .unwrap_or_default()
+        };
+        crate::pictures::Picture {
+            step: self.step as u64,
+            centers: values(0),
+            radii: values(1),
+        }
     }
 
     /// The fixed evaluation spheres: `views` augmented views (always the same ones) of the

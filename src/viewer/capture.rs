@@ -45,6 +45,9 @@ struct FrameBudget {
     started: Option<web_time::Instant>,
     screenshot: Option<PathBuf>,
     stats: bool,
+    /// Print the statistics line every this many seconds too.
+    stats_every: Option<f64>,
+    last_stats: Option<web_time::Instant>,
     counted: u64,
     exit_requested_at: Option<u64>,
     saved: Arc<AtomicBool>,
@@ -63,6 +66,7 @@ pub struct CapturePlugin {
     pub until_step: Option<usize>,
     pub screenshot: Option<PathBuf>,
     pub stats: bool,
+    pub stats_every: Option<f64>,
 }
 
 impl Plugin for CapturePlugin {
@@ -76,6 +80,8 @@ impl Plugin for CapturePlugin {
                 started: None,
                 screenshot: self.screenshot.clone(),
                 stats: self.stats,
+                stats_every: self.stats_every,
+                last_stats: None,
                 counted: 0,
                 exit_requested_at: None,
                 saved: Arc::new(AtomicBool::new(false)),
@@ -251,9 +257,19 @@ fn frame_budget(
     let steps_done = budget.until_step.is_none_or(|steps| {
         runs.list
             .iter()
-            .filter(|run| run.link.is_some())
+            .filter(|run| run.has_source())
             .all(|run| run.status.step >= steps)
     });
+    if let Some(every) = budget.stats_every
+        && budget.stats
+        && budget
+            .last_stats
+            .or(budget.measured_since)
+            .is_some_and(|t| t.elapsed().as_secs_f64() >= every)
+    {
+        budget.last_stats = Some(web_time::Instant::now());
+        println!("{}", stats_line(&budget, &runs));
+    }
     let counted_out =
         (budget.frames.is_some() || budget.until_step.is_some()) && frames_done && steps_done;
     if budget.exit_requested_at.is_none() && (counted_out || time_is_up) {
@@ -279,27 +295,7 @@ fn frame_budget(
             }
         }
         if budget.stats {
-            let seconds = budget
-                .measured_since
-                .map_or(1e-9, |since| since.elapsed().as_secs_f64().max(1e-9));
-            let steps_per_sec: Vec<f64> = runs
-                .list
-                .iter()
-                .enumerate()
-                .map(|(k, run)| {
-                    let first_step = budget.first_steps.get(k).copied().unwrap_or(0);
-                    run.status.step.saturating_sub(first_step) as f64 / seconds
-                })
-                .collect();
-            println!(
-                "{}",
-                frame_stats_json(
-                    &budget.frame_seconds,
-                    budget.render_scale_sum,
-                    &runs,
-                    &steps_per_sec,
-                )
-            );
+            println!("{}", stats_line(&budget, &runs));
         }
         if !saved {
             eprintln!("clamp view: the screenshot was not captured");
@@ -308,6 +304,28 @@ fn frame_budget(
             exit.write(AppExit::Success);
         }
     }
+}
+
+/// The statistics since the first measured frame.
+fn stats_line(budget: &FrameBudget, runs: &Runs) -> String {
+    let seconds = budget
+        .measured_since
+        .map_or(1e-9, |since| since.elapsed().as_secs_f64().max(1e-9));
+    let steps_per_sec: Vec<f64> = runs
+        .list
+        .iter()
+        .enumerate()
+        .map(|(k, run)| {
+            let first_step = budget.first_steps.get(k).copied().unwrap_or(0);
+            run.status.step.saturating_sub(first_step) as f64 / seconds
+        })
+        .collect();
+    frame_stats_json(
+        &budget.frame_seconds,
+        budget.render_scale_sum,
+        runs,
+        &steps_per_sec,
+    )
 }
 
 /// One run's line: its settings, pace and picture, and what its trainer reported.
@@ -326,12 +344,17 @@ fn run_json(run: &Run, steps_per_sec: f64) -> serde_json::Value {
         "class_purity": scene.purity,
         "best_class_purity": history.pictures.iter().map(|p| p.purity).reduce(f64::max),
         "pixel_pca_purity": link.and_then(|l| l.pixel_purity),
-        "chance_purity": link.map(|l| 1.0 / l.data.test.num_classes().max(1) as f64),
+        "chance_purity": run.chance_purity(),
         "drawn_contacts": frame.contacts.iter().map(|&c| c as f64).sum::<f64>() / n,
         "isostatic_contacts": 2 * frame.dim,
         "drawn_mean_radius": frame.radii.iter().map(|&r| r as f64).sum::<f64>() / n,
         "batch_contacts": run.status.last.as_ref().map(|r| r.packing.mean_contacts),
         "backend": link.map(|l| l.backend.description.as_str()),
+        // A followed run: the folder, the step of the picture drawn, the pictures read.
+        "followed": run.followed.as_ref().map(|f| f.dir.display().to_string()),
+        "followed_step": run.followed.as_ref().map(|_| frame.step),
+        "pictures": run.followed.as_ref().map(|f| f.pictures),
+        "follow_problem": run.followed.as_ref().and_then(|f| f.problem.clone()),
         // The first step plotted, and its loss: what a backend's agreement is checked on.
         "first_step": history.steps.first().copied(),
         "first_step_loss": history.loss.first().copied(),

@@ -31,6 +31,7 @@
 pub mod camera;
 pub mod capture;
 pub mod files;
+pub mod follow;
 #[cfg(feature = "gpu")]
 pub mod gpu;
 pub mod lines;
@@ -108,6 +109,13 @@ pub struct ViewerOptions {
     pub adaptive_resolution: Option<bool>,
     /// Runs beside the first (one to three), differing in the named settings.
     pub compare: Option<crate::compare::Comparison>,
+    /// Draw these runs, trained elsewhere, from their folders instead of training (one to
+    /// four).
+    pub follow: Vec<PathBuf>,
+    /// Print the statistics line every this many seconds too (with `stats`).
+    pub stats_every: Option<f64>,
+    /// Drawn radii over true ones (None: 1).
+    pub sphere_size: Option<f32>,
 }
 
 impl ViewerOptions {
@@ -130,6 +138,9 @@ impl ViewerOptions {
             render_scale: None,
             adaptive_resolution: None,
             compare: None,
+            follow: Vec::new(),
+            stats_every: None,
+            sphere_size: None,
         }
     }
 }
@@ -272,13 +283,17 @@ pub fn run(options: ViewerOptions) -> Result<(), String> {
     } else {
         TrainingPriority::Normal
     });
-    let training = runs::RunsPlugin::start_on_renderer_device(
-        &options.config,
-        options.train_threads,
-        priority,
-        options.paused,
-        adapter.clone(),
-    )?;
+    let training = if options.follow.is_empty() {
+        runs::RunsPlugin::start_on_renderer_device(
+            &options.config,
+            options.train_threads,
+            priority,
+            options.paused,
+            adapter.clone(),
+        )?
+    } else {
+        runs::RunsPlugin::follow(options.follow.clone())
+    };
 
     // A software rasterizer pays for every window pixel several times a frame (Bevy's frame,
     // the egui panel, the scene picture, the copy to the display), whatever is drawn.
@@ -344,6 +359,7 @@ pub fn add_viewer_plugins(
         runs::ScenePlugin {
             settings: scene::SceneSettings {
                 render_scale,
+                sphere_size: options.sphere_size.unwrap_or(1.0),
                 ..scene::SceneSettings::from_preset(options.view.as_ref())
             },
             ease_in_real_time: true,
@@ -369,6 +385,7 @@ pub fn add_viewer_plugins(
             until_step: options.until_step,
             screenshot: options.screenshot.clone(),
             stats: options.stats,
+            stats_every: options.stats_every,
         },
     ));
 }

@@ -84,6 +84,14 @@ impl OffscreenRenderer {
         })
     }
 
+    /// Draws the spheres `size` times their radius ([`SceneSettings::sphere_size`]).
+    pub fn set_sphere_size(&mut self, size: f32) {
+        self.app
+            .world_mut()
+            .resource_mut::<SceneSettings>()
+            .sphere_size = size;
+    }
+
     /// Class purity of the spheres last rendered, in their drawn positions.
     pub fn purity(&self) -> Option<f64> {
         self.app.world().resource::<Runs>().list[0].scene.purity

@@ -24,6 +24,8 @@ pub const PHYSICS_ALPHA: (f64, f64) = (1.05, 4.0);
 pub const PHYSICS_PARTICLES: (usize, usize) = (64, 2048);
 /// Sphere opacity (1: solid) and auto-rotation in degrees per second.
 pub const OPACITY: (f32, f32) = (0.05, 1.0);
+/// Drawn radii over true radii.
+pub const SPHERE_SIZE: (f32, f32) = (0.02, 1.0);
 pub const AUTO_ROTATE: (f32, f32) = (-45.0, 45.0);
 
 #[cfg(test)]

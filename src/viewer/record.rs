@@ -39,6 +39,21 @@ pub struct RecordOptions {
 }
 
 impl RecordOptions {
+    /// The defaults of `clamp record` for `config`, into `output`.
+    pub fn for_config(config: TrainConfig, output: VideoOutput) -> Self {
+        Self {
+            config,
+            start_step: 0,
+            frames: 120,
+            steps_per_frame: 2,
+            fps: 24.0,
+            size: (960, 540),
+            orbit: 6.0,
+            output,
+            compare: None,
+        }
+    }
+
     /// Checks every value; errors name the flag.
     pub fn validate(&self) -> Result<(), String> {
         let (w, h) = self.size;
@@ -120,6 +135,81 @@ fn timed<T>(seconds: &mut f64, work: impl FnOnce() -> T) -> T {
     let value = work();
     *seconds += started.elapsed().as_secs_f64();
     value
+}
+
+/// `clamp record --from DIR`: a frame for each picture a run wrote into its folder (trained
+/// elsewhere, or by `clamp train`), projected and aligned from picture to picture as the viewer
+/// does, each captioned with the step, Z and the class purity of what it shows. Nothing is
+/// trained, so the same pictures give the same bytes.
+pub fn record_from(
+    dir: &std::path::Path,
+    size: (u32, u32),
+    fps: f64,
+    orbit: f32,
+    sphere_size: f32,
+    output: VideoOutput,
+) -> Result<RecordSummary, String> {
+    let started = web_time::Instant::now();
+    let header = crate::pictures::PictureHeader::read(dir).map_err(|e| format!("--from: {e}"))?;
+    let read = crate::pictures::read_pictures(dir)?;
+    let note = read.damage.clone();
+    if let Some(damage) = &read.damage {
+        eprintln!("warning: {damage}");
+    }
+    if read.pictures.is_empty() {
+        return Err(format!(
+            "--from {}: no whole picture to draw{}",
+            dir.display(),
+            note.map(|n| format!(" ({n})")).unwrap_or_default()
+        ));
+    }
+    if let Some(problem) = super::renderer_problem(crate::backend::probe_adapter().as_ref()) {
+        return Err(problem);
+    }
+    output.prepare()?;
+    let frames_dir = output.frames_dir();
+    let mut renderer = OffscreenRenderer::new(size)?;
+    renderer.set_sphere_size(sphere_size);
+    let name = super::runs::folder_name(dir);
+    let mut written = Vec::with_capacity(read.pictures.len());
+    let mut progress = Progress::new("record", read.pictures.len());
+    let mut stages = StageSeconds::default();
+    let mut writer = video::FrameWriter::spawn();
+    let frames_started = web_time::Instant::now();
+    let mut last_step = 0;
+    for (index, picture) in read.pictures.into_iter().enumerate() {
+        let frame = super::follow::frame_of_picture(picture, &header);
+        let (step, dim) = (frame.step, frame.dim);
+        last_step = step;
+        let contacts = mean(&frame.contacts);
+        let yaw = OrbitCamera::default().yaw + (orbit * index as f32 / fps as f32).to_radians();
+        let mut image = timed(&mut stages.drawing, || renderer.render(frame, yaw))?;
+        let caption = format!(
+            "{name}  step {step}  Z {contacts:.1} (2d = {})  class purity {:.2}",
+            2 * dim,
+            renderer.purity().unwrap_or(f64::NAN),
+        );
+        progress.set_message(&caption);
+        video::draw_caption(&mut image, &caption);
+        let path = video::frame_path(&frames_dir, index);
+        timed(&mut stages.waiting_for_writing, || {
+            writer.write(path.clone(), image)
+        })?;
+        written.push(path);
+        progress.set(index + 1);
+    }
+    stages.writing = timed(&mut stages.waiting_for_writing, || writer.finish())?;
+    stages.frames = frames_started.elapsed().as_secs_f64();
+    progress.finish();
+    let (video_path, encode_note) = encode(&output, &written, fps)?;
+    Ok(RecordSummary {
+        frames: written,
+        video: video_path,
+        note: encode_note.or(note),
+        steps: last_step,
+        seconds: started.elapsed().as_secs_f64(),
+        stages,
+    })
 }
 
 /// Validates, prepares the output (before any training), then records.

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use bevy::prelude::*;
 
+use super::follow::FollowLink;
 use super::scene::{EaseInRealTime, Scene, SceneFrame, SceneSettings, SceneUpdate, ViewerMode};
 use super::timeline::Timeline;
 use super::training::{
@@ -30,6 +31,9 @@ use crate::train::TrainingData;
 use crate::train::session::{Command, TrainingPriority};
 
 pub use crate::compare::MAX_RUNS;
+
+/// Memory a followed run's timeline may take.
+pub const FOLLOWED_TIMELINE_BYTES: usize = 64 << 20;
 
 /// Where a run is shown: its cell of the picture. The scene camera draws every run, each into
 /// its cell ([`super::camera::view_cells`]).
@@ -45,6 +49,8 @@ pub struct RunView {
 pub struct Run {
     /// The trainer (None: a run drawn from the frames given to it, as the recorder's).
     pub link: Option<TrainingLink>,
+    /// A run trained elsewhere, read from its folder as it trains (`--follow`).
+    pub followed: Option<FollowLink>,
     pub status: TrainingStatus,
     pub history: History,
     /// Its live settings, as the sliders set them.
@@ -78,10 +84,22 @@ impl Run {
         }
     }
 
+    /// A run trained elsewhere, read from `dir` as its trainer writes it. Its timeline keeps
+    /// every picture up to 64 MB (a picture of 200 spheres in 128 dimensions is 100 KB).
+    pub fn followed(dir: PathBuf, caption: String) -> Self {
+        Self {
+            followed: Some(FollowLink::start(dir)),
+            caption,
+            timeline: Timeline::with_budget(FOLLOWED_TIMELINE_BYTES),
+            ..Self::drawn()
+        }
+    }
+
     /// A run with no trainer: its frames are given to it ([`Run::incoming`]).
     pub fn drawn() -> Self {
         Self {
             link: None,
+            followed: None,
             status: TrainingStatus::default(),
             history: History::default(),
             controls: Controls::from_config(&TrainConfig::default()),
@@ -94,6 +112,50 @@ impl Run {
             last_frame: None,
             shown_step: None,
         }
+    }
+
+    /// Whether it has frames of its own coming (a trainer here, or a followed run).
+    pub fn has_source(&self) -> bool {
+        self.link.is_some() || self.followed.is_some()
+    }
+
+    /// The embedding's dimension.
+    pub fn dim(&self) -> usize {
+        if let Some(link) = &self.link {
+            return link.config.dim;
+        }
+        match self.followed.as_ref().and_then(|f| f.header.as_ref()) {
+            Some(header) => header.dim,
+            None => self.scene.frame.dim,
+        }
+    }
+
+    /// The class names of its held-out images (empty when unknown).
+    pub fn class_names(&self) -> &[String] {
+        if let Some(link) = &self.link {
+            return &link.data.test.class_names;
+        }
+        self.followed
+            .as_ref()
+            .and_then(|f| f.header.as_ref())
+            .map_or(&[], |h| h.classes.as_slice())
+    }
+
+    /// The class purity of a random arrangement (None: the classes are unknown).
+    pub fn chance_purity(&self) -> Option<f64> {
+        let classes = match &self.link {
+            Some(link) => link.data.test.num_classes(),
+            None => self.class_names().len().max(
+                self.scene
+                    .frame
+                    .labels
+                    .iter()
+                    .map(|&l| l as usize + 1)
+                    .max()
+                    .unwrap_or(0),
+            ),
+        };
+        (classes > 0).then(|| 1.0 / classes as f64)
     }
 
     /// The configuration it runs, with the sliders' live values.
@@ -179,6 +241,11 @@ impl Runs {
     /// The first run's link: the data, backend and options every run shares.
     pub fn first_link(&self) -> Option<&TrainingLink> {
         self.list.first().and_then(|run| run.link.as_ref())
+    }
+
+    /// Whether the runs are followed from their folders (nothing is trained here).
+    pub fn following(&self) -> bool {
+        self.list.first().is_some_and(|run| run.followed.is_some())
     }
 
     /// The step the timeline's cursor shows (None: live), on the first run's snapshots.
@@ -431,6 +498,8 @@ impl Runs {
 /// after Bevy's plugins, with the scene plugin.
 pub struct RunsPlugin {
     first: Mutex<Option<TrainingLink>>,
+    /// Or runs trained elsewhere, followed from their folders.
+    followed: Vec<PathBuf>,
     /// Runs beside the first from the start (`--compare`).
     pub comparison: Option<Comparison>,
 }
@@ -493,6 +562,17 @@ impl RunsPlugin {
     fn with_link(link: TrainingLink) -> Self {
         Self {
             first: Mutex::new(Some(link)),
+            followed: Vec::new(),
+            comparison: None,
+        }
+    }
+
+    /// Runs trained elsewhere, read from these folders (one to four) as they train; side by
+    /// side, each captioned with its folder's name.
+    pub fn follow(dirs: Vec<PathBuf>) -> Self {
+        Self {
+            first: Mutex::new(None),
+            followed: dirs,
             comparison: None,
         }
     }
@@ -506,6 +586,29 @@ impl RunsPlugin {
 
 impl Plugin for RunsPlugin {
     fn build(&self, app: &mut App) {
+        app.init_resource::<ViewerMode>()
+            .add_message::<TrainingAction>()
+            .add_systems(Update, drive_runs.in_set(RunsUpdate).before(SceneUpdate));
+        if !self.followed.is_empty() {
+            let several = self.followed.len() > 1;
+            let list = self
+                .followed
+                .iter()
+                .map(|dir| {
+                    let caption = if several {
+                        folder_name(dir)
+                    } else {
+                        String::new()
+                    };
+                    Run::followed(dir.clone(), caption)
+                })
+                .collect();
+            app.insert_resource(Runs {
+                list,
+                ..Runs::default()
+            });
+            return;
+        }
         let link = self
             .first
             .lock()
@@ -538,11 +641,16 @@ impl Plugin for RunsPlugin {
                 Err(e) => error!("the comparison could not start: {e}"),
             }
         }
-        app.insert_resource(runs)
-            .init_resource::<ViewerMode>()
-            .add_message::<TrainingAction>()
-            .add_systems(Update, drive_runs.in_set(RunsUpdate).before(SceneUpdate));
+        app.insert_resource(runs);
     }
+}
+
+/// A folder's last name ("runs/resnet18" -> "resnet18").
+pub fn folder_name(dir: &std::path::Path) -> String {
+    dir.components()
+        .next_back()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .unwrap_or_else(|| dir.display().to_string())
 }
 
 /// Keeps one entity a run (a cloud, a line mesh): despawns those of runs that are gone (and any
@@ -603,6 +711,7 @@ fn drive_runs(
     mut runs: ResMut<Runs>,
     mode: Res<ViewerMode>,
     mut actions: MessageReader<TrainingAction>,
+    time: Option<Res<Time>>,
     mut last_mode: Local<Option<ViewerMode>>,
     mut was_live: Local<bool>,
 ) {
@@ -622,7 +731,9 @@ fn drive_runs(
     let back_to_training = *last_mode != Some(*mode) && training;
     *last_mode = Some(*mode);
     if training && let Some(first) = runs.list.first_mut() {
-        first.timeline.advance_replay();
+        first
+            .timeline
+            .advance_replay(time.as_ref().map_or(0.0, |t| t.delta_secs()));
     }
     // Scrubbing back into the timeline pauses training, so the history shown stays put; Live
     // (or Play) resumes it.
@@ -634,29 +745,45 @@ fn drive_runs(
     let cursor = runs.cursor_step();
     let several = runs.list.len() > 1;
     for (k, run) in runs.list.iter_mut().enumerate() {
-        let Some(link) = &run.link else { continue };
-        // (Again: an action above may have changed the controls, a Reset or a comparison.)
-        send_changes(link, &run.controls, &mut run.sent);
-        let label = if several {
-            format!("run {} ({}): ", k + 1, run.caption)
-        } else {
-            String::new()
-        };
-        absorb_events(
-            link,
-            &mut run.status,
-            &mut run.history,
-            &mut run.controls,
-            &mut run.sent,
-            &label,
-        );
-        if let Some(snapshot) = link.take_snapshot() {
-            let frame = frame_of(snapshot);
-            run.timeline.record(&frame);
-            if training && cursor.is_none() {
-                run.incoming = Some(frame.clone());
+        let mut frames = Vec::new();
+        if let Some(link) = &run.link {
+            // (Again: an action above may have changed the controls, a Reset or a comparison.)
+            send_changes(link, &run.controls, &mut run.sent);
+            let label = if several {
+                format!("run {} ({}): ", k + 1, run.caption)
+            } else {
+                String::new()
+            };
+            absorb_events(
+                link,
+                &mut run.status,
+                &mut run.history,
+                &mut run.controls,
+                &mut run.sent,
+                &label,
+            );
+            frames.extend(link.take_snapshot().map(frame_of));
+        } else if let Some(followed) = run.followed.as_mut() {
+            let (new, rewound) = followed.absorb(&mut run.status, &mut run.history);
+            if rewound {
+                // (Its plots were cut back by the reader.)
+                run.timeline.clear();
+                run.last_frame = None;
             }
-            run.last_frame = Some(frame);
+            frames = new;
+        } else {
+            continue;
+        }
+        // Every frame goes to the timeline; the scene takes the newest while live.
+        if let Some(newest) = frames.pop() {
+            for frame in &frames {
+                run.timeline.record(frame);
+            }
+            run.timeline.record(&newest);
+            if training && cursor.is_none() {
+                run.incoming = Some(newest.clone());
+            }
+            run.last_frame = Some(newest);
         }
         let moved = cursor != run.shown_step;
         run.shown_step = cursor;
@@ -690,14 +817,17 @@ fn update_scenes(
     mode: Option<Res<ViewerMode>>,
     time: Res<Time>,
     real_time: Res<EaseInRealTime>,
-    mut last_projection: Local<Option<ProjectionMode>>,
+    mut last_view: Local<Option<(ProjectionMode, f32)>>,
 ) {
-    let reproject = last_projection.is_some_and(|p| p != settings.projection);
-    *last_projection = Some(settings.projection);
+    let view = (settings.projection, settings.sphere_size);
+    let reproject = last_view.is_some_and(|v| v != view);
+    *last_view = Some(view);
     let live_training = mode.is_none_or(|m| *m == ViewerMode::Training) && runs.is_live();
     for run in &mut runs.list {
+        run.scene.sphere_size = settings.sphere_size;
         if let Some(frame) = run.incoming.take() {
             run.scene.take(frame, settings.projection);
+            // (A followed run's reader samples every picture itself.)
             if live_training && run.link.is_some() {
                 run.history.push_picture(&run.scene);
             }

@@ -45,6 +45,9 @@ pub struct SceneSettings {
     pub opacity: f32,
     /// Rendered pixels per window pixel (below 1 on software rasterizers).
     pub render_scale: f32,
+    /// Drawn radii over true radii: a drawing aid for high-dimensional runs, whose spheres
+    /// overlap in any 3-D projection; the numbers (contacts, purity) never change with it.
+    pub sphere_size: f32,
 }
 
 impl Default for SceneSettings {
@@ -58,6 +61,7 @@ impl Default for SceneSettings {
             // Solid spheres: class colors stay distinct where spheres overlap.
             opacity: 1.0,
             render_scale: 1.0,
+            sphere_size: 1.0,
         }
     }
 }
@@ -95,6 +99,8 @@ pub struct Scene {
     pub error: Option<String>,
     /// Class purity of the newest frame's projected positions (training frames only).
     pub purity: Option<f64>,
+    /// Drawn radii over true ones ([`SceneSettings::sphere_size`]; 0 counts as 1).
+    pub sphere_size: f32,
 }
 
 /// Spheres whose neighbours [`picture_purity`] looks through (the first ones when there are
@@ -132,16 +138,23 @@ impl Scene {
                     .collect();
                 self.projector = Some(projector);
                 self.error = None;
-                // Physics frames label particle sizes, not classes.
-                self.purity =
-                    (!frame.images.is_empty()).then(|| picture_purity(&self.target, &frame.labels));
+                // Physics frames label particle sizes, not classes (and live in a box, not on
+                // the unit sphere).
+                self.purity = frame
+                    .unit_sphere
+                    .then(|| picture_purity(&self.target, &frame.labels));
             }
             Err(e) => {
                 self.error = Some(e);
                 return;
             }
         }
-        self.target_radii = frame.radii.clone();
+        let size = if self.sphere_size > 0.0 {
+            self.sphere_size
+        } else {
+            1.0
+        };
+        self.target_radii = frame.radii.iter().map(|r| r * size).collect();
         if self.drawn.len() != self.target.len() {
             self.drawn = self.target.clone();
             self.radii = self.target_radii.clone();

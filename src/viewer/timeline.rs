@@ -38,8 +38,12 @@ pub struct Timeline {
     images: Arc<Vec<usize>>,
     /// `None`: following training live; `Some(k)`: showing entry `k`.
     cursor: Option<usize>,
-    /// Playing the history forward, one entry per frame, up to the live end.
+    /// Playing the history forward, up to the live end.
     pub replaying: bool,
+    /// Entries a second the replay moves on (0: one a frame).
+    pub replay_speed: f32,
+    /// The part of an entry the replay has moved on since its last step.
+    replay_owed: f32,
     /// Memory budget in bytes (0: [`TIMELINE_BYTES`]).
     budget: usize,
 }
@@ -193,13 +197,23 @@ impl Timeline {
         })
     }
 
-    /// Advances a replay by one entry; at the end of the history it stops there.
-    pub fn advance_replay(&mut self) {
+    /// Advances a replay by `seconds` of play: one entry a frame, or [`Timeline::replay_speed`]
+    /// entries a second; at the end of the history it stops there.
+    pub fn advance_replay(&mut self, seconds: f32) {
         if !self.replaying {
+            self.replay_owed = 0.0;
             return;
         }
+        let entries = if self.replay_speed > 0.0 {
+            self.replay_owed += self.replay_speed * seconds.max(0.0);
+            let whole = self.replay_owed.floor();
+            self.replay_owed -= whole;
+            whole as usize
+        } else {
+            1
+        };
         match self.cursor {
-            Some(k) if k + 1 < self.entries.len() => self.scrub_to(k + 1),
+            Some(k) if k + 1 < self.entries.len() => self.scrub_to(k + entries),
             _ => self.replaying = false,
         }
     }
@@ -268,6 +282,32 @@ mod tests {
             "still reaches back to the start"
         );
         assert_eq!(timeline.entry(timeline.len() - 1).unwrap().step, 1_999);
+    }
+
+    #[test]
+    fn a_replay_moves_at_its_speed_and_stops_at_the_end() {
+        let mut timeline = Timeline::default();
+        for step in 0..10 {
+            timeline.record(&frame(step));
+        }
+        timeline.scrub_to(0);
+        timeline.replaying = true;
+        // One entry a frame by default.
+        timeline.advance_replay(0.5);
+        assert_eq!(timeline.cursor(), Some(1));
+        // Four a second: a quarter second is one, an eighth none, the next eighth one more.
+        timeline.replay_speed = 4.0;
+        timeline.advance_replay(0.25);
+        assert_eq!(timeline.cursor(), Some(2));
+        timeline.advance_replay(0.125);
+        assert_eq!(timeline.cursor(), Some(2));
+        timeline.advance_replay(0.125);
+        assert_eq!(timeline.cursor(), Some(3));
+        timeline.advance_replay(100.0);
+        assert_eq!(timeline.cursor(), Some(9), "clamped to the last entry");
+        timeline.advance_replay(1.0);
+        assert!(!timeline.replaying, "stops at the end");
+        assert_eq!(timeline.cursor(), Some(9));
     }
 
     #[test]

@@ -450,7 +450,7 @@ pub struct PictureSample {
 const HISTORY_LIMIT: usize = 4_096;
 
 impl History {
-    fn push(&mut self, report: &StepReport) {
+    pub(super) fn push(&mut self, report: &StepReport) {
         let m = &report.packing;
         self.steps.push(report.step as f64);
         self.loss.push(report.loss);

@@ -210,6 +210,41 @@ pub fn run_clamp(args: &[&str]) -> (i32, String, String) {
     run_clamp_with_env(args, &[])
 }
 
+/// `clamp ARGS` in a window on a fresh Xvfb display, with `env` set. The tests of this file run
+/// in parallel, and two `xvfb-run -a` started at once can pick the same display number; on a
+/// loaded machine a display also now and then refuses the first connection. Both are the
+/// harness, not the viewer: the window tests of a test binary take turns, and a run whose display failed is
+/// tried again (three times at most).
+pub fn under_xvfb(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    static DISPLAYS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = DISPLAYS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let run = || {
+        std::process::Command::new("xvfb-run")
+            .args(["-a", "-s", "-screen 0 1280x720x24"])
+            .arg(env!("CARGO_BIN_EXE_clamp"))
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .expect("xvfb-run must be installed (Debian package xvfb) for this test")
+    };
+    let display_failed = |output: &std::process::Output| {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        stderr.contains("XOpenDisplayFailed")
+            || stderr.contains("Xvfb failed to start")
+            || stderr.contains("Failed to open X display")
+    };
+    let mut output = run();
+    for _ in 1..3 {
+        if !display_failed(&output) {
+            break;
+        }
+        output = run();
+    }
+    output
+}
+
 /// As [`run_clamp`], with environment variables set for the child (`CLAMP_FAULT`, say).
 pub fn run_clamp_with_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_clamp"))

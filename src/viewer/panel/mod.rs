@@ -128,7 +128,10 @@ fn draw_ui(
                 ui.separator();
                 status::mode_switch(ui, &mut mode);
                 ui.separator();
-                if training {
+                if training && runs.following() {
+                    // Nothing trains here: the timeline replays what was read.
+                    run::timeline_controls(ui, runs);
+                } else if training {
                     run::lesson_controls(
                         ui,
                         &mut panel,

@@ -97,16 +97,21 @@ pub(super) fn training_plots(ui: &mut egui::Ui, runs: &Runs) {
     if runs.len() > 1 {
         return compared_plots(ui, runs, cursor);
     }
-    let (Some(run), Some(link)) = (runs.list.first(), runs.first_link()) else {
+    let Some(run) = runs.list.first() else {
         return;
     };
+    let link = run.link.as_ref();
     let history = &run.history;
     let steps = &history.steps;
-    let dim = link.config.dim;
-    let batch = link.config.batch;
+    let dim = run.dim();
+    // (A followed run's batch is its trainer's: not known here.)
+    let batch_line = match link {
+        Some(link) => format!("batch of {}", link.config.batch),
+        None => "batch".to_string(),
+    };
     let picture_series = |value: fn(&PictureSample) -> f64| picture_series(history, value);
-    let baseline = link.pixel_purity;
-    let chance = 1.0 / link.data.test.num_classes().max(1) as f64;
+    let baseline = link.and_then(|l| l.pixel_purity);
+    let chance = run.chance_purity();
     // While the timeline is scrubbed, every plot marks the step shown.
     let mark = move |p: &mut egui_plot::PlotUi| mark_step(p, cursor);
     plot_grid(
@@ -125,16 +130,15 @@ pub(super) fn training_plots(ui: &mut egui::Ui, runs: &Runs) {
                     if let Some(baseline) = baseline {
                         p.hline(HLine::new("raw pixels by PCA", baseline));
                     }
-                    p.hline(HLine::new("chance", chance));
+                    if let Some(chance) = chance {
+                        p.hline(HLine::new("chance", chance));
+                    }
                     mark(p);
                 },
             ),
             PlotSpec::new("contacts", "mean contacts Z", true, move |p| {
                 p.line(Line::new("drawn spheres", picture_series(|s| s.contacts)));
-                p.line(Line::new(
-                    format!("batch of {batch}"),
-                    series(steps, &history.contacts),
-                ));
+                p.line(Line::new(batch_line, series(steps, &history.contacts)));
                 p.hline(HLine::new(format!("2d = {}", 2 * dim), (2 * dim) as f64));
                 mark(p);
             }),
@@ -178,7 +182,7 @@ fn run_style(k: usize) -> LineStyle {
 /// The same plots with every run overlaid, one color and line style per run, the legend
 /// naming what sets each apart.
 fn compared_plots(ui: &mut egui::Ui, runs: &Runs, cursor: Option<usize>) {
-    let Some(link) = runs.first_link() else {
+    let Some(first) = runs.list.first() else {
         return;
     };
     let lines: Vec<(&Run, String, Color32, LineStyle)> = runs
@@ -198,12 +202,13 @@ fn compared_plots(ui: &mut egui::Ui, runs: &Runs, cursor: Option<usize>) {
     let mut dims: Vec<usize> = runs
         .list
         .iter()
-        .filter_map(|run| run.link.as_ref().map(|l| l.config.dim))
+        .filter(|run| run.has_source())
+        .map(Run::dim)
         .collect();
     dims.sort_unstable();
     dims.dedup();
-    let baseline = link.pixel_purity;
-    let chance = 1.0 / link.data.test.num_classes().max(1) as f64;
+    let baseline = first.link.as_ref().and_then(|l| l.pixel_purity);
+    let chance = first.chance_purity();
     let pictures = move |p: &mut egui_plot::PlotUi, value: fn(&PictureSample) -> f64| {
         for (run, caption, color, style) in lines {
             p.line(
@@ -261,7 +266,9 @@ fn compared_plots(ui: &mut egui::Ui, runs: &Runs, cursor: Option<usize>) {
                     if let Some(baseline) = baseline {
                         p.hline(HLine::new("raw pixels by PCA", baseline));
                     }
-                    p.hline(HLine::new("chance", chance));
+                    if let Some(chance) = chance {
+                        p.hline(HLine::new("chance", chance));
+                    }
                     mark_step(p, cursor);
                 },
             ),

@@ -110,6 +110,9 @@ pub(super) fn run_controls(
     edit_controls(runs, |c| c.priority = priority);
 }
 
+/// Replay speeds offered, in snapshots a second (0: one a frame).
+const REPLAY_SPEEDS: [f32; 6] = [0.0, 2.0, 5.0, 10.0, 30.0, 60.0];
+
 /// The scrubber over the stored snapshots: dragging it pauses training and shows the past;
 /// Live returns to the newest picture and resumes; Replay plays the history forward (the
 /// Record button captures it).
@@ -159,13 +162,13 @@ pub(super) fn timeline_controls(ui: &mut egui::Ui, runs: &mut Runs) {
             resume = true;
         }
         let replay_label = if timeline.replaying {
-            "Stop replay"
+            "Pause replay"
         } else {
             "Replay"
         };
         if ui
             .button(replay_label)
-            .on_hover_text("play the history from the slider's position, one snapshot a frame")
+            .on_hover_text("play the history from the slider's position, at the speed beside")
             .clicked()
         {
             if timeline.replaying {
@@ -178,6 +181,22 @@ pub(super) fn timeline_controls(ui: &mut egui::Ui, runs: &mut Runs) {
                 pause = true;
             }
         }
+        let speed_label = |speed: f32| {
+            if speed > 0.0 {
+                format!("{speed} / s")
+            } else {
+                "1 a frame".to_string()
+            }
+        };
+        egui::ComboBox::from_id_salt("replay speed")
+            .selected_text(speed_label(timeline.replay_speed))
+            .show_ui(ui, |ui| {
+                for speed in REPLAY_SPEEDS {
+                    ui.selectable_value(&mut timeline.replay_speed, speed, speed_label(speed));
+                }
+            })
+            .response
+            .on_hover_text("snapshots a second the replay shows");
     });
     if resume || pause {
         runs.set_running(resume);

@@ -48,7 +48,13 @@ fn run_lines(ui: &mut egui::Ui, k: usize, run: &Run) {
             .strong()
             .color(super::run_color(k)),
     );
-    let state = if status.paused { "paused" } else { "training" };
+    let state = if run.followed.is_some() {
+        "following"
+    } else if status.paused {
+        "paused"
+    } else {
+        "training"
+    };
     let purity = run
         .scene
         .purity
@@ -62,10 +68,61 @@ fn run_lines(ui: &mut egui::Ui, k: usize, run: &Run) {
     }
 }
 
+/// A run trained elsewhere: its folder, how far its pictures reach and how fresh they are.
+fn followed_header(ui: &mut egui::Ui, run: &Run, cursor: Option<usize>) {
+    let Some(followed) = &run.followed else {
+        return;
+    };
+    ui.label(format!("following {}", followed.dir.display()));
+    if let Some(header) = &followed.header
+        && !header.writer.is_empty()
+    {
+        ui.label(format!("written by {}", header.writer));
+    }
+    match followed.newest_at {
+        None => {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label("waiting for the run's first picture...");
+            });
+        }
+        Some(at) => {
+            ui.label(format!(
+                "{} pictures, newest of step {} ({:.0} s ago)",
+                followed.pictures,
+                run.status.step,
+                at.elapsed().as_secs_f64()
+            ));
+        }
+    }
+    if let Some(report) = &run.status.last {
+        ui.label(format!(
+            "batch loss {:.3} at step {}",
+            report.loss, report.step
+        ));
+    }
+    let frame = &run.scene.frame;
+    let drawn_z =
+        frame.contacts.iter().map(|&c| c as f64).sum::<f64>() / frame.contacts.len().max(1) as f64;
+    let when = match cursor {
+        Some(step) => format!("replaying step {step}"),
+        None => format!("step {}", frame.step),
+    };
+    ui.label(format!(
+        "{} spheres drawn ({when}): Z {drawn_z:.2} (2d = {})",
+        run.scene.len(),
+        2 * frame.dim
+    ));
+    if let Some(problem) = &followed.problem {
+        ui.colored_label(Color32::from_rgb(255, 110, 100), problem);
+    }
+}
+
 /// The run alone: its data, backend, pace, batch and picture.
 fn run_header(ui: &mut egui::Ui, run: &Run, cursor: Option<usize>) {
     let (status, scene) = (&run.status, &run.scene);
     let Some(link) = &run.link else {
+        followed_header(ui, run, cursor);
         return;
     };
     ui.label(format!("data: {}", link.data.description));
@@ -153,11 +210,11 @@ pub(super) fn legend(ui: &mut egui::Ui, runs: &Runs, mode: &ViewerMode) {
         ui.label("color: particle size (small / large)");
         return;
     }
-    let (Some(run), Some(link)) = (runs.list.first(), runs.first_link()) else {
+    let Some(run) = runs.list.first() else {
         return;
     };
     let scene = &run.scene;
-    let names = &link.data.test.class_names;
+    let names = run.class_names();
     let mut counts = vec![0usize; names.len().max(scene.classes)];
     for &label in &scene.frame.labels {
         if let Some(c) = counts.get_mut(label as usize) {

@@ -41,6 +41,18 @@ pub(super) fn view_controls(
             .text("opacity (1: solid)"),
     );
     ui.add(egui::Slider::new(&mut settings.render_scale, 0.25..=1.0).text("render scale"));
+    ui.add(
+        egui::Slider::new(
+            &mut settings.sphere_size,
+            ranges::SPHERE_SIZE.0..=ranges::SPHERE_SIZE.1,
+        )
+        .logarithmic(true)
+        .text("sphere size (drawing only)"),
+    )
+    .on_hover_text(
+        "draw the spheres smaller than they are: in many dimensions they overlap in any 3-D \
+         picture; contacts and purity are the run's own",
+    );
     let target = pacing.target_fps;
     ui.checkbox(
         &mut pacing.enabled,
