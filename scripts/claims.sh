@@ -206,7 +206,7 @@ if not quick:
     train = json_of("train.json")
     claim("`clamp train` with its defaults: linear probe", "0.885", train.get("linear_acc"),
           within(0.878, 0.892))
-    claim("`clamp train`: seconds, probes included", "about 5 min (AVX-512), 336-414 s (EPYC); ceiling 480",
+    claim("`clamp train`: seconds, probes included", "about 5 min (AVX-512), 278 s (EPYC); ceiling 480",
           train.get("seconds"), at_most(480))
     evaluation = json_of("eval.json")
     claim("`clamp eval`: linear probe", "0.885", evaluation.get("linear_acc"), within(0.878, 0.892))

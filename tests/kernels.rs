@@ -294,18 +294,73 @@ fn check_against_definition(shape: &ConvShape) {
 
 #[test]
 fn other_backends_and_untracked_inputs_keep_working() {
-    // Without autodiff (inference on the CPU) burn's convolution is used and agrees.
+    // Without autodiff (inference on the CPU: probes, snapshots, a run's pictures) the same
+    // forward kernel runs, bit for bit the training path's, and agrees with burn's layer.
     let device = Default::default();
     let case = CASES[1];
     let plain = layer::<Flex>(case, &device);
     let x = random([2, 16, 14, 14], 5);
     let y = conv2d(&plain, Tensor::<Flex, 4>::from_data(x.clone(), &device));
     let tracked = layer::<Autodiff<Flex>>(case, &device);
-    let y_tracked = conv2d(&tracked, Tensor::from_data(x, &device)).inner();
+    let y_tracked = conv2d(&tracked, Tensor::from_data(x.clone(), &device)).inner();
+    let y = y.into_data().to_vec::<f32>().unwrap();
+    assert_eq!(
+        y,
+        y_tracked.into_data().to_vec::<f32>().unwrap(),
+        "inference vs training path"
+    );
+    let burns = plain.forward(Tensor::<Flex, 4>::from_data(x, &device));
     assert_close(
-        "inference vs training path",
-        &y.into_data().to_vec::<f32>().unwrap(),
-        &y_tracked.into_data().to_vec::<f32>().unwrap(),
+        "inference vs burn's convolution",
+        &y,
+        &burns.into_data().to_vec::<f32>().unwrap(),
+    );
+    // The first block in inference: the fused kernel's own forward, and burn's three layers'
+    // values.
+    let block = (3, 1, 28, 28, 16, 3, 1, 1, true);
+    let first = layer::<Flex>(block, &device);
+    let x = random([3, 1, 28, 28], 9);
+    let fused = conv_pool_relu(&first, Tensor::<Flex, 4>::from_data(x.clone(), &device))
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap();
+    let shape = BlockShape {
+        batch: 3,
+        channels: 1,
+        height: 28,
+        width: 28,
+        filters: 16,
+    };
+    let weight = first.weight.val().into_data().to_vec::<f32>().unwrap();
+    let bias = first
+        .bias
+        .as_ref()
+        .unwrap()
+        .val()
+        .into_data()
+        .to_vec::<f32>();
+    let (direct, _) = conv_pool::forward(
+        &shape,
+        &Tensor::<Flex, 4>::from_data(x.clone(), &device)
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap(),
+        &weight,
+        &bias.unwrap(),
+    );
+    assert_eq!(fused, direct, "the fused kernel in inference");
+    let layers = relu(max_pool2d(
+        first.forward(Tensor::<Flex, 4>::from_data(x, &device)),
+        [2, 2],
+        [2, 2],
+        [0, 0],
+        [1, 1],
+        false,
+    ));
+    assert_close(
+        "inference block vs burn's layers",
+        &fused,
+        &layers.into_data().to_vec::<f32>().unwrap(),
     );
     // A model without tracked parameters (no_grad) still runs through the training path.
     let frozen = layer::<CpuBackend>(case, &device).no_grad();

@@ -47,6 +47,8 @@ fn train_args(out: &Path) -> Vec<String> {
         "200",
         "--checkpoint-every",
         "10",
+        "--picture-every",
+        "5",
         "--out",
     ]
     .iter()
@@ -156,11 +158,49 @@ fn an_interrupted_run_resumes_with_every_loss_bit_for_bit() {
     assert_eq!(kept, ["step-00000020", "step-00000023"]);
     assert_eq!(losses(&metrics(&cut)).len(), 23);
 
-    let (code, stdout, stderr) = clamp(&["train", "--resume", cut.to_str().unwrap()], &[]);
+    // The pictures written after the checkpoint (as if the run had gone on before a crash)
+    // and a picture torn by the crash are cut back on resume.
+    let pictures_file = cut.join(clamp::pictures::PICTURES_FILE);
+    let kept_pictures = std::fs::read(&pictures_file).unwrap();
+    let header = clamp::pictures::PictureHeader::read(&cut).unwrap();
+    let later = clamp::pictures::encode_record(&clamp::pictures::Picture {
+        step: 25,
+        centers: vec![0.5; header.spheres * header.dim],
+        radii: vec![0.1; header.spheres],
+    });
+    let mut crashed = kept_pictures.clone();
+    crashed.extend_from_slice(&later);
+    crashed.extend_from_slice(&later[..later.len() / 3]);
+    std::fs::write(&pictures_file, &crashed).unwrap();
+
+    // (The spacing of pictures, like that of checkpoints, is the resumed command's.)
+    let (code, stdout, stderr) = clamp(
+        &[
+            "train",
+            "--resume",
+            cut.to_str().unwrap(),
+            "--picture-every",
+            "5",
+        ],
+        &[],
+    );
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("resuming at step 23"), "{stderr}");
     let lines = metrics(&cut);
     assert_eq!(losses(&lines), reference, "every step's loss, bit for bit");
+    // Every picture too: the resumed run's file is the uninterrupted run's, byte for byte.
+    let whole_pictures = clamp::pictures::read_pictures(&whole).unwrap();
+    let steps: Vec<u64> = whole_pictures.pictures.iter().map(|p| p.step).collect();
+    assert_eq!(
+        steps,
+        (0..=STEPS as u64).step_by(5).collect::<Vec<_>>(),
+        "a picture at the start, every 5 steps and at the last"
+    );
+    assert_eq!(
+        std::fs::read(&pictures_file).unwrap(),
+        std::fs::read(whole.join(clamp::pictures::PICTURES_FILE)).unwrap(),
+        "the resumed run's pictures"
+    );
     assert_eq!(events(&lines, "resumed").len(), 1);
     let resumed: Value = serde_json::from_str(stdout.trim()).unwrap();
     for key in ["loss", "knn_acc", "linear_acc", "nearest_centroid_acc"] {

@@ -310,7 +310,9 @@ impl Pictures {
             seconds: 0.0,
             written: 0,
         };
-        if pictures.writer.last_step() != Some(step) {
+        // A resumed run goes on from the pictures it kept: the same pictures as a run never
+        // interrupted.
+        if pictures.writer.last_step().is_none() {
             pictures.write(trainer)?;
         }
         Ok(Some(pictures))

@@ -28,7 +28,10 @@ use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
 use rayon::prelude::*;
 
-use super::{flex_tensor, from_cpu, images_per_task, on_cpu_training, record_conv, to_cpu, values};
+use super::{
+    flex_tensor, from_cpu, from_flex, images_per_task, on_cpu_inference, on_cpu_training,
+    record_conv, to_cpu, to_flex, values,
+};
 use crate::backend::CpuBackend;
 
 pub use super::shape::ConvShape;
@@ -549,6 +552,19 @@ pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
         stride: conv.stride,
         padding,
     };
+    if on_cpu_inference::<B>() {
+        // Inference on the CPU: the same forward kernel, nothing recorded.
+        let weight = to_flex(conv.weight.val());
+        let bias = conv.bias.as_ref().map(|b| to_flex(b.val()));
+        let output = forward(
+            &shape,
+            &values(&to_flex(x)),
+            &values(&weight),
+            bias.as_ref().map(|b| values(b)).as_deref(),
+        );
+        let dims = [batch, shape.filters, shape.out_height(), shape.out_width()];
+        return from_flex(flex_tensor(output, dims));
+    }
     if on_cpu_training::<B>() {
         return from_cpu(tracked_conv(
             shape,

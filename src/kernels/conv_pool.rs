@@ -31,7 +31,8 @@ use rayon::prelude::*;
 
 use super::pool::{max_pool_2x2, windows_max};
 use super::{
-    conv2d, flex_tensor, from_cpu, images_per_task, multiply_add, on_cpu_training, to_cpu, values,
+    conv2d, flex_tensor, from_cpu, from_flex, images_per_task, multiply_add, on_cpu_inference,
+    on_cpu_training, to_cpu, to_flex, values,
 };
 
 /// Output pixels of one row computed together: the widest image row this kernel takes.
@@ -327,6 +328,17 @@ pub fn conv_pool_relu<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B
     let Some(bias) = conv.bias.as_ref().filter(|_| fits) else {
         return relu(max_pool_2x2(conv2d(conv, x)));
     };
+    if on_cpu_inference::<B>() {
+        // Inference on the CPU: the block's forward kernel, nothing recorded.
+        let (out, _) = forward(
+            &shape,
+            &values(&to_flex(x)),
+            &values(&to_flex(conv.weight.val())),
+            &values(&to_flex(bias.val())),
+        );
+        let (ph, pw) = shape.pooled();
+        return from_flex(flex_tensor(out, [batch, shape.filters, ph, pw]));
+    }
     if !on_cpu_training::<B>() || x.is_require_grad() {
         let maps = conv2d(conv, x);
         // On WGPU, pooling and ReLU as one operation (`kernels::gpu::norm_pool`).

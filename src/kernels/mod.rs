@@ -5,7 +5,8 @@
 //! convolutions as implicit GEMMs and the block tails (batch norm, pool, ReLU), which burn runs
 //! with direct kernels (docs/gpu.md). Each public function is generic over the backend: on a
 //! backend with kernels of its own it records its own forward and backward in burn's autodiff
-//! graph; on every other backend (inference on the CPU) it is burn's own layer.
+//! graph; for inference on the CPU (`Flex`) the convolution and the first block run their
+//! forward kernels with nothing recorded; on every other backend it is burn's own layer.
 
 /// Wraps a kernel's inner function so that it runs compiled for the widest vector unit the CPU
 /// has (AVX-512, AVX2, or the target's baseline), chosen at run time. The arithmetic is the
@@ -107,6 +108,26 @@ use crate::backend::CpuBackend;
 /// Whether `B` is the CPU training backend, whose tensors these kernels take.
 fn on_cpu_training<B: Backend>() -> bool {
     TypeId::of::<B>() == TypeId::of::<CpuBackend>()
+}
+
+/// Whether `B` is the CPU backend without autodiff: inference (probes, snapshots, pictures),
+/// where the forward kernels serve as they are.
+fn on_cpu_inference<B: Backend>() -> bool {
+    TypeId::of::<B>() == TypeId::of::<burn::backend::Flex>()
+}
+
+/// The CPU inference tensor under a tensor of `B` (callers have checked [`on_cpu_inference`]).
+fn to_flex<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> FlexTensor {
+    same_type::<_, Tensor<burn::backend::Flex, D>>(tensor)
+        .into_primitive()
+        .tensor()
+}
+
+/// A CPU inference tensor as a tensor of `B` (which is that backend).
+fn from_flex<B: Backend, const D: usize>(tensor: FlexTensor) -> Tensor<B, D> {
+    same_type(Tensor::<burn::backend::Flex, D>::from_primitive(
+        TensorPrimitive::Float(tensor),
+    ))
 }
 
 /// `value` as the type it is; callers have checked [`on_cpu_training`].

@@ -59,10 +59,12 @@ fn run_lines(ui: &mut egui::Ui, k: usize, run: &Run) {
         .scene
         .purity
         .map_or(String::new(), |p| format!(", class purity {p:.3}"));
-    ui.label(format!(
-        "{state} - step {} - {:.1} steps/s{purity}",
-        status.step, status.steps_per_sec
-    ));
+    // A followed run's pace is its trainer's, elsewhere: say what was read instead.
+    let pace = match &run.followed {
+        Some(followed) => format!("{} pictures", followed.pictures),
+        None => format!("{:.1} steps/s", status.steps_per_sec),
+    };
+    ui.label(format!("{state} - step {} - {pace}{purity}", status.step));
     if let Some(error) = status.error.as_ref().or(run.scene.error.as_ref()) {
         ui.colored_label(Color32::from_rgb(255, 110, 100), format!("error: {error}"));
     }
