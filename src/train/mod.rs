@@ -51,6 +51,8 @@ impl RunStart {
     /// by a few steps timed on each ([`choose`]); refused on a software adapter when a step's
     /// longest sum would loop more than it safely can
     /// ([`crate::backend::SOFTWARE_ADAPTER_SAFE_ITERATIONS`]; evaluation makes no such sums).
+    // `mut` is used only where a GPU backend can be chosen by timing.
+    #[cfg_attr(any(target_arch = "wasm32", not(feature = "gpu")), allow(unused_mut))]
     pub fn for_training(mut self, config: &TrainConfig) -> Result<Self, String> {
         #[cfg(all(not(target_arch = "wasm32"), feature = "gpu"))]
         if self.backend.time_both {
