@@ -6,11 +6,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use clamp::pictures::{PICTURES_FILE, read_pictures};
-use common::files::temp_dir;
+use common::files::{frames_in, temp_dir};
 use common::run_clamp as clamp;
 use common::under_xvfb;
 
@@ -156,16 +156,6 @@ header, records = read(run)
 assert len(records) == 12 and header["dim"] == d, (len(records), header)
 print(float(records["radii"][-1].astype(np.float64).sum()))
 "#;
-
-fn frames_in(dir: &Path) -> Vec<PathBuf> {
-    let mut frames: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "png"))
-        .collect();
-    frames.sort();
-    frames
-}
 
 /// Pixels that are not the background below the caption band.
 fn drawn_pixels(image: &image::RgbaImage) -> usize {

@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::files::temp_dir;
+use common::files::{frames_in, temp_dir};
 use common::run_clamp as clamp;
 use common::under_xvfb;
 
@@ -375,16 +375,6 @@ fn record(dir: &Path, frames: usize, extra: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
-}
-
-fn frames_in(dir: &Path) -> Vec<PathBuf> {
-    let mut frames: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "png"))
-        .collect();
-    frames.sort();
-    frames
 }
 
 /// Pixels that differ between two frames below the caption band (the top quarter), where only

@@ -332,7 +332,6 @@ fn stats_line(budget: &FrameBudget, runs: &Runs) -> String {
 fn run_json(run: &Run, steps_per_sec: f64) -> serde_json::Value {
     let scene = &run.scene;
     let frame = &scene.frame;
-    let n = frame.radii.len().max(1) as f64;
     let history = &run.history;
     let link = run.link.as_ref();
     serde_json::json!({
@@ -345,9 +344,9 @@ fn run_json(run: &Run, steps_per_sec: f64) -> serde_json::Value {
         "best_class_purity": history.pictures.iter().map(|p| p.purity).reduce(f64::max),
         "pixel_pca_purity": link.and_then(|l| l.pixel_purity),
         "chance_purity": run.chance_purity(),
-        "drawn_contacts": frame.contacts.iter().map(|&c| c as f64).sum::<f64>() / n,
+        "drawn_contacts": frame.mean_contacts(),
         "isostatic_contacts": 2 * frame.dim,
-        "drawn_mean_radius": frame.radii.iter().map(|&r| r as f64).sum::<f64>() / n,
+        "drawn_mean_radius": frame.mean_radius(),
         "batch_contacts": run.status.last.as_ref().map(|r| r.packing.mean_contacts),
         "backend": link.map(|l| l.backend.description.as_str()),
         // A followed run: the folder, the step of the picture drawn, the pictures read.

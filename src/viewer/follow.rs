@@ -47,7 +47,6 @@ pub fn frame_of_picture(picture: Picture, header: &PictureHeader) -> SceneFrame 
 /// (as the viewer draws them; the alignment between pictures only rotates them), their mean
 /// contacts and radius.
 pub fn picture_sample(frame: &SceneFrame) -> PictureSample {
-    let n = frame.radii.len().max(1) as f64;
     let purity = crate::projection::Projector::fit(
         &frame.centers,
         frame.dim,
@@ -63,12 +62,7 @@ pub fn picture_sample(frame: &SceneFrame) -> PictureSample {
         super::scene::picture_purity(&positions, &frame.labels)
     })
     .unwrap_or(f64::NAN);
-    PictureSample {
-        step: frame.step,
-        purity,
-        contacts: frame.contacts.iter().map(|&c| c as f64).sum::<f64>() / n,
-        radius: frame.radii.iter().map(|&r| r as f64).sum::<f64>() / n,
-    }
+    PictureSample::of(frame, purity)
 }
 
 /// Whether `dir` can be followed: a folder that holds a run (its pictures, or a metrics file

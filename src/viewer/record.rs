@@ -137,6 +137,51 @@ fn timed<T>(seconds: &mut f64, work: impl FnOnce() -> T) -> T {
     value
 }
 
+/// A recording's frames as they are made: numbered PNG files written on a thread of their own
+/// while the next frame is drawn.
+struct FrameFiles {
+    dir: PathBuf,
+    written: Vec<PathBuf>,
+    writer: video::FrameWriter,
+    started: web_time::Instant,
+}
+
+impl FrameFiles {
+    fn start(output: &VideoOutput, frames: usize) -> Self {
+        Self {
+            dir: output.frames_dir(),
+            written: Vec::with_capacity(frames),
+            writer: video::FrameWriter::spawn(),
+            started: web_time::Instant::now(),
+        }
+    }
+
+    /// Hands the next frame to the writer (waiting only when it is behind).
+    fn write(&mut self, image: image::RgbaImage, stages: &mut StageSeconds) -> Result<(), String> {
+        let path = video::frame_path(&self.dir, self.written.len());
+        timed(&mut stages.waiting_for_writing, || {
+            self.writer.write(path.clone(), image)
+        })?;
+        self.written.push(path);
+        Ok(())
+    }
+
+    /// Waits for the last file; the frames written, and the video `output` asks for made of
+    /// them (or why there is none).
+    fn finish(
+        self,
+        output: &VideoOutput,
+        fps: f64,
+        stages: &mut StageSeconds,
+    ) -> Result<(Vec<PathBuf>, Option<PathBuf>, Option<String>), String> {
+        let writer = self.writer;
+        stages.writing = timed(&mut stages.waiting_for_writing, || writer.finish())?;
+        stages.frames = self.started.elapsed().as_secs_f64();
+        let (video_path, note) = encode(output, &self.written, fps)?;
+        Ok((self.written, video_path, note))
+    }
+}
+
 /// `clamp record --from DIR`: a frame for each picture a run wrote into its folder (trained
 /// elsewhere, or by `clamp train`), projected and aligned from picture to picture as the viewer
 /// does, each captioned with the step, Z and the class purity of what it shows. Nothing is
@@ -167,21 +212,17 @@ pub fn record_from(
         return Err(problem);
     }
     output.prepare()?;
-    let frames_dir = output.frames_dir();
     let mut renderer = OffscreenRenderer::new(size)?;
     renderer.set_sphere_size(sphere_size);
     let name = super::runs::folder_name(dir);
-    let mut written = Vec::with_capacity(read.pictures.len());
     let mut progress = Progress::new("record", read.pictures.len());
     let mut stages = StageSeconds::default();
-    let mut writer = video::FrameWriter::spawn();
-    let frames_started = web_time::Instant::now();
+    let mut files = FrameFiles::start(&output, read.pictures.len());
     let mut last_step = 0;
     for (index, picture) in read.pictures.into_iter().enumerate() {
         let frame = super::follow::frame_of_picture(picture, &header);
-        let (step, dim) = (frame.step, frame.dim);
+        let (step, dim, contacts) = (frame.step, frame.dim, frame.mean_contacts());
         last_step = step;
-        let contacts = mean(&frame.contacts);
         let yaw = OrbitCamera::default().yaw + (orbit * index as f32 / fps as f32).to_radians();
         let mut image = timed(&mut stages.drawing, || renderer.render(frame, yaw))?;
         let caption = format!(
@@ -191,17 +232,11 @@ pub fn record_from(
         );
         progress.set_message(&caption);
         video::draw_caption(&mut image, &caption);
-        let path = video::frame_path(&frames_dir, index);
-        timed(&mut stages.waiting_for_writing, || {
-            writer.write(path.clone(), image)
-        })?;
-        written.push(path);
+        files.write(image, &mut stages)?;
         progress.set(index + 1);
     }
-    stages.writing = timed(&mut stages.waiting_for_writing, || writer.finish())?;
-    stages.frames = frames_started.elapsed().as_secs_f64();
     progress.finish();
-    let (video_path, encode_note) = encode(&output, &written, fps)?;
+    let (written, video_path, encode_note) = files.finish(&output, fps, &mut stages)?;
     Ok(RecordSummary {
         frames: written,
         video: video_path,
@@ -276,7 +311,6 @@ impl BackendTask for RecordTask {
         let mut trainer = Trainer::<B>::new(config, self.data, device);
         trainer.set_fault(crate::train::Fault::from_env()?);
         let mut renderer = OffscreenRenderer::new(size)?;
-        let dir = output.frames_dir();
         if start_step > 0 {
             let mut progress = Progress::new("train to the first frame", start_step);
             for step in 0..start_step {
@@ -285,11 +319,9 @@ impl BackendTask for RecordTask {
             }
             progress.finish();
         }
-        let mut written = Vec::with_capacity(frames);
         let mut progress = Progress::new("record", frames);
         let mut stages = StageSeconds::default();
-        let mut writer = video::FrameWriter::spawn();
-        let frames_started = web_time::Instant::now();
+        let mut files = FrameFiles::start(&output, frames);
         for index in 0..frames {
             if index > 0 {
                 timed(&mut stages.training, || {
@@ -314,18 +346,11 @@ impl BackendTask for RecordTask {
             );
             progress.set_message(&caption);
             video::draw_caption(&mut image, &caption);
-            let path = video::frame_path(&dir, index);
-            timed(&mut stages.waiting_for_writing, || {
-                writer.write(path.clone(), image)
-            })?;
-            written.push(path);
+            files.write(image, &mut stages)?;
             progress.set(index + 1);
         }
-        stages.writing = timed(&mut stages.waiting_for_writing, || writer.finish())?;
-        stages.frames = frames_started.elapsed().as_secs_f64();
-        stages.frames = frames_started.elapsed().as_secs_f64();
         progress.finish();
-        let (video_path, note) = encode(&output, &written, fps)?;
+        let (written, video_path, note) = files.finish(&output, fps, &mut stages)?;
         Ok(RecordSummary {
             frames: written,
             video: video_path,
@@ -424,7 +449,6 @@ fn record_comparison<B: AutodiffBackend>(
         .iter()
         .map(|&(_, _, w, h)| OffscreenRenderer::new((w, h)))
         .collect::<Result<Vec<_>, String>>()?;
-    let dir = output.frames_dir();
     let step_all = |runs: &mut Vec<Trainer<B>>, progress: &mut Progress| {
         runs.iter_mut()
             .try_for_each(|trainer| step_or_note(trainer, progress))
@@ -439,11 +463,9 @@ fn record_comparison<B: AutodiffBackend>(
     }
     let narrow =
         super::camera::narrow_view_framing(Vec2::new(cells[0].2 as f32, cells[0].3 as f32));
-    let mut written = Vec::with_capacity(frames);
     let mut progress = Progress::new(&format!("record {} runs", runs.len()), frames);
     let mut stages = StageSeconds::default();
-    let mut writer = video::FrameWriter::spawn();
-    let frames_started = web_time::Instant::now();
+    let mut files = FrameFiles::start(&output, frames);
     let divider = image::Rgba([60, 60, 60, 255]);
     for index in 0..frames {
         if index > 0 {
@@ -466,7 +488,7 @@ fn record_comparison<B: AutodiffBackend>(
             .zip(&cells)
             .enumerate()
         {
-            let (step, contacts, dim) = (frame.step, mean(&frame.contacts), frame.dim);
+            let (step, contacts, dim) = (frame.step, frame.mean_contacts(), frame.dim);
             let mut cell = timed(&mut stages.drawing, || {
                 renderer.render_framed(frame, yaw, framing)
             })?;
@@ -493,17 +515,11 @@ fn record_comparison<B: AutodiffBackend>(
             }
         }
         progress.set_message(&comparison.legend());
-        let path = video::frame_path(&dir, index);
-        timed(&mut stages.waiting_for_writing, || {
-            writer.write(path.clone(), image)
-        })?;
-        written.push(path);
+        files.write(image, &mut stages)?;
         progress.set(index + 1);
     }
-    stages.writing = timed(&mut stages.waiting_for_writing, || writer.finish())?;
-    stages.frames = frames_started.elapsed().as_secs_f64();
     progress.finish();
-    let (video_path, note) = encode(&output, &written, fps)?;
+    let (written, video_path, note) = files.finish(&output, fps, &mut stages)?;
     Ok(RecordSummary {
         frames: written,
         video: video_path,
@@ -519,10 +535,6 @@ fn background() -> image::Rgba<u8> {
     let c = super::palette::BACKGROUND.to_srgba();
     let byte = |v: f32| (v * 255.0).round() as u8;
     image::Rgba([byte(c.red), byte(c.green), byte(c.blue), 255])
-}
-
-fn mean(values: &[u32]) -> f64 {
-    values.iter().map(|&v| v as f64).sum::<f64>() / values.len().max(1) as f64
 }
 
 /// How far a frame's spheres reach from their mean (all but the largest 2%), in the

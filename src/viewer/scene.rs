@@ -26,6 +26,18 @@ pub struct SceneFrame {
     pub unit_sphere: bool,
 }
 
+impl SceneFrame {
+    /// The mean contact number of the drawn spheres (0 when there are none).
+    pub fn mean_contacts(&self) -> f64 {
+        self.contacts.iter().map(|&c| c as f64).sum::<f64>() / self.contacts.len().max(1) as f64
+    }
+
+    /// The mean radius of the drawn spheres, r_s included (0 when there are none).
+    pub fn mean_radius(&self) -> f64 {
+        self.radii.iter().map(|&r| r as f64).sum::<f64>() / self.radii.len().max(1) as f64
+    }
+}
+
 /// What fills the picture.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Resource)]
 pub enum ViewerMode {

@@ -445,6 +445,18 @@ pub struct PictureSample {
     pub radius: f64,
 }
 
+impl PictureSample {
+    /// `frame` in numbers, with the purity of its drawn positions.
+    pub fn of(frame: &super::scene::SceneFrame, purity: f64) -> Self {
+        Self {
+            step: frame.step,
+            purity,
+            contacts: frame.mean_contacts(),
+            radius: frame.mean_radius(),
+        }
+    }
+}
+
 /// Longest series kept; older points are thinned to every other one beyond it. Four times the
 /// points a plot draws (the panel thins each line to 1,024), so the thinning never shows.
 const HISTORY_LIMIT: usize = 4_096;
@@ -605,13 +617,7 @@ impl History {
         if self.pictures.last().is_some_and(|p| p.step == frame.step) {
             self.pictures.pop();
         }
-        let n = frame.radii.len() as f64;
-        self.pictures.push(PictureSample {
-            step: frame.step,
-            purity,
-            contacts: frame.contacts.iter().map(|&c| c as f64).sum::<f64>() / n,
-            radius: frame.radii.iter().map(|&r| r as f64).sum::<f64>() / n,
-        });
+        self.pictures.push(PictureSample::of(frame, purity));
     }
 }
 

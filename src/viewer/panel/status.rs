@@ -5,7 +5,7 @@ use bevy_egui::egui::{self, Color32, RichText};
 use super::super::palette;
 use super::super::physics_mode::PhysicsStatus;
 use super::super::runs::{Run, Runs};
-use super::super::scene::ViewerMode;
+use super::super::scene::{Scene, ViewerMode};
 
 /// The title, then what is running: the run alone in full, or a few lines a run side by side.
 pub(super) fn header(ui: &mut egui::Ui, runs: &Runs, mode: &ViewerMode, physics: &PhysicsStatus) {
@@ -103,21 +103,26 @@ fn followed_header(ui: &mut egui::Ui, run: &Run, cursor: Option<usize>) {
             report.loss, report.step
         ));
     }
-    let frame = &run.scene.frame;
-    let drawn_z =
-        frame.contacts.iter().map(|&c| c as f64).sum::<f64>() / frame.contacts.len().max(1) as f64;
+    drawn_spheres_label(ui, &run.scene, cursor);
+    if let Some(problem) = &followed.problem {
+        ui.colored_label(Color32::from_rgb(255, 110, 100), problem);
+    }
+}
+
+/// How many spheres are drawn, of which step (or the replayed one), and their mean contacts
+/// against the isostatic 2d.
+fn drawn_spheres_label(ui: &mut egui::Ui, scene: &Scene, cursor: Option<usize>) -> egui::Response {
+    let frame = &scene.frame;
     let when = match cursor {
         Some(step) => format!("replaying step {step}"),
         None => format!("step {}", frame.step),
     };
     ui.label(format!(
-        "{} spheres drawn ({when}): Z {drawn_z:.2} (2d = {})",
-        run.scene.len(),
+        "{} spheres drawn ({when}): Z {:.2} (2d = {})",
+        scene.len(),
+        frame.mean_contacts(),
         2 * frame.dim
-    ));
-    if let Some(problem) = &followed.problem {
-        ui.colored_label(Color32::from_rgb(255, 110, 100), problem);
-    }
+    ))
 }
 
 /// The run alone: its data, backend, pace, batch and picture.
@@ -159,19 +164,7 @@ fn run_header(ui: &mut egui::Ui, run: &Run, cursor: Option<usize>) {
             link.config.batch, report.loss, report.packing.mean_contacts, report.images_per_sec
         ));
     }
-    let frame = &scene.frame;
-    let drawn_z =
-        frame.contacts.iter().map(|&c| c as f64).sum::<f64>() / frame.contacts.len().max(1) as f64;
-    let when = match cursor {
-        Some(step) => format!("replaying step {step}"),
-        None => format!("step {}", frame.step),
-    };
-    ui.label(format!(
-        "{} spheres drawn ({when}): Z {drawn_z:.2} (2d = {})",
-        scene.len(),
-        2 * frame.dim
-    ))
-    .on_hover_text(format!(
+    drawn_spheres_label(ui, scene, cursor).on_hover_text(format!(
         "The loss packs each batch of {batch}; the drawn spheres are {drawn} held-out images, \
          {ratio:.1} times as many on the same sphere, so at the same radii they touch about \
          {ratio:.1} times as many neighbours. Both Z are plotted.",
